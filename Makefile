@@ -1,0 +1,29 @@
+# Two commands on a fresh machine: `make selfcheck` and `make test`. Both set up first.
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: setup selfcheck test lint format clean
+
+setup:
+	@bash scripts/setup.sh
+
+selfcheck: setup
+	$(BIN)/hil run
+
+# pytest exits 5 when it collected nothing; that is not a failure of the code.
+test: setup
+	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+
+lint: setup
+	$(BIN)/ruff check hil tests features bench
+	$(BIN)/ruff format --check hil tests features bench
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format hil tests features bench
+	$(BIN)/ruff check --fix hil tests features bench
+
+clean:
+	rm -rf reports/allure-results reports/html reports/junit.xml reports/summary.json

@@ -1,0 +1,1 @@
+"""Rig instruments: one module per kind, each a ``typing.Protocol`` and its drivers."""

@@ -1,0 +1,110 @@
+"""Live progress for ``hil run``: scenario N of M, the current step, then a summary table.
+
+Registered by the plugin when ``--hil-progress`` is given; pytest's own terminal
+reporter is switched off in that mode so the two do not fight over the screen.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from hil.masking import mask_text
+
+if TYPE_CHECKING:
+    from hil.plugin import RunSummary
+
+_STYLE = {"passed": "green", "failed": "red", "broken": "magenta", "skipped": "yellow"}
+
+
+class LiveProgress:
+    """pytest hooks printing one line per scenario start, step and result."""
+
+    def __init__(self, config: pytest.Config, summary: RunSummary) -> None:
+        self.summary = summary
+        # Logs and CI have no terminal width; 80 columns would fold every scenario name.
+        width = None if sys.stdout.isatty() else 140
+        self._console = Console(file=sys.stdout, highlight=False, width=width)
+        # Steps run while pytest captures output; print around the capture, as
+        # pytest's own live logging does, so progress is live and not swallowed.
+        self._capture = config.pluginmanager.getplugin("capturemanager")
+        self.index = 0
+        self.started = time.monotonic()
+
+    def _print(self, *renderables: Any) -> None:
+        if self._capture is None:
+            self._console.print(*renderables)
+            return
+        with self._capture.global_and_fixture_disabled():
+            self._console.print(*renderables)
+            self._console.file.flush()
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._print(f"[bold]pos-hil[/]: {len(session.items)} scenario(s) collected")
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        self.index += 1
+        self._current = nodeid
+
+    def pytest_bdd_before_scenario(self, request: Any, feature: Any, scenario: Any) -> None:
+        total = self.summary.total or "?"
+        self._print(
+            Text.assemble(
+                (f"[{self.index}/{total}] ", "bold cyan"),
+                (f"{feature.name}: ", "bold"),
+                mask_text(scenario.name),
+            )
+        )
+
+    def pytest_bdd_before_step(
+        self, request: Any, feature: Any, scenario: Any, step: Any, step_func: Any
+    ) -> None:
+        self._print(Text(f"      {step.keyword} {mask_text(step.name)}", style="dim"))
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        entry = self.summary.results.get(nodeid)
+        if entry is None:
+            return
+        outcome = entry["outcome"]
+        line = Text.assemble(
+            ("      => ", "bold"),
+            (outcome.upper(), f"bold {_STYLE.get(outcome, 'white')}"),
+            f" in {entry['duration_s']:.2f} s",
+        )
+        if entry["message"]:
+            line.append(f": {entry['message']}")
+        self._print(line)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        table = Table(title="Self-check results", show_lines=False)
+        table.add_column("#", justify="right")
+        table.add_column("Feature")
+        table.add_column("Scenario")
+        table.add_column("Result")
+        table.add_column("Time", justify="right")
+        table.add_column("Reason", overflow="fold")
+        for number, entry in enumerate(self.summary.results.values(), start=1):
+            outcome = entry["outcome"]
+            table.add_row(
+                str(number),
+                entry["feature"],
+                entry["scenario"],
+                Text(outcome, style=_STYLE.get(outcome, "white")),
+                f"{entry['duration_s']:.2f} s",
+                entry["message"],
+            )
+        self._print(table)
+        counts: dict[str, int] = {}
+        for entry in self.summary.results.values():
+            counts[entry["outcome"]] = counts.get(entry["outcome"], 0) + 1
+        shown = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing ran"
+        if self.summary.interrupted:
+            shown += " (interrupted)"
+        self._print(f"{shown} in {time.monotonic() - self.started:.1f} s")

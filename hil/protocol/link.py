@@ -1,0 +1,395 @@
+"""One end of a test port: framing, ACK/NAK, retransmission and duplicate suppression.
+
+The same class runs on both sides (rig session and terminal endpoint). Threads:
+
+- the reader thread reads the port, ACKs/NAKs every frame it sees and hands the
+  messages to a queue; it never runs user code, so a slow or re-entrant
+  ``on_message`` cannot stop ACKs going out;
+- the dispatch thread takes messages off that queue and calls ``on_message``; it may
+  call ``send`` (the ACK it waits for is read by the reader thread);
+- any caller thread may ``send``; sends are serialised, one frame outstanding.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import traceback
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import serial
+
+from hil.errors import ProtocolError, RigError
+from hil.masking import mask_text
+from hil.protocol.framing import (
+    ACK,
+    NAK,
+    Broken,
+    Control,
+    Decoded,
+    Frame,
+    FrameDecoder,
+    Skipped,
+    describe,
+    encode_frame,
+)
+from hil.protocol.transcript import Transcript
+from hil.protocol.transport import SerialLike, in_waiting
+
+log = logging.getLogger(__name__)
+
+DEFAULT_READ_TIMEOUT = 0.05
+
+
+@dataclass
+class LinkStats:
+    """Counters of one link. ``frames_tx`` counts first transmissions only."""
+
+    frames_tx: int = 0
+    frames_rx: int = 0
+    acks_tx: int = 0
+    acks_rx: int = 0
+    naks_tx: int = 0
+    naks_rx: int = 0
+    retransmits: int = 0
+    skipped_bytes: int = 0
+    broken_frames: int = 0
+    duplicates: int = 0
+    stray_controls: int = 0  # ACK/NAK while nothing was outstanding
+    write_timeouts: int = 0
+    send_failures: int = 0  # frames given up after the last attempt
+    handler_errors: int = 0  # exceptions raised by on_message
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class Link:
+    """A framed, acknowledged message link over one ``SerialLike`` port.
+
+    The link does not close the port; whoever opened it does.
+    """
+
+    def __init__(
+        self,
+        port: SerialLike,
+        *,
+        name: str,
+        on_message: Callable[[dict[str, Any]], None],
+        transcript: Transcript | None = None,
+        ack_timeout: float = 0.5,
+        max_retransmits: int = 3,
+        partial_timeout: float = 0.2,
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        if ack_timeout <= 0 or partial_timeout <= 0 or max_retransmits < 0:
+            raise ValueError("ack_timeout and partial_timeout must be > 0, max_retransmits >= 0")
+        self.port = port
+        self.name = name
+        self.transcript = transcript
+        self.ack_timeout = ack_timeout
+        self.max_retransmits = max_retransmits
+        self.partial_timeout = partial_timeout
+        # A retransmit whose ACK was lost arrives at most this long after the original.
+        self.duplicate_window = (max_retransmits + 1) * ack_timeout + 0.5
+        self.stats = LinkStats()
+        self._on_message = on_message
+        self._on_failure = on_failure
+        self._stats_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._control = threading.Condition()
+        self._controls: deque[int] = deque()
+        self._awaiting = False
+        self._closed = threading.Event()
+        self._failure: BaseException | None = None
+        self._inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._decoder = FrameDecoder()
+        self._last_delivered: tuple[bytes, float] | None = None
+        self._last_sent = "nothing sent yet"
+        self._lifecycle = threading.Lock()
+        self._reader: threading.Thread | None = None
+        self._dispatcher: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the reader and dispatch threads. Idempotent."""
+        with self._lifecycle:
+            if self._closed.is_set():
+                raise RigError(f"test port {self.name!r} is closed", instrument=self.name)
+            if self._reader is not None:
+                return
+            if self.port.timeout is None:
+                # A blocking read would keep the reader from seeing stalls and close().
+                self.port.timeout = DEFAULT_READ_TIMEOUT
+            self._reader = threading.Thread(
+                target=self._read_loop, name=f"{self.name}-reader", daemon=True
+            )
+            self._dispatcher = threading.Thread(
+                target=self._dispatch_loop, name=f"{self.name}-dispatch", daemon=True
+            )
+            self._reader.start()
+            self._dispatcher.start()
+
+    def close(self) -> None:
+        """Stop and join the threads; a blocked ``send`` raises RigError. Idempotent."""
+        with self._lifecycle:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+        with self._control:
+            self._control.notify_all()
+        self._inbox.put(None)
+        cancel = getattr(self.port, "cancel_read", None)
+        if callable(cancel):
+            try:
+                cancel()
+            except Exception:  # best effort: the read times out soon anyway
+                log.debug("cancel_read failed on %s", self.name, exc_info=True)
+        me = threading.current_thread()
+        read_timeout = self.port.timeout or DEFAULT_READ_TIMEOUT
+        for thread, limit in ((self._reader, read_timeout + 2.0), (self._dispatcher, 5.0)):
+            if thread is not None and thread is not me:
+                thread.join(limit)
+                if thread.is_alive():
+                    log.warning("test port %r: thread %s did not stop", self.name, thread.name)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The port error that stopped the link, if any."""
+        return self._failure
+
+    # -- sending ---------------------------------------------------------------
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        """Send one message and block until the peer ACKs it.
+
+        Retransmits after a NAK or ``ack_timeout`` without answer, at most
+        ``max_retransmits`` times, then raises ProtocolError. Raises RigError if the
+        port failed or the link is closed, ValueError/TypeError if the message
+        cannot be encoded.
+        """
+        raw = encode_frame(message)
+        what = describe(message)
+        attempts = self.max_retransmits + 1
+        outcomes: Counter[str] = Counter()
+        with self._send_lock:
+            self._raise_if_unusable()
+            self._last_sent = what
+            with self._control:
+                self._awaiting = True
+            try:
+                for attempt in range(1, attempts + 1):
+                    with self._control:
+                        # An ACK left over from an earlier frame must not confirm this one.
+                        self._controls.clear()
+                    if not self._transmit(raw, attempt, attempts):
+                        outcomes["write timed out"] += 1
+                        continue
+                    answer = self._await_control(self.ack_timeout + self._tx_seconds(len(raw)))
+                    if answer == ACK:
+                        return
+                    outcomes["NAK" if answer == NAK else "no answer"] += 1
+            finally:
+                with self._control:
+                    self._awaiting = False
+        self._count("send_failures")
+        detail = ", ".join(f"{k} x{v}" for k, v in outcomes.items())
+        raise ProtocolError(
+            f"test port {self.name!r}: no ACK for {what} after {attempts} attempts ({detail})"
+        )
+
+    def _transmit(self, raw: bytes, attempt: int, attempts: int) -> bool:
+        """Write one transmission; False if the write timed out."""
+        self._count("frames_tx" if attempt == 1 else "retransmits")
+        note = "" if attempt == 1 else f"retransmit {attempt - 1}/{attempts - 1}"
+        return self._write(raw, note)
+
+    def _await_control(self, timeout: float) -> int | None:
+        deadline = time.monotonic() + timeout
+        with self._control:
+            while True:
+                self._raise_if_unusable()
+                if self._controls:
+                    return self._controls.popleft()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._control.wait(left)
+
+    def _tx_seconds(self, size: int) -> float:
+        """Time the frame needs on the wire: pyserial's write returns before it is sent."""
+        baudrate = getattr(self.port, "baudrate", None)
+        if isinstance(baudrate, int) and baudrate > 0:
+            return size * 10 / baudrate
+        return 0.0
+
+    def _write(self, data: bytes, note: str) -> bool:
+        """Write under the write lock so a frame and an ACK never interleave.
+
+        Returns False on a write timeout (the peer is not reading: not fatal, the
+        frame counts as not acknowledged); other port errors stop the link.
+        """
+        if self.transcript is not None:
+            # Recorded before the write: once written, the peer may answer at once and
+            # the answer must not appear above what caused it.
+            self.transcript.record("tx", data, note)
+        try:
+            with self._write_lock:
+                self.port.write(data)
+        except (TimeoutError, serial.SerialTimeoutException):
+            self._count("write_timeouts")
+            log.debug("test port %r: write timed out", self.name)
+            if self.transcript is not None:
+                self.transcript.record("tx", b"", "write timed out (peer not reading?)")
+            return False
+        except Exception as e:
+            self._fail(e)
+            self._raise_if_unusable()
+            raise
+        return True
+
+    def _raise_if_unusable(self) -> None:
+        if self._failure is not None:
+            e = self._failure
+            raise RigError(
+                f"test port {self.name!r} failed: {type(e).__name__}: {e}",
+                instrument=self.name,
+                last_io=f"last sent: {self._last_sent}",
+            ) from e
+        if self._closed.is_set():
+            raise RigError(f"test port {self.name!r} is closed", instrument=self.name)
+        if self._reader is None:
+            # Nobody would read the ACK: fail now rather than after four timeouts.
+            raise RigError(f"test port {self.name!r} is not started", instrument=self.name)
+
+    # -- receiving -------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        last_rx = time.monotonic()
+        while not self._closed.is_set():
+            try:
+                data = self.port.read(1)
+                if data:
+                    more = in_waiting(self.port)
+                    if more:
+                        data += self.port.read(more)
+            except Exception as e:
+                if not self._closed.is_set():
+                    self._fail(e)
+                return
+            now = time.monotonic()
+            try:
+                if data:
+                    last_rx = now
+                    if self.transcript is not None:
+                        self.transcript.record("rx", data)
+                    self._handle(self._decoder.feed(data))
+                elif self._decoder.pending() and now - last_rx >= self.partial_timeout:
+                    self._expire_partial()
+                    last_rx = now
+            except _WriteFailed:
+                return
+
+    def _expire_partial(self) -> None:
+        broken = self._decoder.flush_partial()
+        if broken is None:
+            return
+        if self.transcript is not None:
+            self.transcript.record_resync("rx", f"gave up: {broken.reason}")
+        self._handle([broken, *self._decoder.feed(b"")])
+
+    def _handle(self, items: list[Decoded]) -> None:
+        for item in items:
+            if isinstance(item, Frame):
+                self._on_frame(item)
+            elif isinstance(item, Control):
+                self._on_control(item.byte)
+            elif isinstance(item, Broken):
+                self._count("broken_frames")
+                log.debug("test port %r: NAK for broken frame: %s", self.name, item.reason)
+                self._reply(NAK, f"NAK sent: {item.reason}")
+            elif isinstance(item, Skipped):
+                self._count("skipped_bytes", len(item.raw))
+
+    def _on_frame(self, frame: Frame) -> None:
+        self._count("frames_rx")
+        now = time.monotonic()
+        last = self._last_delivered
+        if last is not None and last[0] == frame.raw and now - last[1] <= self.duplicate_window:
+            # Our ACK for it was lost and the peer retransmitted: confirm, do not deliver twice.
+            self._count("duplicates")
+            self._reply(ACK, "ACK sent (duplicate, not delivered)")
+            return
+        self._reply(ACK, "")
+        self._last_delivered = (frame.raw, now)
+        self._inbox.put(frame.message)
+
+    def _on_control(self, byte: int) -> None:
+        self._count("acks_rx" if byte == ACK else "naks_rx")
+        with self._control:
+            if self._awaiting:
+                self._controls.append(byte)
+                self._control.notify_all()
+                return
+        self._count("stray_controls")
+        log.debug("test port %r: stray 0x%02X with no frame outstanding", self.name, byte)
+
+    def _reply(self, byte: int, note: str) -> None:
+        self._count("acks_tx" if byte == ACK else "naks_tx")
+        try:
+            self._write(bytes((byte,)), note)
+        except Exception as e:
+            raise _WriteFailed from e
+
+    # -- dispatch --------------------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            message = self._inbox.get()
+            if message is None:
+                return
+            try:
+                self._on_message(message)
+            except Exception as e:
+                self._count("handler_errors")
+                text = "".join(traceback.format_exception(e))
+                log.error(
+                    "test port %r: on_message failed for %s:\n%s",
+                    self.name,
+                    describe(message),
+                    mask_text(text),
+                )
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _fail(self, e: BaseException) -> None:
+        with self._control:
+            if self._failure is not None:
+                return
+            self._failure = e
+            self._control.notify_all()
+        log.error("test port %r failed: %s: %s", self.name, type(e).__name__, e)
+        if self._on_failure is not None:
+            try:
+                self._on_failure(e)
+            except Exception:
+                log.exception("test port %r: on_failure callback failed", self.name)
+
+    def _count(self, field: str, n: int = 1) -> None:
+        with self._stats_lock:
+            setattr(self.stats, field, getattr(self.stats, field) + n)
+
+
+class _WriteFailed(Exception):
+    """The reader could not write an ACK/NAK: the link has failed, stop reading."""

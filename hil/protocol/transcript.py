@@ -1,0 +1,158 @@
+"""A time-stamped record of every byte that crossed a test port, for reports.
+
+The link records raw chunks as they were written and read. ``render`` decodes each
+direction again so the text shows the messages next to their bytes, and masks it:
+the transcript is an attachment, and attachments must never show a full PAN.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from hil.masking import mask_text
+from hil.protocol.framing import ACK, Broken, Control, Decoded, Frame, FrameDecoder, Skipped
+
+DIRECTIONS = ("tx", "rx")
+HEX_LIMIT = 512  # bytes of hex shown per chunk; decoded JSON carries the content anyway
+
+# Any run of 13+ digits (single spaces/dashes between) could be a PAN in ASCII. The hex
+# column is masked without a Luhn test: over-masking hex costs nothing, a leak costs a
+# certification.
+_DIGIT_RUN = re.compile(rb"(?<![0-9])[0-9](?:[ -]?[0-9]){12,}(?![0-9])")
+
+
+@dataclass(frozen=True)
+class TranscriptEntry:
+    at: float  # time.monotonic()
+    direction: str
+    data: bytes
+    note: str = ""
+    resync: bool = False
+
+
+class Transcript:
+    """Thread-safe, bounded list of port I/O. The link records into it; reports render it."""
+
+    def __init__(self, *, max_entries: int = 100_000) -> None:
+        self._lock = threading.Lock()
+        self._entries: deque[TranscriptEntry] = deque(maxlen=max_entries)
+        self._dropped = 0
+        self._t0 = time.monotonic()
+
+    def record(self, direction: str, data: bytes, note: str = "") -> None:
+        """Record one chunk written ("tx") or read ("rx")."""
+        self._append(direction, data, note, resync=False)
+
+    def record_resync(self, direction: str, note: str) -> None:
+        """Record that the receiver gave up on a partial frame in ``direction``.
+
+        ``render`` needs this to drop the same partial frame from its own decoder.
+        """
+        self._append(direction, b"", note, resync=True)
+
+    def _append(self, direction: str, data: bytes, note: str, *, resync: bool) -> None:
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be 'tx' or 'rx', not {direction!r}")
+        entry = TranscriptEntry(time.monotonic(), direction, bytes(data), note, resync)
+        with self._lock:
+            if self._entries.maxlen is not None and len(self._entries) == self._entries.maxlen:
+                self._dropped += 1
+            self._entries.append(entry)
+
+    def entries(self) -> list[TranscriptEntry]:
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        """Forget everything; times in ``render`` restart from here."""
+        with self._lock:
+            self._entries.clear()
+            self._dropped = 0
+            self._t0 = time.monotonic()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def render(self) -> str:
+        """One line per chunk: ``+ms direction hex | decoded items | note``, PAN-masked."""
+        with self._lock:
+            entries = list(self._entries)
+            dropped = self._dropped
+            t0 = self._t0
+        decoders = {d: FrameDecoder() for d in DIRECTIONS}
+        masked = _masked_streams(entries)
+        lines: list[str] = []
+        if dropped:
+            lines.append(f"({dropped} older entries dropped)")
+        for entry, shown in zip(entries, masked, strict=True):
+            decoder = decoders[entry.direction]
+            if entry.resync:
+                items: list[Decoded] = []
+                broken = decoder.flush_partial()
+                if broken is not None:
+                    items.append(broken)
+                items += decoder.feed(b"")
+            else:
+                items = decoder.feed(entry.data)
+            notes = [_describe(item) for item in items if not (entry.note and _is_control(item))]
+            if entry.note:
+                notes.append(entry.note)
+            millis = (entry.at - t0) * 1000.0
+            line = f"{millis:10.1f} ms  {entry.direction}  {_hex(shown)}"
+            lines.append(" | ".join([line, *notes]))
+        return mask_text("\n".join(lines) + ("\n" if lines else ""))
+
+
+def _is_control(item: Decoded) -> bool:
+    return isinstance(item, Control)
+
+
+def _describe(item: Decoded) -> str:
+    if isinstance(item, Frame):
+        return json.dumps(item.message, separators=(",", ":"), ensure_ascii=False)
+    if isinstance(item, Control):
+        return "ACK" if item.byte == ACK else "NAK"
+    if isinstance(item, Broken):
+        return f"broken frame: {item.reason}"
+    if isinstance(item, Skipped):
+        return f"skipped {len(item.raw)} byte(s)"
+    raise AssertionError(item)
+
+
+def _hex(data: bytes) -> str:
+    # Colons, not spaces: "22 74 79 ..." is a spaced digit run that mask_text would take
+    # for a PAN (and PAN checks on reports would flag); "22:74:79" never is.
+    if not data:
+        return "-"
+    if len(data) <= HEX_LIMIT:
+        return data.hex(":")
+    return f"{data[:HEX_LIMIT].hex(':')} ... (+{len(data) - HEX_LIMIT} bytes)"
+
+
+def _masked_streams(entries: list[TranscriptEntry]) -> list[bytes]:
+    """Each entry's bytes with PAN-like digit runs starred, runs split across chunks too."""
+    shown = [e.data for e in entries]
+    for direction in DIRECTIONS:
+        indices = [i for i, e in enumerate(entries) if e.direction == direction]
+        stream = bytearray(b"".join(entries[i].data for i in indices))
+        runs = list(_DIGIT_RUN.finditer(stream))
+        if not runs:
+            continue
+        for run in runs:
+            digit_positions = [
+                p for p in range(run.start(), run.end()) if 0x30 <= stream[p] <= 0x39
+            ]
+            for p in digit_positions[6:-4]:
+                stream[p] = ord("*")
+        offset = 0
+        for i in indices:
+            size = len(entries[i].data)
+            shown[i] = bytes(stream[offset : offset + size])
+            offset += size
+    return shown

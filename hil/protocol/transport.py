@@ -1,0 +1,139 @@
+"""Port adapters: the few calls the link needs from a byte pipe.
+
+The rig side opens any pyserial URL; the terminal side (the simulator) usually holds
+the master end of a pty as a bare file descriptor, hence ``FdPort``.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import select
+import struct
+import termios
+import threading
+import time
+from typing import Protocol, cast, runtime_checkable
+
+import serial
+
+from hil.errors import RigError
+
+
+@runtime_checkable
+class SerialLike(Protocol):
+    """What the link needs from a port. pyserial's ``Serial`` classes fit as they are.
+
+    ``read`` must return ``b""`` when ``timeout`` seconds pass without data, so the
+    reader thread can notice stalls and shutdown.
+    """
+
+    timeout: float | None
+
+    def read(self, size: int) -> bytes: ...
+
+    def write(self, data: bytes) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+def open_serial(url: str, *, baudrate: int = 115200, timeout: float = 0.05) -> SerialLike:
+    """Open any pyserial URL: a device or pty path, ``socket://``, ``rfc2217://``, ``loop://``."""
+    try:
+        port = serial.serial_for_url(url, baudrate=baudrate, timeout=timeout)
+    except (OSError, ValueError) as e:
+        # SerialException is an OSError; an unknown URL scheme is a ValueError.
+        raise RigError(f"cannot open test port {url!r}: {e}", instrument=url) from e
+    return cast(SerialLike, port)
+
+
+def in_waiting(port: SerialLike) -> int:
+    """Bytes ready to read without blocking, or 0 if the port cannot tell."""
+    try:
+        value = getattr(port, "in_waiting", 0)
+    except (OSError, ValueError):
+        return 0
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+class FdPort:
+    """A ``SerialLike`` over a raw file descriptor (a pty master, one end of a socketpair).
+
+    The descriptor is switched to non-blocking so a write to a peer that stopped
+    reading times out instead of hanging the writer forever. When the far end is
+    gone (EIO on a pty master whose slave is closed, EOF on a socket), ``read``
+    waits its timeout and returns ``b""``: the terminal keeps running and picks up
+    again when the rig reopens the port.
+    """
+
+    def __init__(
+        self,
+        fd: int,
+        *,
+        timeout: float | None = 0.05,
+        write_timeout: float | None = 2.0,
+        close_fd: bool = False,
+    ) -> None:
+        self.fd = fd
+        self.timeout = timeout
+        self.write_timeout = write_timeout
+        self._close_fd = close_fd
+        self._closed = threading.Event()
+        os.set_blocking(fd, False)
+
+    @property
+    def in_waiting(self) -> int:
+        try:
+            buf = fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return 0
+        return int(struct.unpack("i", buf)[0])
+
+    def read(self, size: int = 1) -> bytes:
+        if self._closed.is_set():
+            raise OSError(errno.EBADF, "port is closed")
+        try:
+            ready, _, _ = select.select([self.fd], [], [], self.timeout)
+        except ValueError as e:  # fd closed underneath us
+            raise OSError(errno.EBADF, str(e)) from e
+        if not ready:
+            return b""
+        try:
+            data = os.read(self.fd, size)
+        except BlockingIOError:
+            return b""
+        except OSError as e:
+            if e.errno != errno.EIO:
+                raise
+            data = b""
+        if not data:
+            # EIO/EOF stays "readable"; waiting keeps the reader from spinning.
+            self._closed.wait(self.timeout if self.timeout is not None else 0.05)
+        return data
+
+    def write(self, data: bytes) -> int:
+        if self._closed.is_set():
+            raise OSError(errno.EBADF, "port is closed")
+        view = memoryview(data)
+        deadline = None if self.write_timeout is None else time.monotonic() + self.write_timeout
+        while view:
+            try:
+                written = os.write(self.fd, view)
+            except BlockingIOError:
+                written = 0
+            view = view[written:]
+            if not view:
+                break
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError(f"write timed out with {len(view)} of {len(data)} bytes unsent")
+            select.select([], [self.fd], [], left)
+        return len(data)
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self._close_fd:
+            os.close(self.fd)

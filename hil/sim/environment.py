@@ -1,0 +1,79 @@
+"""The process contract: what the rig hands the terminal in environment variables.
+
+Documented under "Running a terminal implementation" in docs/test-port-protocol.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from hil.errors import ConfigError
+from hil.sim.channels import Channels, parse_channels
+from hil.sim.config import ConfigValueError, validate
+
+
+@dataclass(frozen=True)
+class SimEnvironment:
+    console_fd: int
+    state_dir: Path
+    firmware: Path | None
+    factory_serial: str
+    provision_tid: str
+    provision_mid: str
+    provision_admin_password: str | None
+    time_scale: float
+    channels: Channels
+
+
+def _required(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "")
+    if not value:
+        raise ConfigError(f"{name} is required")
+    return value
+
+
+def from_environ(environ: Mapping[str, str]) -> SimEnvironment:
+    """Parse and check the variables; ConfigError names the variable at fault."""
+    fd_text = _required(environ, "HIL_CONSOLE_FD")
+    try:
+        console_fd = int(fd_text)
+    except ValueError:
+        raise ConfigError(
+            f"HIL_CONSOLE_FD must be a file descriptor number, got {fd_text!r}"
+        ) from None
+    if console_fd < 0:
+        raise ConfigError(f"HIL_CONSOLE_FD must be >= 0, got {console_fd}")
+
+    scale_text = environ.get("HIL_TIME_SCALE", "") or "1.0"
+    try:
+        time_scale = float(scale_text)
+    except ValueError:
+        raise ConfigError(f"HIL_TIME_SCALE must be a number, got {scale_text!r}") from None
+    if not math.isfinite(time_scale) or time_scale < 0:
+        raise ConfigError(f"HIL_TIME_SCALE must be a finite number >= 0, got {scale_text!r}")
+
+    provision = {}
+    for var, key in (("HIL_PROVISION_TID", "terminal_id"), ("HIL_PROVISION_MID", "merchant_id")):
+        value = environ.get(var, "")
+        if value:
+            try:
+                validate(key, value)
+            except ConfigValueError as e:
+                raise ConfigError(f"{var}: {e}") from None
+        provision[key] = value
+
+    firmware = environ.get("HIL_FIRMWARE", "")
+    return SimEnvironment(
+        console_fd=console_fd,
+        state_dir=Path(_required(environ, "HIL_STATE_DIR")),
+        firmware=Path(firmware) if firmware else None,
+        factory_serial=environ.get("HIL_FACTORY_SERIAL", ""),
+        provision_tid=provision["terminal_id"],
+        provision_mid=provision["merchant_id"],
+        provision_admin_password=environ.get("HIL_PROVISION_ADMIN_PASSWORD") or None,
+        time_scale=time_scale,
+        channels=parse_channels(environ.get("HIL_CHANNELS", "")),
+    )

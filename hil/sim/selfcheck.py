@@ -1,0 +1,592 @@
+"""The power-on self-check: the item table, one check per item, and the runner.
+
+``SELFCHECK_TABLE`` is the single source of every item id, its order, its nominal
+duration, and every code it can report with its status, message and screen text;
+docs/test-port-protocol.md documents it row by row. Each check reports what it can
+really observe now: a check that cannot be performed is never a pass (it is a fail
+when the hardware is absent, an ``*_UNVERIFIED`` warning when the channel is wired
+but this firmware cannot exercise it).
+
+Pure logic: the checks read a ``CheckContext`` and a ``Hardware``; the runner takes
+a ``sleep`` and callbacks, so tests drive it without processes or delays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from hil.firmware import version_is_valid
+from hil.masking import contains_full_pan
+from hil.sim.channels import Channels
+from hil.sim.hardware import Hardware
+from hil.sim.security import FACTORY_DEFAULT_ADMIN_PASSWORD, load_admin_record
+from hil.sim.state import FlashLayout, LogStore
+
+Status = Literal["pass", "warn", "fail"]
+
+DEFECT_COMM_LIES = "comm_selfcheck_lies"
+KNOWN_DEFECTS = (DEFECT_COMM_LIES,)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: str
+    status: Status
+    message: str  # str.format template over the check's params
+    screen: str  # what the idle screen shows for this fault ("" for OK)
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    item: str
+    nominal_ms: int
+    outcomes: tuple[Outcome, ...]
+
+    def outcome(self, code: str) -> Outcome:
+        for o in self.outcomes:
+            if o.code == code:
+                return o
+        raise KeyError(f"self-check item {self.item} has no code {code}")
+
+
+def _ok(message: str) -> Outcome:
+    return Outcome("OK", "pass", message, "")
+
+
+# fmt: off
+SELFCHECK_TABLE: tuple[ItemSpec, ...] = (
+    ItemSpec("power", 120, (
+        _ok("supply {supply_v:.1f} V, battery {battery_pct}%"),
+        Outcome("E_POWER_LOW", "fail",
+                "supply voltage {supply_v:.1f} V below {min_v:.1f} V",
+                "电源电压低 Supply voltage low"),
+        Outcome("E_POWER_BATTERY_LOW", "warn",
+                "battery {battery_pct}% below {min_pct}%", "电池电量低 Battery low"),
+        Outcome("E_POWER_UNVERIFIED", "warn",
+                "fault-line channel wired but not supported by this firmware; supply not measured",
+                "电源未检测 Power not checked"),
+    )),
+    ItemSpec("memory", 250, (
+        _ok("flash free {flash_free_mib} MiB, RSS {rss_mib} MiB, image intact"),
+        Outcome("E_MEM_INTEGRITY", "fail",
+                "active firmware image changed since it was verified at boot ({reason})",
+                "存储校验错误 Flash integrity error"),
+        Outcome("E_MEM_FLASH_LOW", "fail",
+                "flash free {flash_free_mib} MiB below {min_mib} MiB", "存储空间不足 Flash full"),
+        Outcome("E_MEM_RAM", "fail",
+                "RSS {rss_mib} MiB above {max_mib} MiB", "内存不足 Out of memory"),
+    )),
+    ItemSpec("tamper", 80, (
+        _ok("tamper switch closed"),
+        Outcome("E_TAMPER", "fail", "tamper switch open", "设备被拆 Tamper detected"),
+        Outcome("E_TAMPER_UNVERIFIED", "warn",
+                "fault-line channel wired but not supported by this firmware; switch not read",
+                "防拆未检测 Tamper not checked"),
+    )),
+    ItemSpec("comm", 400, (
+        _ok("host {address}:{port} reachable (TCP connect {connect_ms} ms)"),
+        Outcome("E_COMM_NO_HOST", "fail", "no host configured", "未配置主机 No host configured"),
+        Outcome("E_COMM_CONNECT", "fail",
+                "cannot connect to host {address}:{port}: {reason}", "主机不可达 Host unreachable"),
+    )),
+    ItemSpec("terminal_id", 60, (
+        Outcome("E_TID_INVALID", "fail",
+                "terminal ID {tid!r} is not 8 printable characters",
+                "终端号无效 Invalid terminal ID"),
+        Outcome("E_TID_NO_HOST", "fail",
+                "terminal ID {tid} cannot be signed on: no host configured",
+                "终端未签到 TID not signed on"),
+        Outcome("E_TID_UNVERIFIED", "warn",
+                "terminal ID {tid} well-formed; host sign-on not supported by this firmware",
+                "终端号未验证 TID not verified"),
+    )),
+    ItemSpec("card_reader", 300, (
+        _ok("card reader '{reader}' present"),
+        Outcome("E_READER_ABSENT", "fail", "no card reader: {reason}",
+                "读卡器故障 Card reader fault"),
+    )),
+    ItemSpec("qr_scanner", 200, (
+        Outcome("E_CAMERA_ABSENT", "fail", "no QR scanner camera connected",
+                "扫码器故障 QR scanner fault"),
+        Outcome("E_CAMERA_UNVERIFIED", "warn",
+                "camera channel wired but frame capture not supported by this firmware",
+                "扫码器未检测 QR scanner not checked"),
+    )),
+    ItemSpec("payment_interfaces", 50, (
+        _ok("usable interfaces: {usable}"),
+        Outcome("E_IFACE_NONE", "fail",
+                "no payment interface both enabled and permitted ({reason})",
+                "无可用支付方式 No payment method"),
+    )),
+    ItemSpec("data_sync", 250, (
+        Outcome("E_SYNC_NO_HOST", "fail", "no host configured for parameter and key download",
+                "数据同步失败 Data sync failed"),
+        Outcome("E_SYNC_UNVERIFIED", "warn",
+                "host wired; parameter download not supported by this firmware",
+                "数据未同步 Data not synced"),
+    )),
+    ItemSpec("firmware", 150, (
+        _ok("firmware {version} signature verified"),
+        Outcome("E_FW_VERSION", "fail", "firmware version {version!r} is not a valid version",
+                "固件版本无效 Invalid firmware version"),
+    )),
+    ItemSpec("security", 100, (
+        _ok("admin password set and not the factory default"),
+        Outcome("E_SEC_DEFAULT_PASSWORD", "warn", "admin password is still the factory default",
+                "请修改默认密码 Change default password"),
+        Outcome("E_SEC_NO_PASSWORD", "fail", "no usable admin password record ({reason})",
+                "管理员密码缺失 No admin password"),
+    )),
+    ItemSpec("performance", 120, (
+        _ok("CPU {cpu_pct}% over {window_s} s, load {load_per_cpu} per CPU"),
+        Outcome("E_PERF_CPU", "warn", "process CPU {cpu_pct}% above {max_pct}% over {window_s} s",
+                "处理器繁忙 CPU overloaded"),
+        Outcome("E_PERF_LOAD", "warn", "system load {load_per_cpu} per CPU above {max_load}",
+                "系统负载高 System load high"),
+    )),
+    ItemSpec("logs", 150, (
+        _ok("log store writable and readable, {entries} entries, no full PAN"),
+        Outcome("E_LOG_IO", "fail", "log store unusable: {reason}",
+                "日志存储故障 Log storage fault"),
+        Outcome("E_LOG_PAN", "fail", "{count} log entries hold a full PAN (seq {seqs})",
+                "日志含卡号 PAN in log"),
+    )),
+)
+# fmt: on
+
+ITEM_IDS: tuple[str, ...] = tuple(spec.item for spec in SELFCHECK_TABLE)
+_SPECS: dict[str, ItemSpec] = {spec.item: spec for spec in SELFCHECK_TABLE}
+
+# Limits, documented in docs/test-port-protocol.md.
+LIMITS: dict[str, float] = {
+    "power.min_supply_v": 10.8,
+    "power.min_battery_pct": 15,
+    "memory.min_flash_free_mib": 16,
+    "memory.max_rss_mib": 512,
+    "performance.max_cpu_pct": 90,
+    "performance.min_cpu_window_s": 5.0,  # shorter windows are dominated by start-up
+    "performance.max_load_per_cpu": 4.0,
+}
+
+PROGRESS_TITLE = ("自检中", "Self-check in progress")
+
+
+def spec(item: str) -> ItemSpec:
+    return _SPECS[item]
+
+
+def progress_lines(item: str, index: int, total: int) -> list[str]:
+    """The "selfcheck" screen while ``item`` (1-based ``index`` of ``total``) runs."""
+    return [*PROGRESS_TITLE, f"{item} ({index}/{total})"]
+
+
+def fault_lines(results: Sequence[ItemResult]) -> list[str]:
+    """Lines the idle screen adds for failed and warned items (empty when healthy)."""
+    failed = [r for r in results if r.status == "fail"]
+    warned = [r for r in results if r.status == "warn"]
+    lines = []
+    if failed:
+        lines.append("故障 Faults: " + ",".join(r.code for r in failed))
+    if warned:
+        lines.append("警告 Warnings: " + ",".join(r.code for r in warned))
+    lines.extend(f"{r.code} {spec(r.item).outcome(r.code).screen}" for r in failed + warned)
+    return lines
+
+
+@dataclass(frozen=True)
+class FirmwareStatus:
+    """What boot established about the active image."""
+
+    version: str
+    model: str
+    sha256: str  # of the image file as verified at boot
+    path: Path
+    verified: bool
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    channels: Channels
+    config: Mapping[str, Any]
+    firmware: FirmwareStatus
+    layout: FlashLayout
+    log_store: LogStore
+    hardware: Hardware
+    defects: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A check's raw answer: which table code, the message params, the details."""
+
+    code: str
+    params: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    item: str
+    status: Status
+    code: str
+    message: str
+    duration_ms: int
+    details: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "item": self.item,
+            "status": self.status,
+            "code": self.code,
+            "message": self.message,
+            "duration_ms": self.duration_ms,
+            "details": self.details,
+        }
+
+
+@dataclass(frozen=True)
+class Summary:
+    trigger: str
+    results: tuple[ItemResult, ...]
+    duration_ms: int
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "trigger": self.trigger,
+            "passed": self.count("pass"),
+            "warned": self.count("warn"),
+            "failed": self.count("fail"),
+            "duration_ms": self.duration_ms,
+            "results": [r.as_dict() for r in self.results],
+        }
+
+
+# --- the checks ----------------------------------------------------------------------
+
+_MIB = 1024 * 1024
+
+
+def check_power(ctx: CheckContext) -> Finding:
+    if ctx.channels.has("faultlines"):
+        return Finding("E_POWER_UNVERIFIED", details={"source": "faultlines (unsupported)"})
+    reading = ctx.hardware.supply()
+    min_v = LIMITS["power.min_supply_v"]
+    min_pct = int(LIMITS["power.min_battery_pct"])
+    params = {
+        "supply_v": reading.supply_v,
+        "battery_pct": reading.battery_pct,
+        "min_v": min_v,
+        "min_pct": min_pct,
+    }
+    details = {
+        "supply_v": reading.supply_v,
+        "battery_pct": reading.battery_pct,
+        "min_supply_v": min_v,
+        "min_battery_pct": min_pct,
+        "source": "nominal (no fault-line channel)",
+    }
+    if reading.supply_v < min_v:
+        return Finding("E_POWER_LOW", params, details)
+    if reading.battery_pct < min_pct:
+        return Finding("E_POWER_BATTERY_LOW", params, details)
+    return Finding("OK", params, details)
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_memory(ctx: CheckContext) -> Finding:
+    hw = ctx.hardware
+    free = hw.flash_free_bytes(ctx.layout.root)
+    rss = hw.rss_bytes()
+    try:
+        current = _file_sha256(ctx.firmware.path)
+        integrity = "intact" if current == ctx.firmware.sha256 else "sha256 differs"
+    except OSError as e:
+        current = ""
+        integrity = f"image unreadable: {e.strerror or e}"
+    params = {
+        "flash_free_mib": free // _MIB,
+        "rss_mib": round(rss / _MIB, 1),
+        "min_mib": int(LIMITS["memory.min_flash_free_mib"]),
+        "max_mib": int(LIMITS["memory.max_rss_mib"]),
+        "reason": integrity,
+    }
+    details = {
+        "flash_free_bytes": free,
+        "rss_bytes": rss,
+        "image_sha256_at_boot": ctx.firmware.sha256,
+        "image_sha256_now": current,
+        "min_flash_free_mib": params["min_mib"],
+        "max_rss_mib": params["max_mib"],
+    }
+    if integrity != "intact":
+        return Finding("E_MEM_INTEGRITY", params, details)
+    if free < LIMITS["memory.min_flash_free_mib"] * _MIB:
+        return Finding("E_MEM_FLASH_LOW", params, details)
+    if rss > LIMITS["memory.max_rss_mib"] * _MIB:
+        return Finding("E_MEM_RAM", params, details)
+    return Finding("OK", params, details)
+
+
+def check_tamper(ctx: CheckContext) -> Finding:
+    if ctx.channels.has("faultlines"):
+        return Finding("E_TAMPER_UNVERIFIED", details={"source": "faultlines (unsupported)"})
+    is_open = ctx.hardware.tamper_open()
+    details = {
+        "switch": "open" if is_open else "closed",
+        "source": "nominal (no fault-line channel)",
+    }
+    return Finding("E_TAMPER" if is_open else "OK", details=details)
+
+
+def _host_target(ctx: CheckContext) -> tuple[str, int] | None:
+    """Where the terminal dials: its configured host, else the address the rig wired."""
+    address = str(ctx.config.get("host.address", ""))
+    port = int(ctx.config.get("host.port", 0))
+    if address and port:
+        return address, port
+    return ctx.channels.host_endpoint()
+
+
+def check_comm(ctx: CheckContext) -> Finding:
+    target = _host_target(ctx) if ctx.channels.has("host") else None
+    if DEFECT_COMM_LIES in ctx.defects:
+        # Seeded defect: reports a healthy link without ever dialling.
+        address, port = target or (str(ctx.config.get("host.address", "")) or "host", 0)
+        params = {"address": address, "port": port, "connect_ms": 12}
+        return Finding("OK", params, {"address": address, "port": port, "connect_ms": 12})
+    if target is None:
+        return Finding("E_COMM_NO_HOST", details={"host_channel": ctx.channels.has("host")})
+    address, port = target
+    timeout_s = int(ctx.config.get("comm.connect_timeout_ms", 5000)) / 1000.0
+    details: dict[str, Any] = {"address": address, "port": port, "timeout_ms": timeout_s * 1000}
+    try:
+        connect_ms = round(ctx.hardware.tcp_connect_ms(address, port, timeout_s), 1)
+    except OSError as e:
+        reason = e.strerror or str(e) or type(e).__name__
+        details["error"] = reason
+        return Finding(
+            "E_COMM_CONNECT", {"address": address, "port": port, "reason": reason}, details
+        )
+    details["connect_ms"] = connect_ms
+    details["echo"] = "not supported by this firmware"
+    return Finding("OK", {"address": address, "port": port, "connect_ms": connect_ms}, details)
+
+
+def _tid_valid(tid: str) -> bool:
+    return len(tid) == 8 and all(0x20 <= ord(c) <= 0x7E for c in tid)
+
+
+def check_terminal_id(ctx: CheckContext) -> Finding:
+    tid = str(ctx.config.get("terminal_id", ""))
+    details = {"terminal_id": tid, "format_valid": _tid_valid(tid), "signed_on": False}
+    if not _tid_valid(tid):
+        return Finding("E_TID_INVALID", {"tid": tid}, details)
+    if not ctx.channels.has("host"):
+        return Finding("E_TID_NO_HOST", {"tid": tid}, details)
+    return Finding("E_TID_UNVERIFIED", {"tid": tid}, details)
+
+
+def check_card_reader(ctx: CheckContext) -> Finding:
+    if not ctx.channels.has("pcsc"):
+        return Finding("E_READER_ABSENT", {"reason": "no PC/SC reader connected"})
+    wanted = ctx.channels.value("pcsc")
+    try:
+        names = ctx.hardware.pcsc_readers()
+    except RuntimeError as e:
+        return Finding("E_READER_ABSENT", {"reason": str(e)}, {"reader": wanted})
+    details = {"reader": wanted, "readers_seen": names}
+    found = [n for n in names if not wanted or n == wanted]
+    if not found:
+        reason = f"reader '{wanted}' not listed by PC/SC" if wanted else "PC/SC lists no reader"
+        return Finding("E_READER_ABSENT", {"reason": reason}, details)
+    return Finding("OK", {"reader": found[0]}, details)
+
+
+def check_qr_scanner(ctx: CheckContext) -> Finding:
+    if not ctx.channels.has("camera"):
+        return Finding("E_CAMERA_ABSENT")
+    return Finding("E_CAMERA_UNVERIFIED", details={"camera": ctx.channels.value("camera")})
+
+
+_INTERFACES = ("card", "qr", "nfc")
+_PERMISSIONS = ("sale", "refund")
+
+
+def check_payment_interfaces(ctx: CheckContext) -> Finding:
+    permissions = {p: bool(ctx.config.get(f"permissions.{p}", False)) for p in _PERMISSIONS}
+    any_permitted = any(permissions.values())
+    interfaces = {}
+    for name in _INTERFACES:
+        enabled = bool(ctx.config.get(f"interfaces.{name}", False))
+        interfaces[name] = {"enabled": enabled, "usable": enabled and any_permitted}
+    usable = [n for n, s in interfaces.items() if s["usable"]]
+    details = {"interfaces": interfaces, "permissions": permissions}
+    if usable:
+        return Finding("OK", {"usable": ", ".join(usable)}, details)
+    if not any(s["enabled"] for s in interfaces.values()):
+        reason = "all interfaces disabled"
+    else:
+        reason = "no transaction type permitted"
+    return Finding("E_IFACE_NONE", {"reason": reason}, details)
+
+
+def check_data_sync(ctx: CheckContext) -> Finding:
+    if not ctx.channels.has("host"):
+        return Finding("E_SYNC_NO_HOST")
+    return Finding("E_SYNC_UNVERIFIED")
+
+
+def check_firmware(ctx: CheckContext) -> Finding:
+    fw = ctx.firmware
+    details = {
+        "version": fw.version,
+        "model": fw.model,
+        "sha256": fw.sha256,
+        "signature_verified": fw.verified,
+    }
+    if not version_is_valid(fw.version):
+        return Finding("E_FW_VERSION", {"version": fw.version}, details)
+    return Finding("OK", {"version": fw.version}, details)
+
+
+def check_security(ctx: CheckContext) -> Finding:
+    try:
+        record = load_admin_record(ctx.layout)
+    except (ValueError, OSError) as e:
+        return Finding("E_SEC_NO_PASSWORD", {"reason": str(e)})
+    if record is None:
+        return Finding("E_SEC_NO_PASSWORD", {"reason": "security.json missing"})
+    details = {"scheme": record.scheme, "iterations": record.iterations}
+    if record.matches(FACTORY_DEFAULT_ADMIN_PASSWORD):
+        return Finding("E_SEC_DEFAULT_PASSWORD", details=details)
+    return Finding("OK", details=details)
+
+
+def check_performance(ctx: CheckContext) -> Finding:
+    hw = ctx.hardware
+    cpu_s = hw.cpu_seconds()
+    window_s = hw.process_seconds()
+    cpu_pct = round(100.0 * cpu_s / window_s, 1)
+    load1, load5, load15 = hw.load_average()
+    cpus = hw.cpu_count()
+    load_per_cpu = round(load1 / cpus, 2)
+    judged = window_s >= LIMITS["performance.min_cpu_window_s"]
+    params = {
+        "cpu_pct": cpu_pct,
+        "window_s": round(window_s, 1),
+        "max_pct": LIMITS["performance.max_cpu_pct"],
+        "load_per_cpu": load_per_cpu,
+        "max_load": LIMITS["performance.max_load_per_cpu"],
+    }
+    details = {
+        "cpu_seconds": round(cpu_s, 3),
+        "uptime_s": round(window_s, 3),
+        "cpu_pct": cpu_pct,
+        "cpu_limit_judged": judged,
+        "load_avg": [load1, load5, load15],
+        "cpu_count": cpus,
+        "load_per_cpu": load_per_cpu,
+        "max_cpu_pct": LIMITS["performance.max_cpu_pct"],
+        "max_load_per_cpu": LIMITS["performance.max_load_per_cpu"],
+    }
+    if judged and cpu_pct > LIMITS["performance.max_cpu_pct"]:
+        return Finding("E_PERF_CPU", params, details)
+    if load_per_cpu > LIMITS["performance.max_load_per_cpu"]:
+        return Finding("E_PERF_LOAD", params, details)
+    return Finding("OK", params, details)
+
+
+def check_logs(ctx: CheckContext) -> Finding:
+    store = ctx.log_store
+    try:
+        store.probe_writable()
+        entries = store.reread_from_flash()
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        return Finding("E_LOG_IO", {"reason": reason}, {"directory": str(store.directory)})
+    leaking = [e.seq for e in entries if contains_full_pan(e.message) or contains_full_pan(e.code)]
+    details = {"entries": len(entries), "entries_with_pan": leaking[:20]}
+    if leaking:
+        seqs = ",".join(str(s) for s in leaking[:5]) + ("..." if len(leaking) > 5 else "")
+        return Finding("E_LOG_PAN", {"count": len(leaking), "seqs": seqs}, details)
+    return Finding("OK", {"entries": len(entries)}, details)
+
+
+CHECKS: dict[str, Callable[[CheckContext], Finding]] = {
+    "power": check_power,
+    "memory": check_memory,
+    "tamper": check_tamper,
+    "comm": check_comm,
+    "terminal_id": check_terminal_id,
+    "card_reader": check_card_reader,
+    "qr_scanner": check_qr_scanner,
+    "payment_interfaces": check_payment_interfaces,
+    "data_sync": check_data_sync,
+    "firmware": check_firmware,
+    "security": check_security,
+    "performance": check_performance,
+    "logs": check_logs,
+}
+assert tuple(CHECKS) == ITEM_IDS, "every table item needs exactly one check, in order"
+
+
+# --- the runner ----------------------------------------------------------------------
+
+
+def unknown_items(items: Sequence[str]) -> list[str]:
+    return [i for i in items if i not in _SPECS]
+
+
+def run_item(
+    item: str, ctx: CheckContext, *, delay_s: float, sleep: Callable[[float], None]
+) -> ItemResult:
+    """Run one item: its inherent delay, then its check, resolved through the table."""
+    item_spec = _SPECS[item]
+    started = time.monotonic()
+    sleep(delay_s)
+    finding = CHECKS[item](ctx)
+    outcome = item_spec.outcome(finding.code)
+    return ItemResult(
+        item=item,
+        status=outcome.status,
+        code=finding.code,
+        message=outcome.message.format(**finding.params),
+        duration_ms=round((time.monotonic() - started) * 1000),
+        details=finding.details,
+    )
+
+
+def run_selfcheck(
+    items: Sequence[str],
+    ctx: CheckContext,
+    *,
+    trigger: str,
+    time_scale: float,
+    sleep: Callable[[float], None],
+    on_item_start: Callable[[str, int, int], None] = lambda item, n, total: None,
+    on_item_done: Callable[[ItemResult], None] = lambda result: None,
+) -> Summary:
+    """Run ``items`` in table order; ``sleep`` may raise to abort (power-off)."""
+    wanted = set(items)
+    ordered = [i for i in ITEM_IDS if i in wanted]
+    started = time.monotonic()
+    results = []
+    for n, item in enumerate(ordered, start=1):
+        on_item_start(item, n, len(ordered))
+        result = run_item(
+            item, ctx, delay_s=_SPECS[item].nominal_ms / 1000 * time_scale, sleep=sleep
+        )
+        results.append(result)
+        on_item_done(result)
+    return Summary(trigger, tuple(results), round((time.monotonic() - started) * 1000))

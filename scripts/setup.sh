@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# One-stop set-up for a fresh Debian/Ubuntu machine (and fast when already done):
+# system packages the sim rig needs, the project venv, the Allure report tools.
+# Called by `make selfcheck`, `make test` and .ci/run; safe to run again.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+# System packages: PC/SC middleware and the virtual reader (card slots), the
+# headers pyscard builds against, Node for the report generator, Java for Allure 2.
+SYSTEM_PACKAGES=(libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools)
+command -v node >/dev/null 2>&1 || SYSTEM_PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || SYSTEM_PACKAGES+=(npm)
+missing=()
+for pkg in "${SYSTEM_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "setup: missing system packages: ${missing[*]} (run: sudo apt-get install -y ${missing[*]})" >&2
+        exit 2
+    fi
+    echo "setup: installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python environment: reinstall only when pyproject.toml changed.
+PYTHON="${PYTHON:-python3}"
+if [[ ! -x .venv/bin/python ]]; then
+    echo "setup: creating .venv"
+    "$PYTHON" -m venv .venv
+fi
+stamp=".venv/.pos-hil-$(sha256sum pyproject.toml | cut -c1-16)"
+if [[ ! -f "$stamp" ]]; then
+    echo "setup: installing pos-hil and its dependencies into .venv"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[dev]'
+    rm -f .venv/.pos-hil-*
+    touch "$stamp"
+fi
+
+bash scripts/install-report-tools.sh

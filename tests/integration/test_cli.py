@@ -1,0 +1,110 @@
+"""The ``hil`` command line, run as a user runs it (subprocess, real sim rig)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hil.protocol.session import ConsoleSession
+from tests.conftest import REPO, write_sim_rig
+
+pytestmark = pytest.mark.integration
+
+HIL = [sys.executable, "-m", "hil"]
+
+
+def _hil(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*HIL, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_help_lists_commands(tmp_path: Path) -> None:
+    result = _hil("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for command in ("run", "rig", "sim", "report"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("baud = 115200", 'baud = "fast"'), "console.baud: expected integer"),
+        (('driver = "sim"\noff', 'driver = "relay"\noff'), "power.driver: unknown driver 'relay'"),
+        (("[limits]", "[limits]\nboot_s = 3"), "limits.boot_s: unknown key"),
+        (('terminal_id = "T0000001"', 'terminal_id = "T1"'), "dut.terminal_id: terminal ID must"),
+    ],
+)
+def test_malformed_rig_exits_2_naming_the_field(
+    tmp_path: Path, edit: tuple[str, str], expected: str
+) -> None:
+    text = (REPO / "rigs" / "sim.toml").read_text().replace(*edit)
+    assert text != (REPO / "rigs" / "sim.toml").read_text()
+    text = text.replace("../fixtures", str(REPO / "fixtures"))
+    rig = tmp_path / "x.toml"
+    rig.write_text(text)
+    for command in (["run", "--rig", str(rig)], ["rig", "check", "--rig", str(rig)]):
+        result = _hil(*command, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0] == f"hil: x.toml: {expected}" or lines[0].startswith(
+            f"hil: x.toml: {expected}"
+        ), lines[0]
+
+
+def test_rig_check_prints_one_line_per_instrument(tmp_path: Path) -> None:
+    rig = write_sim_rig(tmp_path / "rig.toml")
+    result = _hil("rig", "check", "--rig", str(rig), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if re.match(r"^(ok|FAIL)\s", line)]
+    assert [line.split()[1] for line in lines] == ["dut", "console", "power"]
+    assert "SN SIM8A0000001" in result.stdout
+
+
+def test_run_writes_reports_and_exit_code(tmp_path: Path) -> None:
+    shutil.copytree(
+        REPO / "features", tmp_path / "features", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    rig = write_sim_rig(tmp_path / "rig.toml")
+    result = _hil(
+        "run", "--rig", str(rig), "--no-html", "--", "-k", "identity or reboot", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"\[1/2\] Boot self-check: ", result.stdout), result.stdout
+    assert "Given the terminal is idle" in result.stdout
+    assert "Self-check results" in result.stdout
+    summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
+    assert summary["counts"] == {"passed": 2, "failed": 0, "broken": 0, "skipped": 0}
+    assert (tmp_path / "reports" / "junit.xml").is_file()
+    assert list((tmp_path / "reports" / "allure-results").glob("*-result.json"))
+
+
+def test_sim_prints_port_and_answers(tmp_path: Path) -> None:
+    rig = write_sim_rig(tmp_path / "rig.toml")
+    process = subprocess.Popen(
+        [*HIL, "sim", "--rig", str(rig)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.match(r"console port: (\S+)", line)
+        assert match, line
+        with ConsoleSession.open_url(match.group(1)) as session:
+            info = session.request("device.info", timeout=5.0)
+        assert info["serial_number"] == "SIM8A0000001"
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(15) in (0, 130)

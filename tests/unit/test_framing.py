@@ -1,0 +1,400 @@
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hil.protocol.framing import (
+    ACK,
+    ETX,
+    NAK,
+    STX,
+    Broken,
+    Control,
+    Decoded,
+    Frame,
+    FrameDecoder,
+    Skipped,
+    crc16_ccitt_false,
+    describe,
+    encode_body,
+    encode_frame,
+)
+
+REQ = {"type": "req", "id": 7, "cmd": "selfcheck.run", "args": {"items": ["comm"]}}
+
+
+def frame_with(body: bytes, *, crc: int | None = None, etx: int = ETX) -> bytes:
+    length = len(body).to_bytes(2, "big")
+    value = crc16_ccitt_false(length + body) if crc is None else crc
+    return bytes([STX]) + length + body + bytes([etx]) + value.to_bytes(2, "big")
+
+
+def decode_all(data: bytes, *, chunk: int | None = None) -> list[Decoded]:
+    decoder = FrameDecoder()
+    if chunk is None:
+        out = decoder.feed(data)
+    else:
+        out = []
+        for i in range(0, len(data), chunk):
+            out += decoder.feed(data[i : i + chunk])
+    # What the link does when the line goes quiet mid-frame.
+    while decoder.pending():
+        broken = decoder.flush_partial()
+        assert broken is not None
+        out += [broken, *decoder.feed(b"")]
+    return out
+
+
+def frames(items: list[Decoded]) -> list[dict[str, Any]]:
+    return [i.message for i in items if isinstance(i, Frame)]
+
+
+def broken(items: list[Decoded]) -> list[Broken]:
+    return [i for i in items if isinstance(i, Broken)]
+
+
+# -- CRC and encoding ----------------------------------------------------------
+
+
+def test_crc_check_value() -> None:
+    assert crc16_ccitt_false(b"123456789") == 0x29B1
+
+
+def test_crc_of_nothing_is_init() -> None:
+    assert crc16_ccitt_false(b"") == 0xFFFF
+
+
+def test_crc_can_be_continued() -> None:
+    assert crc16_ccitt_false(b"6789", crc16_ccitt_false(b"12345")) == 0x29B1
+
+
+def test_encode_layout() -> None:
+    raw = encode_frame({"a": 1})
+    body = b'{"a":1}'
+    assert raw[0] == STX
+    assert raw[1:3] == len(body).to_bytes(2, "big")
+    assert raw[3:-3] == body
+    assert raw[-3] == ETX
+    assert int.from_bytes(raw[-2:], "big") == crc16_ccitt_false(raw[1:-3])
+
+
+def test_body_is_compact_utf8_json() -> None:
+    raw = encode_frame({"text": "自检中", "list": [1, 2]})
+    assert raw[3:-3] == '{"text":"自检中","list":[1,2]}'.encode()
+
+
+def test_encode_body_limits() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        encode_body(b"")
+    with pytest.raises(ValueError, match="65535"):
+        encode_body(b"x" * 65536)
+    assert len(encode_body(b"x" * 65535)) == 65535 + 6
+
+
+def test_encode_refuses_non_json() -> None:
+    with pytest.raises(ValueError):
+        encode_frame({"x": float("nan")})
+    with pytest.raises(TypeError):
+        encode_frame({"x": object()})
+    with pytest.raises(TypeError):
+        encode_frame([1, 2])  # type: ignore[arg-type]
+
+
+def test_describe_names_without_content() -> None:
+    assert describe(REQ) == "req 'selfcheck.run' id 7"
+    assert describe({"type": "res", "id": 3, "result": {"pan": "x"}}) == "res id 3"
+    assert describe({"type": "evt", "name": "a.b", "seq": 2}) == "evt 'a.b' seq 2"
+
+
+# -- decoding ------------------------------------------------------------------
+
+
+def test_round_trip() -> None:
+    items = decode_all(encode_frame(REQ))
+    assert items == [Frame(REQ, encode_frame(REQ))]
+
+
+def test_two_frames_in_one_feed() -> None:
+    other = {"type": "evt", "seq": 1, "name": "x.y", "ts_ms": 5, "data": {}}
+    assert frames(decode_all(encode_frame(REQ) + encode_frame(other))) == [REQ, other]
+
+
+def test_split_into_single_bytes() -> None:
+    decoder = FrameDecoder()
+    raw = encode_frame(REQ)
+    out: list[Decoded] = []
+    for i, byte in enumerate(raw):
+        out += decoder.feed(bytes([byte]))
+        assert decoder.pending() == (i < len(raw) - 1)
+    assert frames(out) == [REQ]
+
+
+def test_ack_and_nak_between_frames_are_controls() -> None:
+    items = decode_all(bytes([ACK]) + encode_frame(REQ) + bytes([NAK]))
+    assert items[0] == Control(ACK, bytes([ACK]))
+    assert isinstance(items[1], Frame)
+    assert items[2] == Control(NAK, bytes([NAK]))
+
+
+@pytest.mark.parametrize("control", [ACK, NAK])
+def test_len_byte_equal_to_control_is_data(control: int) -> None:
+    body = json.dumps({"k": "v"}).encode()
+    padded = b" " * (0x100 + control - len(body)) + body  # JSON allows leading blanks
+    raw = frame_with(padded)
+    assert raw[2] == control
+    assert decode_all(raw) == [Frame({"k": "v"}, raw)]
+
+
+def test_raw_control_bytes_in_body_are_data() -> None:
+    # Unescaped control characters are not valid JSON, so the frame is broken; but its
+    # ACK/NAK bytes must not be reported as controls.
+    raw = frame_with(b'{"a":"' + bytes([ACK, NAK]) + b'"}')
+    items = decode_all(raw)
+    assert [type(i) for i in items] == [Broken]
+    assert items[0].raw == raw
+
+
+def test_crc_bytes_equal_to_control_are_data() -> None:
+    # Find a body whose CRC contains a NAK byte: it must still decode as one frame.
+    for n in range(5000):
+        raw = encode_frame({"n": n})
+        if NAK in raw[-2:] or ACK in raw[-2:]:
+            break
+    else:
+        pytest.fail("no CRC with a control byte found")
+    assert decode_all(raw) == [Frame({"n": n}, raw)]
+
+
+def test_bad_crc() -> None:
+    raw = frame_with(b'{"a":1}', crc=0x1234)
+    items = decode_all(raw)
+    [b] = broken(items)
+    expected = crc16_ccitt_false(raw[1:-3])
+    assert b.reason == f"bad CRC: got 0x1234, expected 0x{expected:04X}"
+    assert b.raw == raw
+    assert not frames(items)
+
+
+def test_missing_etx() -> None:
+    raw = frame_with(b'{"a":1}', etx=0x00)
+    [b] = broken(decode_all(raw))
+    assert b.reason.startswith("missing ETX")
+
+
+def test_len_zero() -> None:
+    items = decode_all(bytes([STX, 0, 0]) + encode_frame(REQ))
+    assert [b.reason for b in broken(items)] == ["LEN 0"]
+    assert frames(items) == [REQ]
+
+
+def test_truncated_frame_stays_pending_then_flushes() -> None:
+    decoder = FrameDecoder()
+    raw = encode_frame(REQ)
+    assert decoder.feed(raw[:10]) == []
+    assert decoder.pending()
+    b = decoder.flush_partial()
+    assert b is not None
+    assert b.reason == f"incomplete frame: got 10 of {len(raw)} bytes"
+    assert b.raw == raw[:10]
+    rest = decoder.feed(b"")
+    assert not decoder.pending()
+    assert all(isinstance(i, Skipped) for i in rest)
+    assert decoder.flush_partial() is None
+    # The decoder is usable afterwards.
+    assert frames(decoder.feed(raw)) == [REQ]
+
+
+def test_truncated_before_len() -> None:
+    decoder = FrameDecoder()
+    decoder.feed(bytes([STX, 0]))
+    b = decoder.flush_partial()
+    assert b is not None and "LEN not received" in b.reason
+
+
+def test_stalled_frame_that_swallowed_a_good_one_is_recovered() -> None:
+    # A stray STX with a huge LEN eats the next frame; flushing rescans and finds it.
+    items = decode_all(bytes([STX, 0xFF, 0xF0]) + encode_frame(REQ))
+    assert frames(items) == [REQ]
+    assert broken(items)[0].reason.startswith("incomplete frame")
+
+
+def test_invalid_utf8() -> None:
+    [b] = broken(decode_all(frame_with(b'{"a":"\xff"}')))
+    assert b.reason == "invalid UTF-8 at byte 6"
+
+
+def test_invalid_json() -> None:
+    [b] = broken(decode_all(frame_with(b'{"a":')))
+    assert b.reason.startswith("invalid JSON")
+
+
+def test_nan_is_not_json() -> None:
+    [b] = broken(decode_all(frame_with(b'{"a":NaN}')))
+    assert b.reason.startswith("invalid JSON")
+
+
+def test_deep_nesting_is_broken_not_a_crash() -> None:
+    [b] = broken(decode_all(frame_with(b"[" * 60000)))
+    assert b.reason.startswith("invalid JSON")
+
+
+def test_json_array_is_not_a_message() -> None:
+    [b] = broken(decode_all(frame_with(b"[1,2]")))
+    assert b.reason == "JSON is not an object but list"
+
+
+def test_sound_frame_with_bad_content_is_skipped_whole() -> None:
+    # ETX and CRC check out, so the boundaries are trusted: an ACK byte in its body
+    # must not surface as a Control.
+    items = decode_all(frame_with(b"\x06\x15") + encode_frame(REQ))
+    assert [type(i) for i in items] == [Broken, Frame]
+
+
+def test_garbage_before_and_between_frames() -> None:
+    garbage = b"boot: ok\r\n\x00\xff"
+    items = decode_all(garbage + encode_frame(REQ) + b"noise" + encode_frame(REQ))
+    assert frames(items) == [REQ, REQ]
+    skipped = b"".join(i.raw for i in items if isinstance(i, Skipped))
+    assert skipped == garbage + b"noise"
+
+
+def test_resync_scans_from_byte_after_broken_stx() -> None:
+    good = encode_frame(REQ)
+    # A frame whose LEN covers the start of the good frame: missing ETX, then rescan.
+    bad = bytes([STX, 0x00, 0x04]) + b"ab"
+    items = decode_all(bad + good)
+    assert broken(items)[0].reason.startswith("missing ETX")
+    assert frames(items) == [REQ]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64])
+def test_mixed_stream_in_chunks(chunk: int) -> None:
+    stream = (
+        b"\x00junk"
+        + encode_frame(REQ)
+        + bytes([ACK])
+        + frame_with(b'{"a":1}', crc=0)
+        + encode_frame({"type": "evt", "seq": 1, "name": "自检中", "ts_ms": 0, "data": {}})
+        + bytes([NAK])
+    )
+    items = decode_all(stream, chunk=chunk)
+    assert [m.get("type") for m in frames(items)] == ["req", "evt"]
+    controls = [i.byte for i in items if isinstance(i, Control)]
+    assert controls[0] == ACK and controls[-1] == NAK
+    assert any(b.reason.startswith("bad CRC") for b in broken(items))
+
+
+# -- properties ----------------------------------------------------------------
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+messages = st.dictionaries(st.text(max_size=10), json_values, max_size=6)
+
+
+@settings(deadline=None)
+@given(messages)
+def test_any_message_round_trips(message: dict[str, Any]) -> None:
+    raw = encode_frame(message)
+    assert decode_all(raw) == [Frame(message, raw)]
+
+
+@settings(deadline=None)
+@given(messages, st.integers(min_value=1, max_value=16))
+def test_any_message_round_trips_in_chunks(message: dict[str, Any], chunk: int) -> None:
+    assert frames(decode_all(encode_frame(message), chunk=chunk)) == [message]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.lists(st.integers(min_value=1, max_value=40), min_size=1))
+def test_garbage_never_raises_and_a_following_frame_is_found(
+    garbage: bytes, cuts: list[int]
+) -> None:
+    decoder = FrameDecoder()
+    stream = garbage + encode_frame(REQ)
+    out: list[Decoded] = []
+    position = 0
+    i = 0
+    while position < len(stream):
+        size = cuts[i % len(cuts)]
+        out += decoder.feed(stream[position : position + size])
+        position += size
+        i += 1
+    while decoder.pending():
+        b = decoder.flush_partial()
+        assert isinstance(b, Broken)
+        out += [b, *decoder.feed(b"")]
+    assert frames(out)[-1] == REQ
+    for item in out:
+        assert isinstance(item, Frame | Control | Broken | Skipped)
+        if isinstance(item, Broken):
+            assert "\n" not in item.reason
+
+
+@settings(deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_body_never_raises(body: bytes) -> None:
+    items = decode_all(frame_with(body) if body else bytes([STX, 0, 0]))
+    assert len(frames(items)) + len(broken(items)) >= 1
+
+
+# -- the published test vectors ------------------------------------------------
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "test-port-protocol.md"
+_BLOCK = re.compile(r"```(json|hex|hex-broken)\n(.*?)```", re.S)
+_NAK_REASON = re.compile(r"NAK\s+\(`([^`]+)`\)")
+
+
+def _vector_section() -> str:
+    text = DOC.read_text(encoding="utf-8")
+    start = text.index("## Test vectors")
+    end = text.index("\n## ", start + 1)
+    return text[start:end]
+
+
+def test_published_vectors_match_the_codec() -> None:
+    section = _vector_section()
+    last_json: dict[str, Any] | None = None
+    checked = {"hex": 0, "hex-broken": 0}
+    previous_end = 0
+    for block in _BLOCK.finditer(section):
+        kind, content = block.group(1), block.group(2)
+        prose = section[previous_end : block.start()]
+        previous_end = block.end()
+        if kind == "json":
+            last_json = json.loads(content)
+            continue
+        data = bytes.fromhex(content.replace("\n", " "))
+        items = decode_all(data)
+        checked[kind] += 1
+        if kind == "hex":
+            assert last_json is not None
+            assert broken(items) == []
+            [frame] = [i for i in items if isinstance(i, Frame)]
+            assert frame.message == last_json
+            assert frame.raw == encode_frame(last_json)
+        else:
+            assert isinstance(items[0], Broken), content
+            stated = " ".join(_NAK_REASON.findall(prose)[-1].split())
+            if stated.endswith("..."):
+                assert items[0].reason.startswith(stated[:-3])
+            else:
+                assert items[0].reason == stated
+    assert checked == {"hex": 7, "hex-broken": 8}
