@@ -24,7 +24,6 @@ from hil.terminal import Terminal
 
 log = logging.getLogger(__name__)
 
-STEP_MODULES = ("hil.steps.common", "hil.steps.boot")
 #: Gherkin tags of the form ``@name:value`` that become Allure labels.
 LABEL_TAGS = ("epic", "story", "severity", "feature")
 
@@ -51,7 +50,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "hil_requires(*kinds): skip unless the rig has these instruments or channels"
     )
-    for module in STEP_MODULES:
+    for module in step_modules():
         config.pluginmanager.import_plugin(module)
     summary = RunSummary()
     config.stash[_summary_key] = summary
@@ -74,6 +73,15 @@ def pytest_bdd_apply_tag(tag: str, function: Callable[..., object]) -> object:
     if value and name == "requires":
         return pytest.mark.hil_requires(*value.split(","))(function)
     return None
+
+
+def step_modules() -> list[str]:
+    """Every module of hil.steps: a new area's steps load by existing."""
+    import pkgutil
+
+    import hil.steps
+
+    return [f"hil.steps.{m.name}" for m in pkgutil.iter_modules(hil.steps.__path__)]
 
 
 # --- fixtures -------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any
 from hil.config import CommandDut, PhysicalDut, RigConfig, SimDut, load_rig
 from hil.errors import ConfigError, HilError, RigError
 from hil.firmware import image_sha256, load_image
+from hil.instruments.base import BUILD_ORDER, BUILDERS, RigInstrument
 from hil.instruments.console import Console, PyserialConsole
 from hil.instruments.power import Power, SimPower
 from hil.terminal import Terminal
@@ -69,6 +70,10 @@ class Rig:
         self.power: Power | None = None
         self.terminal: Terminal | None = None
         self.broken: str | None = None
+        #: optional instruments by rig-file section (cards, host, network, ...)
+        self.instruments: dict[str, RigInstrument] = {}
+        #: channels wired into the terminal besides the test port: name -> value
+        self.wired: dict[str, str] = {}
 
     @classmethod
     def from_file(
@@ -86,18 +91,40 @@ class Rig:
     def channels(self) -> frozenset[str]:
         """Channels wired to the terminal besides the test port (host, pcsc, camera...).
 
-        Later instruments add theirs; a self-check item whose channel is absent must
-        report its documented "absent" code, never a pass.
+        A self-check item whose channel is absent must report its documented
+        "absent" code, never a pass.
         """
-        return frozenset()
+        return frozenset(self.wired)
 
     @property
     def capabilities(self) -> frozenset[str]:
-        """Instrument kinds this rig has, for ``hil_requires`` skips."""
-        kinds = {"console"}
+        """Instrument kinds and channels this rig has, for ``hil_requires`` skips."""
+        kinds = {"console", *self.instruments}
         if self.config.power is not None:
             kinds.add("power")
         return frozenset(kinds | self.channels)
+
+    def instrument(self, section: str) -> RigInstrument:
+        """The instrument built from rig-file section ``section``; RigError if absent."""
+        try:
+            return self.instruments[section]
+        except KeyError:
+            raise RigError(
+                f"rig '{self.name}' has no '{section}' instrument (add [{section}] to "
+                f"{self.config.source.name})",
+                instrument=section,
+            ) from None
+
+    def _build_instruments(self) -> None:
+        import hil.instruments.registry  # noqa: F401  (registers the builders)
+
+        for section in BUILD_ORDER:
+            section_config = getattr(self.config, section, None)
+            if section_config is None:
+                continue
+            built = BUILDERS[section](self, section_config)
+            self.instruments[section] = built.instrument
+            self.wired.update(built.channels)
 
     def expected_identity(self) -> ExpectedIdentity:
         dut = self.config.dut
@@ -129,6 +156,7 @@ class Rig:
         """Bring the instruments up and switch the terminal on (not waiting for ready)."""
         dut = self.config.dut
         try:
+            self._build_instruments()
             if isinstance(dut, SimDut | CommandDut):
                 self.process = self.spawn_terminal()
             url = self.config.console.url
@@ -167,20 +195,32 @@ class Rig:
             "HIL_PROVISION_TID": dut.terminal_id,
             "HIL_PROVISION_MID": dut.merchant_id,
             "HIL_TIME_SCALE": repr(dut.time_scale),
-            "HIL_CHANNELS": ",".join(sorted(self.channels)),
+            "HIL_CHANNELS": ",".join(
+                f"{name}={value}" if value else name for name, value in sorted(self.wired.items())
+            ),
         }
         return TerminalProcess(
             command, state_dir=state_dir, env=env, stderr_path=self.work_dir / "dut-stderr.log"
         )
 
     def put_back(self) -> None:
-        """Return to a known state after a scenario: terminal powered (later: cards out,
-        screen blank, faults cleared). A failure marks the rig broken for the rest."""
+        """Return to a known state after a scenario: every instrument put back (cards
+        out, screen blank, faults cleared, network healed), terminal powered. Each part
+        is tried even if another fails; a failure marks the rig broken for the rest."""
+        problems: list[str] = []
+        for section, instrument in self.instruments.items():
+            try:
+                instrument.put_back()
+            except Exception as e:  # one instrument must not stop the others
+                log.exception("put back %s failed", section)
+                problems.append(f"{section}: {e}")
         if self.power is not None and not self.power.is_on:
             try:
                 self.power.on()
             except HilError as e:
-                self.broken = f"could not power the terminal back on: {e}"
+                problems.append(f"could not power the terminal back on: {e}")
+        if problems:
+            self.broken = "; ".join(problems)
 
     def preflight(self) -> list[PreflightLine]:
         """Ask each instrument to answer; one line each. Never raises for a bad answer."""
@@ -214,6 +254,15 @@ class Rig:
                     f"state {info.get('state')}"
                 )
                 lines.append(PreflightLine("console", driver, True, detail))
+        for section, instrument in self.instruments.items():
+            try:
+                detail = instrument.preflight()
+            except Exception as e:  # preflight reports, it does not stop
+                lines.append(
+                    PreflightLine(section, _driver_of(self.config, section), False, str(e))
+                )
+            else:
+                lines.append(PreflightLine(section, _driver_of(self.config, section), True, detail))
         if self.config.power is not None:
             ok = self.power is not None and self.power.is_on
             lines.append(
@@ -253,6 +302,8 @@ class Rig:
             steps.append(("console close", self.console.close))
         if self.process is not None:
             steps.append(("terminal process", self.process.close))
+        for section, instrument in reversed(self.instruments.items()):
+            steps.append((section, instrument.close))
         for what, step in steps:
             try:
                 step()
@@ -261,8 +312,14 @@ class Rig:
         self.console = None
         self.power = None
         self.process = None
+        self.instruments = {}
+        self.wired = {}
         if self._own_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def _driver_of(config: RigConfig, section: str) -> str:
+    return str(getattr(getattr(config, section, None), "driver", "?"))
 
 
 def default_rig_path() -> Path:
