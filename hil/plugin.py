@@ -155,7 +155,9 @@ class RunSummary:
                 "nodeid": item.nodeid,
                 "feature": item.nodeid.split("::")[0],
                 "scenario": item.name,
-                "outcome": "passed",
+                # Until pytest reports the call phase, nothing is known: a scenario cut
+                # short by Ctrl-C must not read as passed.
+                "outcome": "pending",
                 "rig_fault": False,
                 "message": "",
                 "duration_s": 0.0,
@@ -179,11 +181,13 @@ class RunSummary:
         report: pytest.TestReport = outcome.get_result()
         entry = self._entry(item)
         entry["duration_s"] = round(entry["duration_s"] + report.duration, 3)
-        if report.skipped and entry["outcome"] == "passed":
+        if report.when == "call" and report.passed and entry["outcome"] == "pending":
+            entry["outcome"] = "passed"
+        if report.skipped and entry["outcome"] in ("pending", "passed"):
             entry["outcome"] = "skipped"
             longrepr = report.longrepr
             entry["message"] = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-        elif report.failed and entry["outcome"] in ("passed", "skipped"):
+        elif report.failed and entry["outcome"] in ("pending", "passed", "skipped"):
             excinfo = call.excinfo
             rig_fault = excinfo is not None and excinfo.errisinstance(RigError)
             terminal_fault = excinfo is not None and excinfo.errisinstance(AssertionError)
@@ -200,11 +204,18 @@ class RunSummary:
     def pytest_keyboard_interrupt(self) -> None:
         self.interrupted = True
 
+    def finished_results(self) -> list[dict[str, Any]]:
+        """Results with scenarios that never finished marked as interrupted."""
+        return [
+            {**entry, "outcome": "interrupted"} if entry["outcome"] == "pending" else entry
+            for entry in self.results.values()
+        ]
+
     def as_dict(self, environment: Mapping[str, str]) -> dict[str, Any]:
-        results = list(self.results.values())
+        results = self.finished_results()
         counts = {
             k: sum(1 for r in results if r["outcome"] == k)
-            for k in ("passed", "failed", "broken", "skipped")
+            for k in ("passed", "failed", "broken", "skipped", "interrupted")
         }
         return {
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),

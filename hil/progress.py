@@ -20,7 +20,13 @@ from hil.masking import mask_text
 if TYPE_CHECKING:
     from hil.plugin import RunSummary
 
-_STYLE = {"passed": "green", "failed": "red", "broken": "magenta", "skipped": "yellow"}
+_STYLE = {
+    "passed": "green",
+    "failed": "red",
+    "broken": "magenta",
+    "skipped": "yellow",
+    "interrupted": "yellow",
+}
 
 
 class LiveProgress:
@@ -90,7 +96,8 @@ class LiveProgress:
         table.add_column("Result")
         table.add_column("Time", justify="right")
         table.add_column("Reason", overflow="fold")
-        for number, entry in enumerate(self.summary.results.values(), start=1):
+        results = self.summary.finished_results()
+        for number, entry in enumerate(results, start=1):
             outcome = entry["outcome"]
             table.add_row(
                 str(number),
@@ -102,7 +109,7 @@ class LiveProgress:
             )
         self._print(table)
         counts: dict[str, int] = {}
-        for entry in self.summary.results.values():
+        for entry in results:
             counts[entry["outcome"]] = counts.get(entry["outcome"], 0) + 1
         shown = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing ran"
         if self.summary.interrupted:

@@ -83,7 +83,13 @@ def test_run_writes_reports_and_exit_code(tmp_path: Path) -> None:
     assert "Given the terminal is idle" in result.stdout
     assert "Self-check results" in result.stdout
     summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
-    assert summary["counts"] == {"passed": 2, "failed": 0, "broken": 0, "skipped": 0}
+    assert summary["counts"] == {
+        "passed": 2,
+        "failed": 0,
+        "broken": 0,
+        "skipped": 0,
+        "interrupted": 0,
+    }
     assert (tmp_path / "reports" / "junit.xml").is_file()
     assert list((tmp_path / "reports" / "allure-results").glob("*-result.json"))
 
@@ -108,3 +114,50 @@ def test_sim_prints_port_and_answers(tmp_path: Path) -> None:
     finally:
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(15) in (0, 130)
+
+
+def _processes_with_marker(marker: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if f"HIL_TEST_MARKER={marker}".encode() in environ:
+            found.append(int(proc.name))
+    return found
+
+
+def test_ctrl_c_mid_suite_tears_the_rig_down(tmp_path: Path) -> None:
+    """SIGINT during a scenario: exit 130, the scenario is 'interrupted', no terminal left."""
+    shutil.copytree(
+        REPO / "features", tmp_path / "features", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    rig = write_sim_rig(tmp_path / "rig.toml", time_scale=1.0)  # slow enough to interrupt
+    marker = f"ctrlc-{os.getpid()}"
+    process = subprocess.Popen(
+        [*HIL, "run", "--rig", str(rig), "--no-html"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HIL_TEST_MARKER": marker},
+        # CI may run us as a background job with SIGINT ignored, and an ignored signal
+        # stays ignored across exec; a user's Ctrl-C is not. The child has no threads.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "When the terminal is powered on" in line:
+            break
+    assert _processes_with_marker(marker), "the simulated terminal should be running"
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, rest
+    assert "interrupted" in rest
+    summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    assert summary["counts"]["interrupted"] == 1
+    assert summary["counts"]["passed"] == 0
+    assert _processes_with_marker(marker) == [], "terminal process survived Ctrl-C"
