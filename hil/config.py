@@ -15,7 +15,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hil.errors import ConfigError
 
@@ -111,6 +119,163 @@ class SimPower(_Strict):
 PowerConfig = Annotated[SimPower, Field(discriminator="driver")]
 
 
+QR_SCREEN_DRIVERS = ("sim", "window", "file")
+
+
+class QrScreenConfig(_Strict):
+    """The QR display screen facing the terminal's scanner (docs/qr.md)."""
+
+    driver: str
+    module_px: int = Field(default=6, ge=1, le=64, description="screen pixels per QR module")
+    ecc: Literal["L", "M", "Q", "H"] = "M"
+    quiet_zone: int = Field(default=4, ge=0, le=16, description="white modules around the code")
+    frame_width: int = Field(default=640, ge=64, le=8192)
+    frame_height: int = Field(default=480, ge=64, le=8192)
+    directory: FilePath | None = Field(default=None, description="file driver: PNG folder")
+    display: str | None = Field(default=None, description="window driver: X display")
+
+    @field_validator("driver")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if value not in QR_SCREEN_DRIVERS:
+            known = ", ".join(repr(d) for d in QR_SCREEN_DRIVERS)
+            raise ValueError(f"unknown driver '{value}' (known: {known})")
+        return value
+
+    @model_validator(mode="after")
+    def _driver_options(self) -> QrScreenConfig:
+        if self.driver == "file" and self.directory is None:
+            raise ValueError("directory: required by the file driver")
+        if self.driver != "file" and self.directory is not None:
+            raise ValueError(f"directory: only for the file driver, not '{self.driver}'")
+        if self.driver != "window" and self.display is not None:
+            raise ValueError(f"display: only for the window driver, not '{self.driver}'")
+        if self.driver == "window" and {"frame_width", "frame_height"} & self.model_fields_set:
+            raise ValueError("frame_width/frame_height: the window driver uses the display size")
+        return self
+
+
+class TerminalBinding(_Strict):
+    """One TID the host knows, bound to the serial number of the device that owns it."""
+
+    terminal_id: str
+    serial_number: str = Field(min_length=1)
+
+    _tid = field_validator("terminal_id")(_check_tid)
+
+
+class HostConfig(_Strict):
+    """The acquirer host (docs/host.md). ``sim``: hil's ISO 8583 host simulator."""
+
+    driver: str
+    address: str = Field(default="127.0.0.1", description="listen address (loopback)")
+    port: int = Field(default=0, ge=0, le=65535, description="0 = ephemeral")
+    parameters: FilePath = Field(
+        default=Path("../fixtures/host/params-v1.json"),
+        description="parameter set the host downloads (relative to the rig file)",
+    )
+    keys: FilePath | None = Field(default=None, description="key set; default the test keys")
+    enrol_unknown: bool = Field(default=True, description="bind an unknown TID on sign-on")
+    terminals: list[TerminalBinding] = Field(default_factory=list)
+
+    @field_validator("driver")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if value != "sim":
+            raise ValueError(f"unknown driver '{value}' (known: 'sim')")
+        return value
+
+
+NETWORK_DRIVERS = ("proxy", "toxiproxy", "netem")
+
+
+class NetworkConfig(_Strict):
+    """Fault injection between terminal and host (docs/network-faults.md)."""
+
+    driver: str
+    listen: str = Field(default="127.0.0.1", description="proxy/toxiproxy listen address")
+    port: int = Field(default=0, ge=0, le=65535, description="listen port; 0 = ephemeral")
+    upstream: str | None = Field(
+        default=None, description="ADDRESS:PORT of the host; default the [host] simulator"
+    )
+    seed: int = Field(default=0, description="proxy: seed for jitter and corruption")
+    api: str | None = Field(default=None, description="toxiproxy: API base URL")
+    proxy_name: str = Field(default="pos-hil-host", min_length=1)
+    interface: str | None = Field(default=None, description="netem: interface to shape")
+
+    @field_validator("driver")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if value not in NETWORK_DRIVERS:
+            known = ", ".join(repr(d) for d in NETWORK_DRIVERS)
+            raise ValueError(f"unknown driver '{value}' (known: {known})")
+        return value
+
+    @model_validator(mode="after")
+    def _driver_options(self) -> NetworkConfig:
+        if self.driver == "toxiproxy" and self.api is None:
+            raise ValueError("api: required by the toxiproxy driver (e.g. http://127.0.0.1:8474)")
+        if self.driver != "toxiproxy" and self.api is not None:
+            raise ValueError(f"api: only for the toxiproxy driver, not '{self.driver}'")
+        if self.driver == "netem" and self.interface is None:
+            raise ValueError("interface: required by the netem driver (e.g. lo)")
+        if self.driver != "netem" and self.interface is not None:
+            raise ValueError(f"interface: only for the netem driver, not '{self.driver}'")
+        return self
+
+
+CARD_DRIVERS = ("vpcd", "serial-mux")
+
+
+class CardsConfig(_Strict):
+    """Card slots (docs/cards.md): ``vpcd`` serves virtual cards to pcscd (sim rig);
+    ``serial-mux`` drives a card multiplexer that routes real test cards."""
+
+    driver: str
+    profiles: FilePath | None = Field(default=None, description="card profile folder")
+    reader: str = Field(default="HIL Virtual Card", min_length=1, description="vpcd reader name")
+    port: int = Field(default=35990, ge=1024, le=65000, description="vpcd port of reader 1")
+    readers: int = Field(default=4, ge=1, le=16, description="vpcd readers in the pool")
+    tap_hold_s: float = Field(default=3.0, gt=0, le=60)
+    url: str | None = Field(default=None, description="serial-mux: pyserial URL")
+    baud: int = Field(default=9600, gt=0)
+    timeout_s: float = Field(default=2.0, gt=0, le=60)
+    positions: dict[str, int] = Field(default_factory=dict, description="profile -> position")
+
+    @field_validator("driver")
+    @classmethod
+    def _known_card_driver(cls, value: str) -> str:
+        if value not in CARD_DRIVERS:
+            known = ", ".join(repr(d) for d in CARD_DRIVERS)
+            raise ValueError(f"unknown driver '{value}' (known: {known})")
+        return value
+
+    @model_validator(mode="after")
+    def _card_driver_options(self) -> CardsConfig:
+        if self.driver == "serial-mux" and not self.url:
+            raise ValueError("url: required by the serial-mux driver")
+        if self.driver == "vpcd" and (self.url is not None or self.positions):
+            raise ValueError("url: only for the serial-mux driver, not 'vpcd'")
+        if any(not 1 <= n <= 99 for n in self.positions.values()):
+            raise ValueError("positions: card positions are 1 to 99")
+        return self
+
+
+class MagstripeConfig(_Strict):
+    """Swipe emulation: ``sim`` drives the sim terminal's mag-head channel."""
+
+    driver: Literal["sim"]
+    profiles: FilePath | None = None
+    ack_timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
+class FaultLinesConfig(_Strict):
+    """Hardware fault lines (reader power, supply, tamper): ``sim`` = channel into the sim."""
+
+    driver: Literal["sim"]
+    ack_timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
 class Limits(_Strict):
     """Time budgets, in seconds of wall time on this rig."""
 
@@ -122,6 +287,12 @@ class RigConfig(_Strict):
     dut: DutConfig
     console: ConsoleConfig
     power: PowerConfig | None = None
+    qr_screen: QrScreenConfig | None = None
+    host: HostConfig | None = None
+    network: NetworkConfig | None = None
+    cards: CardsConfig | None = None
+    magstripe: MagstripeConfig | None = None
+    faultlines: FaultLinesConfig | None = None
     limits: Limits = Limits()
     source: FilePath = Field(default=Path("<memory>"), exclude=True)
 
@@ -130,6 +301,10 @@ class RigConfig(_Strict):
         wired: dict[str, str] = {"dut": self.dut.driver, "console": self.console.driver}
         if self.power is not None:
             wired["power"] = self.power.driver
+        for section in ("cards", "magstripe", "faultlines", "qr_screen"):
+            instrument = getattr(self, section)
+            if instrument is not None:
+                wired[section] = instrument.driver
         return wired
 
 

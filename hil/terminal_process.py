@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import termios
+import threading
 import tty
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -76,6 +77,14 @@ class TerminalProcess:
         if self._pending_firmware is not None:
             env["HIL_FIRMWARE"] = str(self._pending_firmware)
         self._stderr_path.parent.mkdir(parents=True, exist_ok=True)
+        # A Ctrl-C landing inside Popen (after the fork, before ``_process`` is set)
+        # would leave a powered terminal nobody can switch off. Hold SIGINT until
+        # the handle is stored; a pending Ctrl-C is raised right after, and the
+        # rig's teardown then finds the process. The child inherits the mask; it
+        # runs in its own session and is only ever stopped with SIGTERM/SIGKILL.
+        blocking = threading.current_thread() is threading.main_thread()
+        if blocking:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             with self._stderr_path.open("ab") as stderr:
                 self._process = subprocess.Popen(
@@ -93,6 +102,9 @@ class TerminalProcess:
             raise RigError(
                 f"cannot start terminal command {self.command[0]!r}: {e}", instrument=self.name
             ) from e
+        finally:
+            if blocking:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         self._pending_firmware = None
 
     def terminate(self, timeout: float) -> int | None:

@@ -7,8 +7,9 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
 # System packages: PC/SC middleware and the virtual reader (card slots), the
-# headers pyscard builds against, Node for the report generator, Java for Allure 2.
-SYSTEM_PACKAGES=(libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools)
+# headers pyscard builds against, Node for the report generator, Java for Allure 2,
+# Xvfb for the QR screen's window driver test.
+SYSTEM_PACKAGES=(libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools xvfb)
 command -v node >/dev/null 2>&1 || SYSTEM_PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || SYSTEM_PACKAGES+=(npm)
 missing=()

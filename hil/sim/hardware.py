@@ -2,9 +2,9 @@
 
 Readings that a physical terminal gets from its sensors come from here. Those the
 sim can measure for real (free flash, RSS, CPU time, load, a TCP connect, PC/SC
-readers) are measured; those that only a fault-line channel could change (supply
-voltage, battery, tamper switch) are nominal until that channel exists. Unit tests
-subclass ``Hardware`` to provoke faults.
+readers) are measured; supply voltage, tamper switch and reader power come from the
+rig's fault lines when it wires them (``fault_lines``), else they are nominal. Unit
+tests subclass ``Hardware`` to provoke faults.
 """
 
 from __future__ import annotations
@@ -14,6 +14,13 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hil.sim.faultlines import SUPPLY_LOW_V
+
+if TYPE_CHECKING:
+    from hil.sim.faultlines import FaultLineInputs
+    from hil.sim.scanner import CalibrationReading
 
 NOMINAL_SUPPLY_V = 12.0
 NOMINAL_BATTERY_PCT = 100
@@ -43,12 +50,29 @@ def _process_start_monotonic() -> float:
 class Hardware:
     def __init__(self) -> None:
         self._started = _process_start_monotonic()
+        #: the rig's fault lines (hil.sim.faultlines), when the rig wires them
+        self.fault_lines: FaultLineInputs | None = None
+
+    def fault_lines_unreadable(self) -> str:
+        """Why wired fault lines cannot be read ("" when they can)."""
+        if self.fault_lines is None:
+            return "fault-line inputs not started"
+        return "" if self.fault_lines.readable else self.fault_lines.reason
+
+    def _fault(self, line: str) -> bool:
+        return self.fault_lines is not None and self.fault_lines.is_set(line)
 
     def supply(self) -> PowerReading:
+        if self._fault("supply_low"):
+            return PowerReading(SUPPLY_LOW_V, NOMINAL_BATTERY_PCT)
         return PowerReading(NOMINAL_SUPPLY_V, NOMINAL_BATTERY_PCT)
 
     def tamper_open(self) -> bool:
-        return False
+        return self._fault("tamper")
+
+    def reader_powered(self) -> bool:
+        """False while the rig holds the card reader's supply cut."""
+        return not self._fault("reader_power")
 
     def flash_free_bytes(self, path: Path) -> int:
         st = os.statvfs(path)
@@ -78,6 +102,12 @@ class Hardware:
         with socket.create_connection((address, port), timeout=timeout_s):
             pass
         return (time.monotonic() - started) * 1000.0
+
+    def read_calibration_target(self, camera: str) -> CalibrationReading:
+        """Pull frames from the camera channel and try to read the calibration target."""
+        from hil.sim.scanner import read_calibration_target
+
+        return read_calibration_target(camera)
 
     def pcsc_readers(self) -> list[str]:
         """Reader names from PC/SC; raises RuntimeError when PC/SC is unusable."""

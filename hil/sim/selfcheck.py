@@ -22,7 +22,17 @@ from typing import Any, Literal
 
 from hil.firmware import version_is_valid
 from hil.masking import contains_full_pan
+from hil.qr.spec import CALIBRATION_PAYLOAD
 from hil.sim.channels import Channels
+from hil.sim.comm import (
+    COMM_CODES,
+    RC_APPROVED,
+    RC_TID_NOT_REGISTERED,
+    CommFailure,
+    CommModule,
+    SyncOutcome,
+    host_target,
+)
 from hil.sim.hardware import Hardware
 from hil.sim.security import FACTORY_DEFAULT_ADMIN_PASSWORD, load_admin_record
 from hil.sim.state import FlashLayout, LogStore
@@ -68,7 +78,7 @@ SELFCHECK_TABLE: tuple[ItemSpec, ...] = (
         Outcome("E_POWER_BATTERY_LOW", "warn",
                 "battery {battery_pct}% below {min_pct}%", "电池电量低 Battery low"),
         Outcome("E_POWER_UNVERIFIED", "warn",
-                "fault-line channel wired but not supported by this firmware; supply not measured",
+                "fault-line channel wired but unreadable ({reason}); supply not measured",
                 "电源未检测 Power not checked"),
     )),
     ItemSpec("memory", 250, (
@@ -85,37 +95,64 @@ SELFCHECK_TABLE: tuple[ItemSpec, ...] = (
         _ok("tamper switch closed"),
         Outcome("E_TAMPER", "fail", "tamper switch open", "设备被拆 Tamper detected"),
         Outcome("E_TAMPER_UNVERIFIED", "warn",
-                "fault-line channel wired but not supported by this firmware; switch not read",
+                "fault-line channel wired but unreadable ({reason}); switch not read",
                 "防拆未检测 Tamper not checked"),
     )),
     ItemSpec("comm", 400, (
-        _ok("host {address}:{port} reachable (TCP connect {connect_ms} ms)"),
+        _ok("host {address}:{port} answered the echo test in {rtt_ms} ms"),
         Outcome("E_COMM_NO_HOST", "fail", "no host configured", "未配置主机 No host configured"),
         Outcome("E_COMM_CONNECT", "fail",
                 "cannot connect to host {address}:{port}: {reason}", "主机不可达 Host unreachable"),
+        Outcome("E_COMM_TIMEOUT", "fail",
+                "host {address}:{port} did not answer: {reason}", "通讯超时 Communication timeout"),
+        Outcome("E_COMM_REFUSED", "fail",
+                "host {address}:{port} refused the connection: {reason}",
+                "连接被拒绝 Connection refused"),
+        Outcome("E_COMM_RESET", "fail",
+                "connection to host {address}:{port} broke: {reason}",
+                "连接中断 Connection reset"),
+        Outcome("E_COMM_MALFORMED", "fail",
+                "host {address}:{port} answered with a malformed message: {reason}",
+                "报文错误 Bad host message"),
+        Outcome("E_COMM_SLOW", "fail",
+                "echo round trip {rtt_ms} ms above the {max_ms} ms limit",
+                "网络延迟过高 Network too slow"),
     )),
     ItemSpec("terminal_id", 60, (
+        _ok("terminal ID {tid} signed on"),
         Outcome("E_TID_INVALID", "fail",
                 "terminal ID {tid!r} is not 8 printable characters",
                 "终端号无效 Invalid terminal ID"),
         Outcome("E_TID_NO_HOST", "fail",
                 "terminal ID {tid} cannot be signed on: no host configured",
                 "终端未签到 TID not signed on"),
-        Outcome("E_TID_UNVERIFIED", "warn",
-                "terminal ID {tid} well-formed; host sign-on not supported by this firmware",
-                "终端号未验证 TID not verified"),
+        Outcome("E_TID_CONFLICT", "fail",
+                "host refused sign-on: terminal ID {tid} is registered to another device "
+                "(response code {response_code})",
+                "终端号冲突 TID used by another device"),
+        Outcome("E_TID_REFUSED", "fail",
+                "host refused sign-on of terminal ID {tid} (response code {response_code})",
+                "签到被拒 Sign-on refused"),
+        Outcome("E_TID_SIGNON_FAILED", "fail",
+                "sign-on of terminal ID {tid} failed: {reason}", "签到失败 Sign-on failed"),
     )),
     ItemSpec("card_reader", 300, (
         _ok("card reader '{reader}' present"),
         Outcome("E_READER_ABSENT", "fail", "no card reader: {reason}",
                 "读卡器故障 Card reader fault"),
+        Outcome("E_READER_POWER", "fail", "card reader '{reader}' has no power (supply fault)",
+                "读卡器电源故障 Card reader power fault"),
     )),
     ItemSpec("qr_scanner", 200, (
-        Outcome("E_CAMERA_ABSENT", "fail", "no QR scanner camera connected",
+        _ok("camera {camera}: {target} read in {decode_ms} ms"),
+        Outcome("E_CAMERA_ABSENT", "fail", "no QR scanner camera: {reason}",
                 "扫码器故障 QR scanner fault"),
-        Outcome("E_CAMERA_UNVERIFIED", "warn",
-                "camera channel wired but frame capture not supported by this firmware",
-                "扫码器未检测 QR scanner not checked"),
+        Outcome("E_CAMERA_LOW_LIGHT", "warn",
+                "calibration target unreadable; scene luminance {luminance_pct}% below "
+                "{min_pct}%", "扫码光线不足 Scanner light too low"),
+        Outcome("E_CAMERA_WINDOW_DIRTY", "warn",
+                "calibration target unreadable at luminance {luminance_pct}%: scan window "
+                "dirty or obstructed", "请清洁扫码窗 Clean the scan window"),
     )),
     ItemSpec("payment_interfaces", 50, (
         _ok("usable interfaces: {usable}"),
@@ -124,11 +161,15 @@ SELFCHECK_TABLE: tuple[ItemSpec, ...] = (
                 "无可用支付方式 No payment method"),
     )),
     ItemSpec("data_sync", 250, (
+        _ok("{message}"),
         Outcome("E_SYNC_NO_HOST", "fail", "no host configured for parameter and key download",
                 "数据同步失败 Data sync failed"),
-        Outcome("E_SYNC_UNVERIFIED", "warn",
-                "host wired; parameter download not supported by this firmware",
-                "数据未同步 Data not synced"),
+        Outcome("E_SYNC_INTERRUPTED", "fail", "{message}",
+                "参数下载中断 Parameter download interrupted"),
+        Outcome("E_SYNC_DIGEST", "fail", "{message}",
+                "参数校验失败 Parameter digest mismatch"),
+        Outcome("E_SYNC_REFUSED", "fail", "{message}", "参数下载被拒 Parameter download refused"),
+        Outcome("E_SYNC_KEYS", "fail", "{message}", "密钥下载失败 Key download failed"),
     )),
     ItemSpec("firmware", 150, (
         _ok("firmware {version} signature verified"),
@@ -171,6 +212,9 @@ LIMITS: dict[str, float] = {
     "performance.max_cpu_pct": 90,
     "performance.min_cpu_window_s": 5.0,  # shorter windows are dominated by start-up
     "performance.max_load_per_cpu": 4.0,
+    "comm.max_echo_rtt_ms": 1000,
+    # below this mean grey level an unreadable calibration target is blamed on the light
+    "qr_scanner.min_luminance_pct": 25,
 }
 
 PROGRESS_TITLE = ("自检中", "Self-check in progress")
@@ -218,6 +262,7 @@ class CheckContext:
     log_store: LogStore
     hardware: Hardware
     defects: frozenset[str] = frozenset()
+    comm: CommModule | None = None
 
 
 @dataclass(frozen=True)
@@ -274,9 +319,17 @@ class Summary:
 _MIB = 1024 * 1024
 
 
+def _fault_source(ctx: CheckContext) -> tuple[str, str]:
+    """(where the readings come from, why they cannot be read or "")."""
+    if not ctx.channels.has("faultlines"):
+        return "nominal (no fault-line channel)", ""
+    return "fault lines", ctx.hardware.fault_lines_unreadable()
+
+
 def check_power(ctx: CheckContext) -> Finding:
-    if ctx.channels.has("faultlines"):
-        return Finding("E_POWER_UNVERIFIED", details={"source": "faultlines (unsupported)"})
+    source, unreadable = _fault_source(ctx)
+    if unreadable:
+        return Finding("E_POWER_UNVERIFIED", {"reason": unreadable}, {"source": source})
     reading = ctx.hardware.supply()
     min_v = LIMITS["power.min_supply_v"]
     min_pct = int(LIMITS["power.min_battery_pct"])
@@ -291,7 +344,7 @@ def check_power(ctx: CheckContext) -> Finding:
         "battery_pct": reading.battery_pct,
         "min_supply_v": min_v,
         "min_battery_pct": min_pct,
-        "source": "nominal (no fault-line channel)",
+        "source": source,
     }
     if reading.supply_v < min_v:
         return Finding("E_POWER_LOW", params, details)
@@ -339,23 +392,17 @@ def check_memory(ctx: CheckContext) -> Finding:
 
 
 def check_tamper(ctx: CheckContext) -> Finding:
-    if ctx.channels.has("faultlines"):
-        return Finding("E_TAMPER_UNVERIFIED", details={"source": "faultlines (unsupported)"})
+    source, unreadable = _fault_source(ctx)
+    if unreadable:
+        return Finding("E_TAMPER_UNVERIFIED", {"reason": unreadable}, {"source": source})
     is_open = ctx.hardware.tamper_open()
-    details = {
-        "switch": "open" if is_open else "closed",
-        "source": "nominal (no fault-line channel)",
-    }
+    details = {"switch": "open" if is_open else "closed", "source": source}
     return Finding("E_TAMPER" if is_open else "OK", details=details)
 
 
 def _host_target(ctx: CheckContext) -> tuple[str, int] | None:
     """Where the terminal dials: its configured host, else the address the rig wired."""
-    address = str(ctx.config.get("host.address", ""))
-    port = int(ctx.config.get("host.port", 0))
-    if address and port:
-        return address, port
-    return ctx.channels.host_endpoint()
+    return host_target(ctx.config, ctx.channels)
 
 
 def check_comm(ctx: CheckContext) -> Finding:
@@ -363,24 +410,32 @@ def check_comm(ctx: CheckContext) -> Finding:
     if DEFECT_COMM_LIES in ctx.defects:
         # Seeded defect: reports a healthy link without ever dialling.
         address, port = target or (str(ctx.config.get("host.address", "")) or "host", 0)
-        params = {"address": address, "port": port, "connect_ms": 12}
-        return Finding("OK", params, {"address": address, "port": port, "connect_ms": 12})
-    if target is None:
+        lie = {"address": address, "port": port, "rtt_ms": 12}
+        return Finding("OK", lie, dict(lie))
+    settings = ctx.comm.settings(ctx.config) if ctx.comm is not None and target else None
+    if settings is None or ctx.comm is None:
         return Finding("E_COMM_NO_HOST", details={"host_channel": ctx.channels.has("host")})
-    address, port = target
-    timeout_s = int(ctx.config.get("comm.connect_timeout_ms", 5000)) / 1000.0
-    details: dict[str, Any] = {"address": address, "port": port, "timeout_ms": timeout_s * 1000}
+    details: dict[str, Any] = {
+        "address": settings.address,
+        "port": settings.port,
+        "connect_timeout_ms": settings.connect_timeout_s * 1000,
+        "response_timeout_ms": settings.response_timeout_s * 1000,
+        "retries": settings.retries,
+    }
+    params: dict[str, Any] = {"address": settings.address, "port": settings.port}
     try:
-        connect_ms = round(ctx.hardware.tcp_connect_ms(address, port, timeout_s), 1)
-    except OSError as e:
-        reason = e.strerror or str(e) or type(e).__name__
-        details["error"] = reason
-        return Finding(
-            "E_COMM_CONNECT", {"address": address, "port": port, "reason": reason}, details
-        )
-    details["connect_ms"] = connect_ms
-    details["echo"] = "not supported by this firmware"
-    return Finding("OK", {"address": address, "port": port, "connect_ms": connect_ms}, details)
+        echo = ctx.comm.echo(ctx.config, settings)
+    except CommFailure as e:
+        details["error"] = str(e)
+        return Finding(COMM_CODES[e.kind], params | {"reason": str(e)}, details)
+    limit = int(LIMITS["comm.max_echo_rtt_ms"])
+    details.update(
+        rtt_ms=echo.rtt_ms, connect_ms=echo.connect_ms, attempts=echo.attempts, max_rtt_ms=limit
+    )
+    params |= {"rtt_ms": echo.rtt_ms, "max_ms": limit}
+    if echo.rtt_ms > limit:
+        return Finding("E_COMM_SLOW", params, details)
+    return Finding("OK", params, details)
 
 
 def _tid_valid(tid: str) -> bool:
@@ -389,34 +444,90 @@ def _tid_valid(tid: str) -> bool:
 
 def check_terminal_id(ctx: CheckContext) -> Finding:
     tid = str(ctx.config.get("terminal_id", ""))
-    details = {"terminal_id": tid, "format_valid": _tid_valid(tid), "signed_on": False}
+    details: dict[str, Any] = {
+        "terminal_id": tid,
+        "format_valid": _tid_valid(tid),
+        "signed_on": False,
+    }
     if not _tid_valid(tid):
         return Finding("E_TID_INVALID", {"tid": tid}, details)
-    if not ctx.channels.has("host"):
+    wired = ctx.comm is not None and ctx.channels.has("host")
+    settings = ctx.comm.settings(ctx.config) if wired and ctx.comm is not None else None
+    if settings is None or ctx.comm is None:
         return Finding("E_TID_NO_HOST", {"tid": tid}, details)
-    return Finding("E_TID_UNVERIFIED", {"tid": tid}, details)
+    details.update(address=settings.address, port=settings.port)
+    try:
+        signed = ctx.comm.sign_on(ctx.config, settings)
+    except CommFailure as e:
+        details["error"] = str(e)
+        return Finding("E_TID_SIGNON_FAILED", {"tid": tid, "reason": str(e)}, details)
+    details.update(response_code=signed.response_code, attempts=signed.attempts)
+    params = {"tid": tid, "response_code": signed.response_code}
+    if signed.response_code == RC_APPROVED:
+        details["signed_on"] = True
+        return Finding("OK", params, details)
+    if signed.response_code == RC_TID_NOT_REGISTERED:
+        return Finding("E_TID_CONFLICT", params, details)
+    return Finding("E_TID_REFUSED", params, details)
 
 
 def check_card_reader(ctx: CheckContext) -> Finding:
     if not ctx.channels.has("pcsc"):
         return Finding("E_READER_ABSENT", {"reason": "no PC/SC reader connected"})
     wanted = ctx.channels.value("pcsc")
+    contactless = ctx.channels.value("pcsc_cl") if ctx.channels.has("pcsc_cl") else ""
+    if ctx.channels.has("faultlines") and not ctx.hardware.reader_powered():
+        # An unpowered reader drops off the bus: the fault line is the finding.
+        power = {"reader": wanted, "reader_power": "cut", "source": "fault lines"}
+        return Finding("E_READER_POWER", {"reader": wanted or "card reader"}, power)
     try:
         names = ctx.hardware.pcsc_readers()
     except RuntimeError as e:
         return Finding("E_READER_ABSENT", {"reason": str(e)}, {"reader": wanted})
-    details = {"reader": wanted, "readers_seen": names}
+    details: dict[str, Any] = {"reader": wanted, "readers_seen": names}
+    if contactless:
+        details["contactless_reader"] = contactless
     found = [n for n in names if not wanted or n == wanted]
     if not found:
         reason = f"reader '{wanted}' not listed by PC/SC" if wanted else "PC/SC lists no reader"
+        return Finding("E_READER_ABSENT", {"reason": reason}, details)
+    if contactless and contactless not in names:
+        reason = f"contactless reader '{contactless}' not listed by PC/SC"
         return Finding("E_READER_ABSENT", {"reason": reason}, details)
     return Finding("OK", {"reader": found[0]}, details)
 
 
 def check_qr_scanner(ctx: CheckContext) -> Finding:
+    """Read the calibration target the blank screen shows (hil/sim/scanner.py)."""
     if not ctx.channels.has("camera"):
-        return Finding("E_CAMERA_ABSENT")
-    return Finding("E_CAMERA_UNVERIFIED", details={"camera": ctx.channels.value("camera")})
+        return Finding("E_CAMERA_ABSENT", {"reason": "no camera connected"})
+    camera = ctx.channels.value("camera")
+    reading = ctx.hardware.read_calibration_target(camera)
+    min_pct = int(LIMITS["qr_scanner.min_luminance_pct"])
+    luminance = round(reading.luminance_pct, 1)
+    details: dict[str, Any] = {
+        "camera": camera,
+        "frames": reading.frames,
+        "decode_ms": round(reading.decode_ms, 2),
+        "luminance_pct": luminance,
+        "min_luminance_pct": min_pct,
+        "decoded": reading.decoded,
+    }
+    if reading.error is not None:
+        details["error"] = reading.error
+        return Finding("E_CAMERA_ABSENT", {"reason": reading.error}, details)
+    if reading.decoded is not None:
+        target = (
+            "calibration target"
+            if reading.decoded == CALIBRATION_PAYLOAD
+            else "a code (not the calibration target)"
+        )
+        params = {"camera": camera, "target": target, "decode_ms": round(reading.decode_ms, 1)}
+        return Finding("OK", params, details)
+    params = {"luminance_pct": luminance, "min_pct": min_pct}
+    if luminance < min_pct:
+        return Finding("E_CAMERA_LOW_LIGHT", params, details)
+    return Finding("E_CAMERA_WINDOW_DIRTY", params, details)
 
 
 _INTERFACES = ("card", "qr", "nfc")
@@ -442,9 +553,16 @@ def check_payment_interfaces(ctx: CheckContext) -> Finding:
 
 
 def check_data_sync(ctx: CheckContext) -> Finding:
-    if not ctx.channels.has("host"):
+    wired = ctx.comm is not None and ctx.channels.has("host")
+    settings = ctx.comm.settings(ctx.config) if wired and ctx.comm is not None else None
+    if settings is None or ctx.comm is None:
         return Finding("E_SYNC_NO_HOST")
-    return Finding("E_SYNC_UNVERIFIED")
+    try:
+        outcome = ctx.comm.sync(ctx.config, settings)
+    except CommFailure as e:  # only a power-off gets here
+        outcome = SyncOutcome("E_SYNC_INTERRUPTED", f"data sync aborted: {e}", {})
+    ctx.comm.last_sync = outcome
+    return Finding(outcome.code, {"message": outcome.message}, outcome.details)
 
 
 def check_firmware(ctx: CheckContext) -> Finding:

@@ -29,10 +29,13 @@ from hil.firmware import FirmwareImage, image_from_bytes, verify
 from hil.protocol.endpoint import CommandFailed, TerminalEndpoint
 from hil.protocol.transport import FdPort, SerialLike
 from hil.sim import config as config_keys
+from hil.sim.cardreader import CardPeripherals
+from hil.sim.comm import CommCommands, CommModule
 from hil.sim.config import ConfigKeyError, ConfigStore, ConfigValueError
 from hil.sim.display import Display, Screen
 from hil.sim.environment import SimEnvironment, from_environ
 from hil.sim.hardware import Hardware
+from hil.sim.scanner import Scanner
 from hil.sim.security import provision_admin_password
 from hil.sim.selfcheck import (
     ITEM_IDS,
@@ -164,6 +167,32 @@ class Terminal:
 
         self.endpoint = TerminalEndpoint(port, self.handle, name="terminal")
         self.display = Display(self._on_display)
+        self.comm = CommModule(
+            layout=self.layout,
+            logs=self.logs,
+            channels=env.channels,
+            config=self._config_values,
+            serial_number=self.serial_number,
+            time_scale=env.time_scale,
+            halt=self._halt,
+            emit=self.endpoint.emit,
+            show=self.display.show,
+        )
+        comm_commands = CommCommands(self.comm)
+        camera = env.channels.value("camera") if env.channels.has("camera") else None
+        self.scanner = Scanner(
+            camera, emit=self.endpoint.emit, sleep=self._sleep, log=self.logs.append
+        )
+        self.cards = CardPeripherals(
+            env.channels,
+            self.hardware,
+            display=self.display,
+            emit=self.endpoint.emit,
+            log_entry=self.logs.append,
+            show_idle=self._show_idle,
+            is_idle=lambda: self._phase == "idle",
+            time_scale=env.time_scale,
+        )
         self._commands: dict[
             str, tuple[frozenset[Phase], Callable[[dict[str, Any]], dict[str, Any]]]
         ]
@@ -182,7 +211,18 @@ class Terminal:
             "selfcheck.last": (idle, self._cmd_selfcheck_last),
             "config.get": (idle, self._cmd_config_get),
             "config.set": (idle, self._cmd_config_set),
+            "comm.test": (idle, comm_commands.comm_test),
+            "sync.run": (idle, comm_commands.sync_run),
+            "sync.status": (idle, comm_commands.sync_status),
+            "payment.sale": (idle, comm_commands.payment_sale),
+            "reversal.status": (idle, comm_commands.reversal_status),
+            "scanner.scan": (idle, self._cmd_scanner_scan),
         }
+        self._commands.update({name: (idle, run) for name, run in self.cards.commands().items()})
+        # A faulty reader or an open tamper switch refuses payment before it starts.
+        sale = self._commands.get("payment.sale")
+        if sale is not None:
+            self._commands["payment.sale"] = (sale[0], self.cards.reader.guard_payment(sale[1]))
 
     # -- flash: first boot, provisioning, boot reason -------------------------------
 
@@ -299,6 +339,8 @@ class Terminal:
             time.sleep(REBOOT_ANSWER_GRACE_S)
         # A running self-check sees the halt at its next delay and lets go.
         got = self._selfcheck_lock.acquire(timeout=SELFCHECK_STOP_WAIT_S)
+        self.comm.stop(SELFCHECK_STOP_WAIT_S)
+        self.cards.stop()
         try:
             self.display.show("shutdown", SHUTDOWN_LINES[reason])
             self.endpoint.emit("sys.shutdown", {"reason": reason})
@@ -308,6 +350,7 @@ class Terminal:
             atomic_write_json(self.layout.shutdown_marker, {"reason": reason, "at": iso_now()})
         finally:
             self.endpoint.close()
+            self.scanner.close()
             if got:
                 self._selfcheck_lock.release()
 
@@ -315,6 +358,7 @@ class Terminal:
 
     def _boot(self) -> None:
         self.display.show("boot", BOOT_LINES)
+        self.cards.start_inputs()  # fault lines are sampled from power-on
         self._sleep(BOOT_ROM_S * self.env.time_scale)
         failure = self._verify_firmware()
         if failure is not None:
@@ -343,6 +387,8 @@ class Terminal:
             self._phase = "idle"
         self._show_idle()
         self.endpoint.emit("sys.ready", {})
+        self.cards.start_reader()
+        self.comm.start()  # a reversal left pending by the last session goes out now
 
     def _verify_firmware(self) -> BootFailure | None:
         path = self.layout.active_image
@@ -407,6 +453,7 @@ class Terminal:
             log_store=self.logs,
             hardware=self.hardware,
             defects=self._defects,
+            comm=self.comm,
         )
 
     def _selfcheck(self, items: Sequence[str], trigger: str) -> Summary:
@@ -508,6 +555,10 @@ class Terminal:
             "state": state,
         }
 
+    def _config_values(self) -> dict[str, Any]:
+        with self._lock:
+            return self.config.values()
+
     def _uptime_ms(self) -> int:
         return int((time.monotonic() - self._boot_started) * 1000)
 
@@ -573,6 +624,14 @@ class Terminal:
             self._selfcheck_lock.release()
         self._show_idle()
         return summary.as_dict()
+
+    def _cmd_scanner_scan(self, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.scanner.scan_command(args)
+        except Halted:
+            raise CommandFailed(
+                "E_NOT_READY", "scan aborted: the terminal is shutting down"
+            ) from None
 
     def _cmd_selfcheck_last(self, args: dict[str, Any]) -> dict[str, Any]:
         _arg_names(args, ())
@@ -642,6 +701,9 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # The rig starts us with SIGINT blocked (see TerminalProcess.start); by hand,
+    # Ctrl-C must still power the terminal off.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     flash = env.firmware
     try:
         while True:

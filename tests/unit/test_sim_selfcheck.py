@@ -6,17 +6,22 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hil.errors import ConfigError
+from hil.host import Behaviour, HostSimulator, load_parameter_set
 from hil.sim import selfcheck
 from hil.sim.channels import Channels, parse_channels
+from hil.sim.comm import CommModule
 from hil.sim.config import ConfigKeyError, ConfigStore, ConfigValueError, defaults, validate
 from hil.sim.display import Display, Screen
 from hil.sim.environment import from_environ
@@ -122,6 +127,7 @@ class Rig:
         self.channels = Channels()
         self.defects: frozenset[str] = frozenset()
         self.version = "1.4.2"
+        self.comm: CommModule | None = None
         # Few iterations: the check is the same, the suite stays fast.
         record = PasswordRecord.create("s3cret-admin", iterations=1000)
         atomic_write_json(self.layout.security, {"admin": record.as_dict()})
@@ -141,6 +147,7 @@ class Rig:
             log_store=self.logs,
             hardware=self.hw,
             defects=self.defects,
+            comm=self.comm,
         )
 
     def run(self, item: str) -> ItemResult:
@@ -238,18 +245,39 @@ def test_comm_without_host_fails(rig: Rig) -> None:
     assert rig.hw.dialled == []
 
 
-def test_comm_dials_configured_host_else_channel(rig: Rig) -> None:
-    rig.channels = parse_channels("host=127.0.0.1:5000")
+def _wire_host(rig: Rig, host: HostSimulator) -> None:
+    """A real host on loopback and the terminal's comm module, as the boot wires them."""
+    address, port = host.address
+    rig.channels = parse_channels(f"host={address}:{port}")
+    rig.config |= {"comm.connect_timeout_ms": 500, "comm.response_timeout_ms": 500}
+    rig.config["comm.retries"] = 0
+    rig.comm = CommModule(
+        layout=rig.layout, logs=rig.logs, channels=rig.channels, config=lambda: rig.config,
+        serial_number="SIM8A0000001", time_scale=0.0, halt=threading.Event(),
+        emit=lambda name, data: None, show=lambda screen, lines: None,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def host() -> Iterator[HostSimulator]:
+    simulator = HostSimulator(load_parameter_set(REPO / "fixtures/host/params-v1.json"))
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+def test_comm_echoes_configured_host_else_channel(rig: Rig, host: HostSimulator) -> None:
+    _wire_host(rig, host)
     r = rig.run("comm")
     assert (r.status, r.code) == ("pass", "OK")
-    assert rig.hw.dialled == [("127.0.0.1", 5000)]
-    rig.config |= {"host.address": "10.0.0.9", "host.port": 6000}
-    rig.run("comm")
-    assert rig.hw.dialled[-1] == ("10.0.0.9", 6000)
-    rig.hw.connect_error = ConnectionRefusedError(111, "Connection refused")
-    r = rig.run("comm")
-    assert (r.status, r.code) == ("fail", "E_COMM_CONNECT")
-    assert "10.0.0.9:6000: Connection refused" in r.message
+    assert [m.transaction for m in host.records()] == ["echo", "echo"]  # in and out
+    with socket.socket() as closed:  # bound, not listening: refused, and stays ours
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        rig.config |= {"host.address": "127.0.0.1", "host.port": port}
+        r = rig.run("comm")
+    assert (r.status, r.code) == ("fail", "E_COMM_REFUSED")
+    assert f"127.0.0.1:{port} refused" in r.message
 
 
 def test_comm_seeded_defect_lies(rig: Rig) -> None:
@@ -264,7 +292,7 @@ def test_terminal_id(rig: Rig) -> None:
     assert (r.status, r.code) == ("fail", "E_TID_NO_HOST")
     rig.channels = parse_channels("host=127.0.0.1:1")
     r = rig.run("terminal_id")
-    assert (r.status, r.code) == ("warn", "E_TID_UNVERIFIED")  # never a pass without sign-on
+    assert (r.status, r.code) == ("fail", "E_TID_NO_HOST")  # no comm module: cannot sign on
     for bad in ("", "T00001", "T000000\x01"):
         rig.config["terminal_id"] = bad
         assert rig.run("terminal_id").code == "E_TID_INVALID"
@@ -287,8 +315,9 @@ def test_card_reader(rig: Rig) -> None:
 def test_qr_scanner(rig: Rig) -> None:
     assert rig.run("qr_scanner").code == "E_CAMERA_ABSENT"
     rig.channels = parse_channels("camera=shm:frames")
-    r = rig.run("qr_scanner")
-    assert (r.status, r.code) == ("warn", "E_CAMERA_UNVERIFIED")
+    r = rig.run("qr_scanner")  # more in tests/unit/test_qr_scanner.py
+    assert (r.status, r.code) == ("fail", "E_CAMERA_ABSENT")
+    assert "not ADDRESS:PORT" in r.message
 
 
 def test_payment_interfaces(rig: Rig) -> None:
@@ -309,10 +338,26 @@ def test_payment_interfaces(rig: Rig) -> None:
     assert r.details["interfaces"]["qr"] == {"enabled": True, "usable": False}
 
 
-def test_data_sync(rig: Rig) -> None:
+def test_data_sync(rig: Rig, host: HostSimulator) -> None:
     assert rig.run("data_sync").code == "E_SYNC_NO_HOST"
-    rig.channels = parse_channels("host=127.0.0.1:1")
-    assert rig.run("data_sync").status == "warn"
+    _wire_host(rig, host)
+    r = rig.run("data_sync")
+    assert (r.status, r.code) == ("pass", "OK")
+    assert r.details["digest"] == host.parameters.digest
+    host.set_parameters(load_parameter_set(REPO / "fixtures/host/params-v2.json"))
+    host.behave("parameter_download", Behaviour.close_mid_response(), skip=1)
+    r = rig.run("data_sync")
+    assert (r.status, r.code) == ("fail", "E_SYNC_INTERRUPTED")
+    assert "parameters 2024.11.01 kept" in r.message
+    assert rig.comm is not None and rig.comm.parameter_state()["version"] == "2024.11.01"
+
+
+def test_terminal_id_signs_on(rig: Rig, host: HostSimulator) -> None:
+    _wire_host(rig, host)
+    assert rig.run("terminal_id").code == "OK"
+    host.registry.bind("T0000001", "ANOTHER-DEVICE")
+    r = rig.run("terminal_id")
+    assert (r.status, r.code) == ("fail", "E_TID_CONFLICT")
 
 
 def test_firmware_item(rig: Rig) -> None:

@@ -1,0 +1,386 @@
+"""pcscd with a pool of vpcd readers, shared by every hil session on the host.
+
+Only one pcscd runs per host (its socket is /run/pcscd/pcscd.comm, fixed in Debian's
+build), so hil runs one pcscd for all its sessions: ``pcscd --foreground --config DIR``
+with a reader folder of its own (no systemd, no edit of /etc) holding a *pool* of vpcd
+readers. Reader ``i`` of the pool is named ``<name> <i>`` and listens on
+``port + 2*i`` (slot 0, the chip reader) and ``port + 2*i + 1`` (slot 1, contactless).
+
+Each session claims one free reader of the pool (a claim file holding its pid, under an
+``flock``), so parallel rigs (pytest-xdist workers, two suites at once) each get their
+own slots. The first session starts pcscd if no running one lists the pool; the last
+session to release its claim stops it, and only if hil started it (recognised by its
+``--config`` folder): a pcscd somebody else runs is used, never stopped. A hil pcscd
+left behind by a killed run is reused when it lists the pool, replaced when it does
+not and nobody holds a claim.
+
+vpcd listens for the card side on every interface (``DEVICENAME /dev/null:PORT``): its
+reversed mode (vpcd connecting out to a card server on loopback) crashes pcscd as soon
+as a card is removed (vsmartcard 3.3, measured), so it cannot model removal. See
+docs/cards.md for the exposure and how a lab limits it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hil.errors import RigError
+
+log = logging.getLogger(__name__)
+
+PCSCD_PID_FILE = Path("/run/pcscd/pcscd.pid")
+VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
+CONFIG_MARKER = "hil-pcscd-"
+STATE_ROOT = Path(tempfile.gettempdir())
+START_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class VpcdReader:
+    """One vpcd reader entry: FRIENDLYNAME and the port of its slot 0."""
+
+    name: str
+    port: int
+
+    def slot_name(self, slot: int) -> str:
+        # pcsc-lite names a reader "<FRIENDLYNAME> <reader index> <slot>", both 2 digits.
+        return f"{self.name} 00 {slot:02d}"
+
+    def slot_port(self, slot: int) -> int:
+        return self.port + slot
+
+    def config_text(self, driver: Path = VPCD_DRIVER) -> str:
+        return (
+            "# written by pos-hil (hil.cards.pcscd): one vpcd reader, two slots\n"
+            f'FRIENDLYNAME "{self.name}"\n'
+            f"DEVICENAME   /dev/null:0x{self.port:04X}\n"
+            f"LIBPATH      {driver}\n"
+            f"CHANNELID    0x{self.port:04X}\n"
+        )
+
+
+def list_readers() -> list[str] | None:
+    """Readers pcscd lists now; None when no pcscd answers."""
+    from smartcard.scard import (
+        SCARD_E_NO_READERS_AVAILABLE,
+        SCARD_S_SUCCESS,
+        SCARD_SCOPE_USER,
+        SCardEstablishContext,
+        SCardListReaders,
+        SCardReleaseContext,
+    )
+
+    result, context = SCardEstablishContext(SCARD_SCOPE_USER)
+    if result != SCARD_S_SUCCESS:
+        return None
+    try:
+        result, names = SCardListReaders(context, [])
+        if result == SCARD_E_NO_READERS_AVAILABLE:
+            return []
+        if result != SCARD_S_SUCCESS:
+            return None
+        return [str(n) for n in names]
+    finally:
+        SCardReleaseContext(context)
+
+
+def running_pcscd_pid() -> int | None:
+    """The pid of a live pcscd, from its pid file or /proc; None if none runs."""
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(PCSCD_PID_FILE.read_text().strip())
+        if _is_pcscd(pid):
+            return pid
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _is_pcscd(int(entry.name)):
+            return int(entry.name)
+    return None
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _is_pcscd(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    name = stat[stat.find("(") + 1 : stat.rfind(")")]
+    state = stat[stat.rfind(")") + 2 : stat.rfind(")") + 3]
+    return name == "pcscd" and state != "Z"
+
+
+def started_by_hil(pid: int) -> bool:
+    return any(CONFIG_MARKER in part for part in _cmdline(pid))
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As vpcd binds: connections of an earlier pcscd in TIME_WAIT do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))  # where vpcd will listen
+        except OSError as e:
+            return e.errno != errno.EADDRINUSE
+    return True
+
+
+def _stop(pid: int, timeout: float = 5.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _is_pcscd(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)  # waiting for another process to exit: no event to wait on
+    if _is_pcscd(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class VpcdPool:
+    """``size`` vpcd readers named after ``name`` from ``port`` upwards (2 ports each)."""
+
+    name: str
+    port: int
+    size: int = 4
+
+    def reader(self, index: int) -> VpcdReader:
+        # One reader keeps the plain name, so a lab's existing vpcd entry fits as is.
+        name = self.name if self.size == 1 else f"{self.name} {index + 1}"
+        return VpcdReader(name, self.port + 2 * index)
+
+    def readers(self) -> list[VpcdReader]:
+        return [self.reader(i) for i in range(self.size)]
+
+    def slot_names(self) -> list[str]:
+        return [r.slot_name(s) for r in self.readers() for s in (0, 1)]
+
+    @property
+    def state_dir(self) -> Path:
+        return STATE_ROOT / f"{CONFIG_MARKER}{self.port}"
+
+    def driver_copy(self, index: int) -> Path:
+        return self.state_dir / "drivers" / f"libifdvpcd-{index + 1}.so"
+
+    def config_text(self) -> str:
+        # vpcd keeps its slots in globals of the loaded library, and pcscd loads a
+        # library once per path: readers sharing one .so share (and clobber) their
+        # slots. A copy of the driver per reader gives each reader its own.
+        return "\n".join(r.config_text(self.driver_copy(i)) for i, r in enumerate(self.readers()))
+
+
+class PcscdClaim:
+    """One session's hold on one reader of the pool; release it on close."""
+
+    def __init__(self, pool: VpcdPool, index: int, claim_file: Path) -> None:
+        self.pool = pool
+        self.index = index
+        self.reader = pool.reader(index)
+        self._claim_file = claim_file
+        self._released = False
+
+    def describe(self) -> str:
+        pid = running_pcscd_pid()
+        owner = "hil's" if pid is not None and started_by_hil(pid) else "an existing"
+        return f"{owner} pcscd pid {pid}, pool reader {self.index + 1}/{self.pool.size}"
+
+    def alive(self) -> bool:
+        return running_pcscd_pid() is not None
+
+    def log_tail(self, limit: int = 800) -> str:
+        try:
+            return (self.pool.state_dir / "pcscd.log").read_text(errors="replace")[-limit:]
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        with _locked(self.pool):
+            with contextlib.suppress(FileNotFoundError):
+                self._claim_file.unlink()
+            if _live_claims(self.pool):
+                return
+            pid = running_pcscd_pid()
+            if (
+                pid is not None
+                and started_by_hil(pid)
+                and _config_of(pid) == _config_dir(self.pool)
+            ):
+                _stop(pid)
+
+
+def _config_dir(pool: VpcdPool) -> Path:
+    return pool.state_dir / "reader.conf.d"
+
+
+def _config_of(pid: int) -> Path | None:
+    parts = _cmdline(pid)
+    for flag in ("--config", "-c"):
+        if flag in parts and parts.index(flag) + 1 < len(parts):
+            return Path(parts[parts.index(flag) + 1])
+    return None
+
+
+@contextlib.contextmanager
+def _locked(pool: VpcdPool) -> Any:
+    pool.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(pool.state_dir / "lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _live_claims(pool: VpcdPool) -> dict[int, int]:
+    """Reader index -> pid of the live session holding it; stale claims are removed."""
+    claims: dict[int, int] = {}
+    for path in pool.state_dir.glob("claim-*.json"):
+        try:
+            record = json.loads(path.read_text())
+            index, pid = int(record["index"]), int(record["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            path.unlink(missing_ok=True)
+            continue
+        if _pid_alive(pid) and 0 <= index < pool.size:
+            claims[index] = pid
+        else:
+            path.unlink(missing_ok=True)
+    return claims
+
+
+def claim_reader(pool: VpcdPool, *, timeout: float = START_TIMEOUT_S) -> PcscdClaim:
+    """A reader of ``pool`` for this session, with a pcscd that lists the pool."""
+    with _locked(pool):
+        claims = _live_claims(pool)
+        wanted = pool.slot_names()
+        listed = list_readers()
+        if listed is None or not all(name in listed for name in wanted):
+            pid = running_pcscd_pid()
+            if pid is not None:
+                if not started_by_hil(pid):
+                    shown = ", ".join(listed or []) or "no readers"
+                    raise RigError(
+                        f"a pcscd (pid {pid}) is running without hil's vpcd readers "
+                        f"{wanted[:2]}... (it lists: {shown}); only one pcscd can run per "
+                        "host. Stop it (e.g. 'systemctl stop pcscd.socket pcscd') or set "
+                        "[cards] reader/port/readers to vpcd readers it serves (Debian's "
+                        'default: reader = "Virtual PCD", port = 35963, readers = 1)',
+                        instrument="cards",
+                    )
+                if claims:
+                    raise RigError(
+                        f"hil's pcscd (pid {pid}) serves another reader pool and is in use by "
+                        f"session(s) {sorted(set(claims.values()))}; use the same [cards] "
+                        "reader/port/readers as they do, or wait for them",
+                        instrument="cards",
+                    )
+                log.warning("replacing pcscd pid %s left by an earlier hil run", pid)
+                _stop(pid)
+            _start(pool, timeout)
+        free = [i for i in range(pool.size) if i not in claims]
+        if not free:
+            raise RigError(
+                f"all {pool.size} vpcd readers of '{pool.name}' are in use by hil sessions "
+                f"{sorted(set(claims.values()))}; raise [cards] readers",
+                instrument="cards",
+            )
+        index = free[0]
+        claim_file = pool.state_dir / f"claim-{index}.json"
+        claim_file.write_text(json.dumps({"index": index, "pid": os.getpid()}))
+        return PcscdClaim(pool, index, claim_file)
+
+
+def _start(pool: VpcdPool, timeout: float) -> None:
+    binary = shutil.which("pcscd") or (
+        "/usr/sbin/pcscd" if Path("/usr/sbin/pcscd").exists() else None
+    )
+    if binary is None:
+        raise RigError(
+            "pcscd is not installed (scripts/setup.sh installs pcscd and vsmartcard-vpcd)",
+            instrument="cards",
+        )
+    if not VPCD_DRIVER.exists():
+        raise RigError(
+            f"vpcd driver {VPCD_DRIVER} missing (install Debian package vsmartcard-vpcd)",
+            instrument="cards",
+        )
+    for reader in pool.readers():
+        for slot in (0, 1):
+            if not _port_free(reader.slot_port(slot)):
+                raise RigError(
+                    f"vpcd port {reader.slot_port(slot)} for '{reader.slot_name(slot)}' is "
+                    "taken by another program; choose another [cards] port",
+                    instrument="cards",
+                )
+    config_dir = _config_dir(pool)
+    shutil.rmtree(config_dir, ignore_errors=True)
+    config_dir.mkdir(parents=True)
+    for index in range(pool.size):
+        copy = pool.driver_copy(index)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(VPCD_DRIVER, copy)
+    (config_dir / "hil-vpcd").write_text(pool.config_text(), encoding="ascii")
+    log_path = pool.state_dir / "pcscd.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            [binary, "--foreground", "--config", str(config_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            # Its own session: a Ctrl-C is for pytest, and pcscd outlives the session
+            # that started it while other sessions still use it.
+            start_new_session=True,
+        )
+    wanted = pool.slot_names()
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-800:].strip()
+            raise RigError(
+                f"pcscd exited with code {process.returncode} at start-up: {tail}",
+                instrument="cards",
+            )
+        listed = list_readers()
+        if listed is not None and all(name in listed for name in wanted):
+            # Nobody waits for it: reap it in the background so it never lingers a zombie.
+            threading.Thread(target=process.wait, name="pcscd-reaper", daemon=True).start()
+            return
+        if time.monotonic() > deadline:
+            process.terminate()
+            raise RigError(
+                f"pcscd did not list {wanted} within {timeout:.0f} s (it lists {listed})",
+                instrument="cards",
+            )
+        time.sleep(0.02)  # start-up only: pcscd offers no readiness notification

@@ -1,0 +1,456 @@
+"""A TCP proxy on loopback that breaks the link on demand: hil's built-in fault path.
+
+The terminal dials the proxy; the proxy dials the host and copies bytes both ways,
+applying the faults in force to every chunk it reads:
+
+- ``blackhole``: accept, then drop every byte (the connection stays open, silent)
+- ``refuse``: stop listening, so a connect gets ECONNREFUSED (listening again on clear)
+- ``reset``: after N bytes in a direction, abort both sides with a TCP RST
+- ``latency``: hold each chunk ``ms`` (+/- uniform ``jitter_ms``), order kept
+- ``bandwidth``: pace a direction to ``bytes_per_s``
+- ``slicer``: cut chunks into ``segment_bytes`` pieces, ``delay_ms`` apart
+- ``limit_data``: close the connection once N bytes went through in a direction
+- ``corrupt``: XOR bytes with 0xFF at ``rate`` (seeded, so runs repeat)
+
+Directions: ``upstream`` is terminal to host, ``downstream`` host to terminal.
+It counts what it did (bytes read and written per direction, bytes dropped and
+corrupted, resets, cuts, the delay it added to each chunk) so a test can check the
+fault happened instead of trusting it, and keeps a timeline for the report.
+A plain library: runs on its own loop thread, every public method is synchronous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from hil.errors import RigError
+from hil.eventloop import BackgroundLoop
+
+Direction = Literal["upstream", "downstream", "both"]
+FaultKind = Literal[
+    "blackhole", "refuse", "reset", "latency", "bandwidth", "slicer", "limit_data", "corrupt"
+]
+FAULT_KINDS: tuple[str, ...] = (
+    "blackhole",
+    "refuse",
+    "reset",
+    "latency",
+    "bandwidth",
+    "slicer",
+    "limit_data",
+    "corrupt",
+)
+DIRECTIONS = ("upstream", "downstream")
+READ_SIZE = 65536
+TIMELINE_MAX = 2000
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    direction: Direction = "both"
+    params: dict[str, float] = field(default_factory=dict)
+
+    def applies(self, direction: str) -> bool:
+        return self.direction in ("both", direction)
+
+
+@dataclass
+class DirectionStats:
+    bytes_read: int = 0  # from the sender
+    bytes_written: int = 0  # to the receiver
+    bytes_dropped: int = 0
+    bytes_corrupted: int = 0
+    chunks: int = 0
+    # Delay added per chunk (read to write), as running figures: a soak must not grow it.
+    delay_ms_min: float | None = None
+    delay_ms_max: float | None = None
+    delay_ms_total: float = 0.0
+
+    def add_delay(self, ms: float) -> None:
+        self.delay_ms_min = ms if self.delay_ms_min is None else min(self.delay_ms_min, ms)
+        self.delay_ms_max = ms if self.delay_ms_max is None else max(self.delay_ms_max, ms)
+        self.delay_ms_total += ms
+
+    def snapshot(self) -> dict[str, Any]:
+        def shown(value: float | None) -> float | None:
+            return None if value is None else round(value, 3)
+
+        mean = self.delay_ms_total / self.chunks if self.chunks else None
+        return {
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+            "bytes_dropped": self.bytes_dropped,
+            "bytes_corrupted": self.bytes_corrupted,
+            "chunks": self.chunks,
+            "delay_ms_min": shown(self.delay_ms_min),
+            "delay_ms_max": shown(self.delay_ms_max),
+            "delay_ms_mean": shown(mean),
+        }
+
+
+@dataclass
+class ProxyStats:
+    connections: int = 0
+    upstream_failures: int = 0
+    resets: int = 0
+    cuts: int = 0
+    directions: dict[str, DirectionStats] = field(
+        default_factory=lambda: {d: DirectionStats() for d in DIRECTIONS}
+    )
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "connections": self.connections,
+            "upstream_failures": self.upstream_failures,
+            "resets": self.resets,
+            "cuts": self.cuts,
+            **{d: s.snapshot() for d, s in self.directions.items()},
+        }
+
+
+class _Conn:
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.passed = dict.fromkeys(DIRECTIONS, 0)  # bytes let through, per direction
+        self.free_at = dict.fromkeys(DIRECTIONS, 0.0)  # bandwidth/ordering horizon
+        self.writers: list[asyncio.StreamWriter] = []
+        self.closed = False
+
+
+_EOF = object()
+
+
+class FaultProxy:
+    """Proxy ``listen`` -> ``upstream``; ``start`` returns the address it listens on."""
+
+    def __init__(
+        self,
+        upstream: tuple[str, int],
+        *,
+        listen: tuple[str, int] = ("127.0.0.1", 0),
+        seed: int = 0,
+        name: str = "network",
+    ) -> None:
+        self.name = name
+        self.upstream = upstream
+        self._listen = listen
+        self._rng = random.Random(seed)
+        self._loop = BackgroundLoop(f"hil-{name}-proxy")
+        self._server: asyncio.base_events.Server | None = None
+        self._address: tuple[str, int] | None = None
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._stats = ProxyStats()
+        self._timeline: list[dict[str, Any]] = []
+        self._started = time.monotonic()
+        self._numbers = itertools.count(1)
+        self._conns: set[_Conn] = set()
+
+    # --- lifetime --------------------------------------------------------------------
+
+    def start(self) -> tuple[str, int]:
+        self._loop.start()
+        try:
+            self._address = self._loop.run(self._open(self._listen))
+        except OSError as e:
+            self._loop.stop()
+            raise RigError(
+                f"fault proxy cannot listen on {self._listen[0]}:{self._listen[1]}: {e}",
+                instrument=self.name,
+            ) from e
+        self._note("listening", address=f"{self._address[0]}:{self._address[1]}")
+        return self._address
+
+    async def _open(self, listen: tuple[str, int]) -> tuple[str, int]:
+        self._server = await asyncio.start_server(
+            self._accept, listen[0], listen[1], reuse_address=True
+        )
+        sockname = self._server.sockets[0].getsockname()
+        return str(sockname[0]), int(sockname[1])
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._address is None:
+            raise RigError("fault proxy is not started", instrument=self.name)
+        return self._address
+
+    def stop(self) -> None:
+        if self._loop.running:
+            with contextlib.suppress(Exception):
+                self._loop.run(self._shutdown(), timeout=3.0)
+        self._loop.stop()
+
+    async def _shutdown(self) -> None:
+        await self._close_listener()
+        for conn in list(self._conns):
+            self._close_conn(conn, abort=True)
+
+    async def _close_listener(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    # --- faults ----------------------------------------------------------------------
+
+    def add(self, fault: Fault) -> None:
+        """Put ``fault`` in force (replacing one of the same kind and direction)."""
+        if fault.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {fault.kind!r}; known: {FAULT_KINDS}")
+        with self._lock:
+            self._faults = [
+                f
+                for f in self._faults
+                if not (f.kind == fault.kind and f.direction == fault.direction)
+            ]
+            self._faults.append(fault)
+        self._note("fault set", kind=fault.kind, direction=fault.direction, **fault.params)
+        if fault.kind == "refuse":
+            self._loop.run(self._close_listener())
+
+    def clear(self) -> None:
+        """Heal: no fault in force, listening again, silenced connections closed."""
+        with self._lock:
+            cleared = self._faults
+            self._faults = []
+        if any(f.kind == "refuse" for f in cleared) and self._address is not None:
+            self._loop.run(self._open(self._address))
+        if any(f.kind == "blackhole" for f in cleared):
+            # Bytes already swallowed are gone; a link the terminal still holds is dead.
+            self._loop.run(self._close_all_conns())
+        if cleared:
+            self._note("healed", cleared=[f.kind for f in cleared])
+
+    async def _close_all_conns(self) -> None:
+        for conn in list(self._conns):
+            self._close_conn(conn, abort=False)
+
+    def faults(self) -> list[Fault]:
+        with self._lock:
+            return list(self._faults)
+
+    def _active(self, direction: str) -> list[Fault]:
+        with self._lock:
+            return [f for f in self._faults if f.applies(direction)]
+
+    # --- observation -----------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return self._stats.snapshot()
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self._stats = ProxyStats()
+
+    def timeline(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._timeline)
+
+    def clear_timeline(self) -> None:
+        with self._lock:
+            self._timeline.clear()
+
+    def _note(self, event: str, **data: Any) -> None:
+        entry = {"t_ms": round((time.monotonic() - self._started) * 1000, 1), "event": event}
+        entry.update(data)
+        with self._lock:
+            if len(self._timeline) < TIMELINE_MAX:
+                self._timeline.append(entry)
+
+    # --- the data path ---------------------------------------------------------------
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = _Conn(next(self._numbers))
+        conn.writers.append(writer)
+        self._conns.add(conn)
+        with self._lock:
+            self._stats.connections += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError as e:
+            with self._lock:
+                self._stats.upstream_failures += 1
+            self._note("upstream unreachable", conn=conn.number, error=str(e))
+            self._close_conn(conn, abort=True)
+            return
+        conn.writers.append(up_writer)
+        self._note("connection", conn=conn.number)
+        await asyncio.gather(
+            self._pump(conn, "upstream", reader, up_writer),
+            self._pump(conn, "downstream", up_reader, writer),
+            return_exceptions=True,
+        )
+        self._close_conn(conn, abort=False)
+
+    async def _pump(
+        self,
+        conn: _Conn,
+        direction: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        deliver = asyncio.ensure_future(self._deliver(conn, direction, queue, writer))
+        loop = asyncio.get_running_loop()
+        try:
+            while not conn.closed:
+                try:
+                    data = await reader.read(READ_SIZE)
+                except (ConnectionError, OSError):
+                    break
+                if not data:
+                    break
+                now = loop.time()
+                stats = self._stats.directions[direction]
+                with self._lock:
+                    stats.bytes_read += len(data)
+                for piece, at in self._shape(conn, direction, data, now):
+                    await queue.put((at, now, piece))
+                if conn.closed:
+                    break
+        finally:
+            await queue.put(_EOF)
+            with contextlib.suppress(Exception):
+                await deliver
+
+    def _shape(
+        self, conn: _Conn, direction: str, data: bytes, now: float
+    ) -> list[tuple[bytes, float]]:
+        """Apply the faults in force to one chunk: what to deliver, and when."""
+        faults = {f.kind: f for f in self._active(direction)}
+        stats = self._stats.directions[direction]
+        if "blackhole" in faults:
+            with self._lock:
+                stats.bytes_dropped += len(data)
+            return []
+        cut_after: str | None = None
+        for kind in ("reset", "limit_data"):
+            fault = faults.get(kind)
+            if fault is None:
+                continue
+            allowed = int(fault.params["after_bytes"]) - conn.passed[direction]
+            if len(data) >= allowed:
+                with self._lock:
+                    stats.bytes_dropped += len(data) - max(allowed, 0)
+                data = data[: max(allowed, 0)]
+                cut_after = kind
+                break
+        conn.passed[direction] += len(data)
+        if "corrupt" in faults and data:
+            rate = faults["corrupt"].params["rate"]
+            mutable = bytearray(data)
+            flipped = 0
+            for i in range(len(mutable)):
+                if self._rng.random() < rate:
+                    mutable[i] ^= 0xFF
+                    flipped += 1
+            data = bytes(mutable)
+            with self._lock:
+                stats.bytes_corrupted += flipped
+        pieces = [data] if data else []
+        gap_s = 0.0
+        if "slicer" in faults and data:
+            size = max(1, int(faults["slicer"].params["segment_bytes"]))
+            gap_s = faults["slicer"].params["delay_ms"] / 1000
+            pieces = [data[i : i + size] for i in range(0, len(data), size)]
+        delay_s = 0.0
+        if "latency" in faults:
+            latency = faults["latency"].params
+            jitter = latency.get("jitter_ms", 0.0)
+            delay_s = max(0.0, latency["ms"] + self._rng.uniform(-jitter, jitter)) / 1000
+        rate = faults["bandwidth"].params["bytes_per_s"] if "bandwidth" in faults else 0.0
+        out: list[tuple[bytes, float]] = []
+        at = now + delay_s
+        for n, piece in enumerate(pieces):
+            if n:
+                at += gap_s
+            if rate:
+                start = max(at, conn.free_at[direction])
+                at = start + len(piece) / rate
+            at = max(at, conn.free_at[direction])  # never overtake an earlier chunk
+            conn.free_at[direction] = at
+            out.append((piece, at))
+        if cut_after is not None:
+            out.append((b"", -1.0 if cut_after == "reset" else -2.0))
+        return out
+
+    async def _deliver(
+        self, conn: _Conn, direction: str, queue: asyncio.Queue[Any], writer: asyncio.StreamWriter
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        stats = self._stats.directions[direction]
+        while True:
+            item = await queue.get()
+            if item is _EOF:
+                if not conn.closed:
+                    with contextlib.suppress(Exception):
+                        writer.write_eof()
+                return
+            at, read_at, piece = item
+            if at < 0:  # the cut marker: everything before it was delivered
+                if at == -1.0:
+                    with self._lock:
+                        self._stats.resets += 1
+                    self._note(
+                        "reset sent",
+                        conn=conn.number,
+                        direction=direction,
+                        after_bytes=conn.passed[direction],
+                    )
+                    self._close_conn(conn, abort=True)
+                else:
+                    with self._lock:
+                        self._stats.cuts += 1
+                    self._note(
+                        "data limit reached",
+                        conn=conn.number,
+                        direction=direction,
+                        after_bytes=conn.passed[direction],
+                    )
+                    self._close_conn(conn, abort=False)
+                return
+            wait = at - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if conn.closed:
+                return
+            # Counted before the write: a reader that has the bytes must see them counted.
+            with self._lock:
+                stats.bytes_written += len(piece)
+                stats.chunks += 1
+                stats.add_delay((loop.time() - read_at) * 1000)
+            try:
+                writer.write(piece)
+                await writer.drain()
+            except (ConnectionError, OSError):
+                return
+
+    def _close_conn(self, conn: _Conn, *, abort: bool) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        self._conns.discard(conn)
+        for writer in conn.writers:
+            transport = writer.transport
+            if abort:
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    # Linger 0: close() sends RST instead of FIN, a "connection reset".
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
+                transport.abort()
+            else:
+                transport.close()

@@ -1,0 +1,194 @@
+"""The camera channel: how a simulated scanner pulls the frames a QR screen shows.
+
+Protocol ``pos-hil camera/1``, TCP on loopback (the rig's ``sim`` QR screen listens,
+the terminal's camera connects to the ``camera=ADDRESS:PORT`` channel):
+
+- The camera sends one request byte ``F`` (0x46): "the frame you show now".
+- The screen answers with a 16-byte header and the pixels::
+
+      magic  b"HQF1"   4 bytes
+      seq    u32 BE    changes each time the screen shows something new (show/blank)
+      width  u16 BE    pixels
+      height u16 BE    pixels
+      length u32 BE    = width * height
+      pixels           length bytes, 8-bit grey, row-major, 0 = black
+
+- Any other request byte: the screen closes the connection. One connection may
+  ask for any number of frames; several cameras may be connected at once.
+
+Raw grey frames keep a pull at well under a millisecond on loopback (640x480 is
+300 KiB); PNG would cost more to encode than the decode we are timing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from hil.qr.render import Image
+
+log = logging.getLogger(__name__)
+
+REQUEST_FRAME = b"F"
+MAGIC = b"HQF1"
+HEADER = struct.Struct(">4sIHHI")
+MAX_PIXELS = 8192 * 8192
+
+
+class FrameLinkError(OSError):
+    """The camera channel failed: not listening, closed, or answered garbage."""
+
+
+FrameSource = Callable[[], "tuple[int, Image]"]
+
+
+class FrameServer:
+    """Serves ``source()`` (seq, grey image) to every camera that asks. Loopback only."""
+
+    def __init__(self, source: FrameSource, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"the frame server listens on loopback only, not {host!r}")
+        self._source = source
+        self._listener = socket.create_server((host, port))
+        self._listener.settimeout(0.2)
+        bound_host, bound_port = self._listener.getsockname()[:2]
+        self._endpoint = f"{bound_host}:{bound_port}"
+        self._stop = threading.Event()
+        self._clients: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, name="qr-frame-server", daemon=True)
+        self._thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._clients.add(conn)
+            threading.Thread(
+                target=self._serve, args=(conn,), name="qr-frame-client", daemon=True
+            ).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            while not self._stop.is_set():
+                request = conn.recv(1)
+                if request != REQUEST_FRAME:
+                    return  # closed by the camera, or a request we do not know
+                seq, image = self._source()
+                height, width = image.shape
+                header = HEADER.pack(MAGIC, seq & 0xFFFFFFFF, width, height, width * height)
+                conn.sendall(header + np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._clients.discard(conn)
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        with self._lock:
+            clients = list(self._clients)
+        for conn in clients:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+        self._thread.join(timeout=2.0)
+
+
+def parse_endpoint(text: str) -> tuple[str, int]:
+    """``ADDRESS:PORT`` -> (address, port); FrameLinkError when malformed."""
+    address, sep, port = text.strip().rpartition(":")
+    if not sep or not address or not port.isdigit() or not 0 < int(port) < 65536:
+        raise FrameLinkError(f"camera channel {text!r} is not ADDRESS:PORT")
+    return address.strip("[]"), int(port)
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = sock.recv(min(size - len(chunks), 1 << 20))
+        if not chunk:
+            raise FrameLinkError(f"camera channel closed after {len(chunks)} of {size} bytes")
+        chunks += chunk
+    return bytes(chunks)
+
+
+class FrameClient:
+    """The camera end: connects lazily, reconnects once after a broken connection."""
+
+    def __init__(self, endpoint: str, *, timeout: float = 2.0) -> None:
+        self.endpoint = endpoint
+        self._address = parse_endpoint(endpoint)
+        self._timeout = timeout
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    def _connect(self) -> socket.socket:
+        try:
+            sock = socket.create_connection(self._address, timeout=self._timeout)
+        except OSError as e:
+            raise FrameLinkError(
+                f"camera {self.endpoint}: {e.strerror or e.__class__.__name__}"
+            ) from e
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def _pull(self, sock: socket.socket) -> tuple[int, Image]:
+        sock.sendall(REQUEST_FRAME)
+        magic, seq, width, height, length = HEADER.unpack(_recv_exactly(sock, HEADER.size))
+        if magic != MAGIC:
+            raise FrameLinkError(f"camera {self.endpoint}: bad frame magic {magic!r}")
+        if length != width * height or not 0 < length <= MAX_PIXELS:
+            raise FrameLinkError(
+                f"camera {self.endpoint}: frame {width}x{height} with {length} bytes"
+            )
+        pixels = _recv_exactly(sock, length)
+        return seq, np.frombuffer(pixels, dtype=np.uint8).reshape(height, width)
+
+    def grab(self) -> tuple[int, Image]:
+        """(seq, grey frame) of what the screen shows now; FrameLinkError if it cannot.
+
+        A broken connection is retried once on a fresh one (the screen may have been
+        restarted); a second failure is the answer.
+        """
+        with self._lock:
+            last: Exception | None = None
+            for _ in range(2):
+                try:
+                    if self._sock is None:
+                        self._sock = self._connect()
+                    return self._pull(self._sock)
+                except (OSError, struct.error) as e:
+                    last = e
+                    if self._sock is not None:
+                        self._sock.close()
+                        self._sock = None
+            if isinstance(last, FrameLinkError):
+                raise last
+            raise FrameLinkError(f"camera {self.endpoint}: {last}") from last
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None

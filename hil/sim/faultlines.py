@@ -1,0 +1,83 @@
+"""The terminal's hardware fault lines, read from the rig's ``faultlines`` channel.
+
+The rig drives levels: ``{"type":"lines","version":N,"lines":{"reader_power":true,...}}``
+(true = the fault is asserted); the terminal answers ``{"type":"ack","version":N}``
+once it has applied them. Lines it knows:
+
+- ``reader_power``: the card reader's supply is cut (card_reader self-check
+  ``E_READER_POWER``; cards are not read; payments refused with ``E_READER_FAULT``)
+- ``supply_low``: the main supply reads ``SUPPLY_LOW_V`` (power self-check ``E_POWER_LOW``)
+- ``tamper``: the tamper switch is open (tamper self-check ``E_TAMPER``; payments
+  refused with ``E_TAMPERED``)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from hil.sim.linelink import LineLink
+
+KNOWN_LINES = ("reader_power", "supply_low", "tamper")
+SUPPLY_LOW_V = 9.6  # what the supply monitor reads while the rig holds supply_low
+FIRST_STATE_WAIT_S = 2.0
+
+
+class FaultLineInputs:
+    """Thread-safe view of the fault lines; ``readable`` once a state arrived."""
+
+    def __init__(self, value: str) -> None:
+        self._lock = threading.Lock()
+        self._lines: dict[str, bool] = dict.fromkeys(KNOWN_LINES, False)
+        self._version = -1
+        self._first = threading.Event()
+        self._listeners: list[Callable[[dict[str, bool]], None]] = []
+        self._link = LineLink("faultlines", value, self._on_message)
+
+    def start(self, wait_s: float = FIRST_STATE_WAIT_S) -> None:
+        """Connect and wait (bounded) for the first state, so boot sees real levels."""
+        self._link.start()
+        self._first.wait(wait_s if self._link.address is not None else 0)
+
+    def on_change(self, listener: Callable[[dict[str, bool]], None]) -> None:
+        self._listeners.append(listener)
+
+    def _on_message(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        if message.get("type") != "lines" or not isinstance(message.get("lines"), dict):
+            return None
+        version = message.get("version")
+        levels = {
+            name: bool(level)
+            for name, level in message["lines"].items()
+            if name in KNOWN_LINES and isinstance(level, bool)
+        }
+        with self._lock:
+            self._lines.update(levels)
+            self._version = version if isinstance(version, int) else self._version
+            snapshot = dict(self._lines)
+        self._first.set()
+        for listener in self._listeners:
+            listener(snapshot)
+        return {"type": "ack", "version": version}
+
+    @property
+    def readable(self) -> bool:
+        return self._first.is_set() and self._link.connected
+
+    @property
+    def reason(self) -> str:
+        if not self._link.connected:
+            return self._link.reason or "not connected"
+        return "" if self._first.is_set() else "no line state received"
+
+    def is_set(self, name: str) -> bool:
+        with self._lock:
+            return self._lines.get(name, False)
+
+    def snapshot(self) -> dict[str, bool]:
+        with self._lock:
+            return dict(self._lines)
+
+    def close(self) -> None:
+        self._link.close()

@@ -1,0 +1,131 @@
+"""The terminal end of a JSON-lines channel (mag head, fault lines).
+
+Connects to ``ADDRESS:PORT`` from ``HIL_CHANNELS`` (loopback only), hands every
+message to a handler on its own thread and writes back what the handler returns.
+A channel that cannot be reached is retried every second in the background (an
+event wait, not a busy loop); ``connected`` and ``reason`` say where it stands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 1.0
+MAX_LINE = 64 * 1024
+
+Handler = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+def parse_address(value: str) -> tuple[str, int] | None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    host = host.strip("[]")
+    # The rig wires loopback only; anything else is refused rather than dialled.
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    return host, int(port)
+
+
+class LineLink:
+    def __init__(self, name: str, value: str, handler: Handler) -> None:
+        self.name = name
+        self.address = parse_address(value)
+        self._handler = handler
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self.reason = (
+            "not started" if self.address else f"bad address {value!r} (want 127.0.0.1:PORT)"
+        )
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        if self.address is None or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name=f"link-{self.name}", daemon=True)
+        self._thread.start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def _run(self) -> None:
+        assert self.address is not None
+        while not self._stop.is_set():
+            try:
+                sock = socket.create_connection(self.address, timeout=2.0)
+            except OSError as e:
+                self.reason = (
+                    f"cannot connect to {self.address[0]}:{self.address[1]}: {e.strerror or e}"
+                )
+                self._stop.wait(RETRY_S)
+                continue
+            sock.settimeout(None)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._sock = sock
+            self.reason = ""
+            self._connected.set()
+            try:
+                self._serve(sock)
+            finally:
+                self._connected.clear()
+                self._sock = None
+                with contextlib.suppress(OSError):
+                    sock.close()
+            if not self._stop.is_set():
+                self.reason = "the rig closed the channel"
+                self._stop.wait(RETRY_S)
+
+    def _serve(self, sock: socket.socket) -> None:
+        buffer = b""
+        while not self._stop.is_set():
+            try:
+                chunk = sock.recv(4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buffer += chunk
+            if len(buffer) > MAX_LINE and b"\n" not in buffer:
+                buffer = b""  # garbage: drop it rather than grow without bound
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                try:
+                    message = json.loads(line)
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    log.warning("%s: line that is not JSON ignored", self.name)
+                    continue
+                if not isinstance(message, dict):
+                    continue
+                try:
+                    reply = self._handler(message)
+                except Exception:  # a bad message must not kill the channel
+                    log.exception("%s: handler failed", self.name)
+                    continue
+                if reply is not None:
+                    data = json.dumps(reply, separators=(",", ":")).encode() + b"\n"
+                    try:
+                        sock.sendall(data)
+                    except OSError:
+                        return
+
+    def close(self) -> None:
+        self._stop.set()
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=3.0)
