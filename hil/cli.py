@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from hil.errors import ConfigError, HilError
+from hil.errors import ConfigError, DutError, HilError
 
 EXIT_OK, EXIT_DUT_FAILED, EXIT_USAGE, EXIT_RIG_FAULT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -34,8 +34,8 @@ app = typer.Typer(
 rig_app = typer.Typer(help="Rig files and instruments.", no_args_is_help=True)
 app.add_typer(rig_app, name="rig")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 RigOption = Annotated[
     Path | None, typer.Option("--rig", help="rig file (TOML); default rigs/sim.toml")
@@ -150,7 +150,7 @@ def report(
 @rig_app.command("check")
 def rig_check(rig: RigOption = None, firmware: FirmwareOption = None) -> None:
     """Preflight: bring the rig up and have each instrument answer, one line each."""
-    from hil.rig import Rig, default_rig_path
+    from hil.rig import PreflightLine, Rig, default_rig_path
 
     rig_path = rig or default_rig_path()
     try:
@@ -158,18 +158,29 @@ def rig_check(rig: RigOption = None, firmware: FirmwareOption = None) -> None:
     except ConfigError as e:
         raise _fail(EXIT_USAGE, str(e)) from None
     out.print(f"rig '{the_rig.name}' from {rig_path}")
+    boot_problem = ""
     try:
-        the_rig.start()
+        terminal = the_rig.start()
+        try:
+            # Wait for the boot so device.info reports the verified firmware, not
+            # "booting"; a terminal that cannot boot is reported, not hidden.
+            terminal.ensure_idle()
+        except DutError as e:
+            boot_problem = str(e)
         lines = the_rig.preflight()
     except HilError as e:
         the_rig.close()
         raise _fail(EXIT_RIG_FAULT, f"rig did not start: {e}") from None
     the_rig.close()
+    if boot_problem:
+        lines.append(PreflightLine("boot", the_rig.config.dut.driver, False, boot_problem))
     for line in lines:
         mark = "[green]ok  [/]" if line.ok else "[red]FAIL[/]"
         out.print(f"{mark} {line.instrument:<10} {line.driver:<10} ", end="")
         out.print(line.detail, markup=False)
-    raise typer.Exit(EXIT_OK if all(line.ok for line in lines) else EXIT_RIG_FAULT)
+    if not all(line.ok for line in lines if line.instrument != "boot"):
+        raise typer.Exit(EXIT_RIG_FAULT)
+    raise typer.Exit(EXIT_DUT_FAILED if boot_problem else EXIT_OK)
 
 
 @app.command()
@@ -181,13 +192,23 @@ def sim(rig: RigOption = None, firmware: FirmwareOption = None) -> None:
         the_rig = Rig.from_file(rig or default_rig_path(), firmware=firmware)
     except ConfigError as e:
         raise _fail(EXIT_USAGE, str(e)) from None
+    try:
+        # The same instruments as a run (host, cards, QR screen...), so the terminal
+        # explored by hand has its channels wired.
+        the_rig.build_instruments()
+    except HilError as e:
+        the_rig.close()
+        raise _fail(EXIT_RIG_FAULT, f"rig did not start: {e}") from None
     process = the_rig.spawn_terminal()
+    the_rig.process = process
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         process.start()
         out.print(f"console port: {process.port_path}", markup=False)
         out.print(f"state dir:    {process.state_dir}", markup=False)
+        wired = ", ".join(f"{k}={v}" for k, v in sorted(the_rig.wired.items())) or "none"
+        out.print(f"channels:     {wired}", markup=False)
         out.print(
             "open the port with e.g. 'python -m serial.tools.miniterm "
             f"{process.port_path} 115200'; Ctrl-C powers the terminal off.",
@@ -201,7 +222,6 @@ def sim(rig: RigOption = None, firmware: FirmwareOption = None) -> None:
         pass
     finally:
         process.terminate(5.0)
-        process.close()
         the_rig.close()
 
 

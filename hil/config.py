@@ -301,7 +301,7 @@ class RigConfig(_Strict):
         wired: dict[str, str] = {"dut": self.dut.driver, "console": self.console.driver}
         if self.power is not None:
             wired["power"] = self.power.driver
-        for section in ("cards", "magstripe", "faultlines", "qr_screen"):
+        for section in ("host", "network", "cards", "magstripe", "faultlines", "qr_screen"):
             instrument = getattr(self, section)
             if instrument is not None:
                 wired[section] = instrument.driver

@@ -115,7 +115,8 @@ class Rig:
                 instrument=section,
             ) from None
 
-    def _build_instruments(self) -> None:
+    def build_instruments(self) -> None:
+        """Build every optional instrument of the rig file (before the terminal starts)."""
         import hil.instruments.registry  # noqa: F401  (registers the builders)
 
         for section in BUILD_ORDER:
@@ -156,7 +157,7 @@ class Rig:
         """Bring the instruments up and switch the terminal on (not waiting for ready)."""
         dut = self.config.dut
         try:
-            self._build_instruments()
+            self.build_instruments()
             if isinstance(dut, SimDut | CommandDut):
                 self.process = self.spawn_terminal()
             url = self.config.console.url

@@ -161,3 +161,11 @@ def test_ctrl_c_mid_suite_tears_the_rig_down(tmp_path: Path) -> None:
     assert summary["counts"]["interrupted"] == 1
     assert summary["counts"]["passed"] == 0
     assert _processes_with_marker(marker) == [], "terminal process survived Ctrl-C"
+
+
+def test_rig_check_reports_a_terminal_that_cannot_boot(tmp_path: Path) -> None:
+    rig = write_sim_rig(tmp_path / "rig.toml")
+    tampered = REPO / "fixtures" / "firmware" / "tampered-1.4.2.fw.json"
+    result = _hil("rig", "check", "--rig", str(rig), "--firmware", str(tampered), cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(r"^FAIL boot .*E_FW_SIGNATURE", result.stdout, re.MULTILINE), result.stdout
