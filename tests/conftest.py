@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,3 +58,44 @@ boot_selfcheck_s = 10.0
         encoding="utf-8",
     )
     return path
+
+
+@dataclass(frozen=True)
+class FeatureRun:
+    """One pytest-bdd run of repository features in a pytester folder."""
+
+    result: pytest.RunResult
+    results: Path
+    summary_path: Path
+
+    def summary(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.summary_path.read_text())
+        return data
+
+
+def run_features(
+    pytester: pytest.Pytester,
+    features: Sequence[str],
+    *pytest_args: str,
+    extra: str = "",
+    rig: Path | None = None,
+) -> FeatureRun:
+    """Copy ``features`` into pytester's folder and run them on a sim rig (real pty,
+    processes) with Allure results and the hil summary."""
+    folder = pytester.path / "features"
+    folder.mkdir(exist_ok=True)
+    for name in (*features, "test_features.py"):
+        shutil.copy(REPO / "features" / name, folder)
+    rig = rig or write_sim_rig(pytester.path / "rig.toml", extra=extra)
+    results = pytester.path / "allure-results"
+    summary = pytester.path / "summary.json"
+    result = pytester.runpytest_subprocess(
+        "features",
+        f"--rig={rig}",
+        f"--alluredir={results}",
+        f"--hil-summary={summary}",
+        "-p",
+        "no:cacheprovider",
+        *pytest_args,
+    )
+    return FeatureRun(result, results, summary)

@@ -3,42 +3,25 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import FIRMWARE, REPO, write_sim_rig
+from tests.conftest import FIRMWARE, run_features
 
 pytestmark = pytest.mark.integration
 
 BOOT_SCENARIOS = 5
-
-
-def _stage_features(pytester: pytest.Pytester) -> None:
-    features = pytester.path / "features"
-    features.mkdir()
-    shutil.copy(REPO / "features" / "boot_self_check.feature", features)
-    shutil.copy(REPO / "features" / "test_features.py", features)
+BOOT = ("boot_self_check.feature",)
 
 
 def test_boot_feature_green_on_healthy_build(pytester: pytest.Pytester) -> None:
-    _stage_features(pytester)
-    rig = write_sim_rig(pytester.path / "rig.toml")
-    results = pytester.path / "allure-results"
-    summary = pytester.path / "summary.json"
-    run = pytester.runpytest_subprocess(
-        "features",
-        f"--rig={rig}",
-        f"--alluredir={results}",
-        f"--hil-summary={summary}",
-        "-p",
-        "no:cacheprovider",
-    )
-    run.assert_outcomes(passed=BOOT_SCENARIOS)
+    feature_run = run_features(pytester, BOOT)
+    feature_run.result.assert_outcomes(passed=BOOT_SCENARIOS)
+    results = feature_run.results
 
-    data = json.loads(summary.read_text())
+    data = feature_run.summary()
     assert data["counts"]["passed"] == BOOT_SCENARIOS
     assert data["environment"]["firmware_version"] == "1.4.2"
     names = {s["scenario"] for s in data["scenarios"]}
@@ -65,21 +48,9 @@ def test_boot_feature_green_on_healthy_build(pytester: pytest.Pytester) -> None:
 
 def _run_single_scenario(pytester: pytest.Pytester, firmware: str, keyword: str) -> dict[str, Any]:
     """Run one boot scenario against ``firmware``; it must fail; return its summary entry."""
-    _stage_features(pytester)
-    rig = write_sim_rig(pytester.path / "rig.toml")
-    summary = pytester.path / "summary.json"
-    run = pytester.runpytest_subprocess(
-        "features",
-        f"--rig={rig}",
-        f"--firmware={FIRMWARE / firmware}",
-        f"--hil-summary={summary}",
-        "-p",
-        "no:cacheprovider",
-        "-k",
-        keyword,
-    )
-    run.assert_outcomes(failed=1)
-    (scenario,) = json.loads(summary.read_text())["scenarios"]
+    feature_run = run_features(pytester, BOOT, f"--firmware={FIRMWARE / firmware}", "-k", keyword)
+    feature_run.result.assert_outcomes(failed=1)
+    (scenario,) = feature_run.summary()["scenarios"]
     assert scenario["outcome"] == "failed", scenario
     assert not scenario["rig_fault"], scenario
     message: str = scenario["message"]
@@ -98,7 +69,6 @@ def test_tampered_firmware_fails_boot_as_terminal_fault(pytester: pytest.Pyteste
 
 
 def test_missing_rig_file_exits_2(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    _stage_features(pytester)
-    run = pytester.runpytest_subprocess("features", f"--rig={tmp_path / 'nope.toml'}")
+    run = run_features(pytester, BOOT, rig=tmp_path / "nope.toml").result
     assert run.ret == 2
     assert "nope.toml: rig file not found" in run.stderr.str() + run.stdout.str()

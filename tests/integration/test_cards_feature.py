@@ -12,7 +12,7 @@ import pytest
 
 from hil.cards.profile import DEFAULT_PROFILES, ProfileLibrary
 from hil.masking import contains_full_pan
-from tests.conftest import REPO, write_sim_rig
+from tests.conftest import run_features
 
 pytestmark = pytest.mark.integration
 
@@ -40,23 +40,8 @@ def _attachments(node: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _run(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, Path, Path]:
-    features = pytester.path / "features"
-    features.mkdir()
-    for name in (*FEATURES, "test_features.py"):
-        shutil.copy(REPO / "features" / name, features)
-    rig = write_sim_rig(pytester.path / "rig.toml", extra=CARD_SECTIONS)
-    results = pytester.path / "allure-results"
-    summary = pytester.path / "summary.json"
-    run = pytester.runpytest_subprocess(
-        "features",
-        f"--rig={rig}",
-        f"--alluredir={results}",
-        f"--hil-summary={summary}",
-        "-p",
-        "no:cacheprovider",
-        *args,
-    )
-    return run, results, summary
+    feature_run = run_features(pytester, FEATURES, *args, extra=CARD_SECTIONS)
+    return feature_run.result, feature_run.results, feature_run.summary_path
 
 
 def test_card_features_pass_with_masked_reports(pytester: pytest.Pytester) -> None:
@@ -105,24 +90,14 @@ def test_a_misread_pan_fails_the_scenario(pytester: pytest.Pytester, tmp_path: P
       5F30: "0201"
 """
     )
-    features = pytester.path / "features"
-    features.mkdir()
-    for name in ("card_reader.feature", "test_features.py"):
-        shutil.copy(REPO / "features" / name, features)
-    rig = write_sim_rig(
-        pytester.path / "rig.toml",
-        extra=CARD_SECTIONS.replace(str(DEFAULT_PROFILES), str(profiles)),
-    )
-    summary = pytester.path / "summary.json"
-    run = pytester.runpytest_subprocess(
-        "features",
-        f"--rig={rig}",
-        f"--hil-summary={summary}",
-        "-p",
-        "no:cacheprovider",
+    feature_run = run_features(
+        pytester,
+        ("card_reader.feature",),
         "-k",
         "chip_card_is_read_and_equals",
+        extra=CARD_SECTIONS.replace(str(DEFAULT_PROFILES), str(profiles)),
     )
+    run, summary = feature_run.result, feature_run.summary_path
     run.assert_outcomes(failed=1)
     (scenario,) = json.loads(summary.read_text())["scenarios"]
     assert scenario["outcome"] == "failed" and not scenario["rig_fault"], scenario

@@ -5,12 +5,10 @@ boot feature with the host wired) through pytest-bdd on a sim rig with [host] an
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIRMWARE, REPO, write_sim_rig
+from tests.conftest import FIRMWARE, REPO, run_features
 
 pytestmark = pytest.mark.integration
 
@@ -32,24 +30,9 @@ driver = "proxy"
 """
 
 
-def _stage(pytester: pytest.Pytester) -> Path:
-    features = pytester.path / "features"
-    features.mkdir()
-    for name in FEATURES:
-        shutil.copy(REPO / "features" / name, features)
-    shutil.copy(REPO / "features" / "test_features.py", features)
-    return write_sim_rig(pytester.path / "rig.toml", extra=HOST_AND_NETWORK)
-
-
 def test_host_features_green_on_the_healthy_build(pytester: pytest.Pytester) -> None:
-    rig = _stage(pytester)
-    results = pytester.path / "allure-results"
-    summary = pytester.path / "summary.json"
-    run = pytester.runpytest_subprocess(
-        "features", f"--rig={rig}", f"--alluredir={results}", f"--hil-summary={summary}",
-        "-p", "no:cacheprovider",
-    )  # fmt: skip
-    data = json.loads(summary.read_text())
+    feature_run = run_features(pytester, FEATURES, extra=HOST_AND_NETWORK)
+    run, results, data = feature_run.result, feature_run.results, feature_run.summary()
     failed = [(s["scenario"], s["message"]) for s in data["scenarios"] if s["outcome"] != "passed"]
     assert not failed, failed
     run.assert_outcomes(passed=len(data["scenarios"]))
@@ -71,14 +54,16 @@ def test_host_features_green_on_the_healthy_build(pytester: pytest.Pytester) -> 
 
 
 def test_comm_lies_is_caught_by_the_blackhole_scenario(pytester: pytest.Pytester) -> None:
-    rig = _stage(pytester)
-    summary = pytester.path / "summary.json"
-    run = pytester.runpytest_subprocess(
-        "features", f"--rig={rig}", f"--hil-summary={summary}", "-p", "no:cacheprovider",
-        f"--firmware={FIRMWARE / 'pos-sim-comm-lies-1.4.2.fw.json'}", "-k", "blackholed",
-    )  # fmt: skip
-    run.assert_outcomes(failed=1)
-    (scenario,) = json.loads(summary.read_text())["scenarios"]
+    feature_run = run_features(
+        pytester,
+        FEATURES,
+        f"--firmware={FIRMWARE / 'pos-sim-comm-lies-1.4.2.fw.json'}",
+        "-k",
+        "blackholed",
+        extra=HOST_AND_NETWORK,
+    )
+    feature_run.result.assert_outcomes(failed=1)
+    (scenario,) = feature_run.summary()["scenarios"]
     assert scenario["outcome"] == "failed" and not scenario["rig_fault"]
     assert "comm reported pass OK" in scenario["message"]
     assert "E_COMM_TIMEOUT" in scenario["message"]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, write_sim_rig
+from tests.conftest import run_features
 
 pytestmark = pytest.mark.integration
 
@@ -17,28 +16,11 @@ QR_SCREEN = '\n[qr_screen]\ndriver = "sim"\n'
 QR_SCENARIOS = 23  # scenarios and outline examples in features/qr_scanner.feature
 
 
-def _stage(pytester: pytest.Pytester, *features: str) -> None:
-    folder = pytester.path / "features"
-    folder.mkdir()
-    for name in features:
-        shutil.copy(REPO / "features" / name, folder)
-    shutil.copy(REPO / "features" / "test_features.py", folder)
-
-
-def _run(pytester: pytest.Pytester, extra: str, *args: str) -> tuple[Any, dict[str, Any], Path]:
-    rig = write_sim_rig(pytester.path / "rig.toml", extra=extra)
-    results = pytester.path / "allure-results"
-    summary = pytester.path / "summary.json"
-    run = pytester.runpytest_subprocess(
-        "features",
-        f"--rig={rig}",
-        f"--alluredir={results}",
-        f"--hil-summary={summary}",
-        "-p",
-        "no:cacheprovider",
-        *args,
-    )
-    return run, json.loads(summary.read_text()), results
+def _run(
+    pytester: pytest.Pytester, feature: str, extra: str, *args: str
+) -> tuple[pytest.RunResult, dict[str, Any], Path]:
+    feature_run = run_features(pytester, (feature,), *args, extra=extra)
+    return feature_run.result, feature_run.summary(), feature_run.results
 
 
 def _attachments(case: dict[str, Any]) -> list[str]:
@@ -54,8 +36,7 @@ def _attachments(case: dict[str, Any]) -> list[str]:
 def test_qr_feature_green_with_image_and_answer_on_every_scenario(
     pytester: pytest.Pytester,
 ) -> None:
-    _stage(pytester, "qr_scanner.feature")
-    run, summary, results = _run(pytester, QR_SCREEN)
+    run, summary, results = _run(pytester, "qr_scanner.feature", QR_SCREEN)
     run.assert_outcomes(passed=QR_SCENARIOS)
 
     cases = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
@@ -92,8 +73,7 @@ def _all_attachment_records(case: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_qr_feature_skips_on_a_rig_without_a_qr_screen(pytester: pytest.Pytester) -> None:
-    _stage(pytester, "qr_scanner.feature")
-    run, summary, _ = _run(pytester, "")
+    run, summary, _ = _run(pytester, "qr_scanner.feature", "")
     run.assert_outcomes(skipped=QR_SCENARIOS)
     assert all("lacks qr_screen, camera" in s["message"] for s in summary["scenarios"])
 
@@ -101,8 +81,7 @@ def test_qr_feature_skips_on_a_rig_without_a_qr_screen(pytester: pytest.Pytester
 def test_boot_self_check_passes_qr_scanner_when_the_camera_is_wired(
     pytester: pytest.Pytester,
 ) -> None:
-    _stage(pytester, "boot_self_check.feature")
-    run, _, results = _run(pytester, QR_SCREEN, "-k", "healthy")
+    run, _, results = _run(pytester, "boot_self_check.feature", QR_SCREEN, "-k", "healthy")
     run.assert_outcomes(passed=1)
     (case,) = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
     record = next(a for a in _all_attachment_records(case) if a["name"] == "boot record")
