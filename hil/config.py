@@ -12,6 +12,7 @@ file can be moved together with its fixtures.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -119,6 +120,18 @@ class SimPower(_Strict):
 PowerConfig = Annotated[SimPower, Field(discriminator="driver")]
 
 
+def _known_driver(known: tuple[str, ...]) -> Callable[[str], str]:
+    """A ``driver`` field check for sections whose drivers are named in ``known``."""
+
+    def check(value: str) -> str:
+        if value not in known:
+            names = ", ".join(repr(d) for d in known)
+            raise ValueError(f"unknown driver '{value}' (known: {names})")
+        return value
+
+    return check
+
+
 QR_SCREEN_DRIVERS = ("sim", "window", "file")
 
 
@@ -134,13 +147,7 @@ class QrScreenConfig(_Strict):
     directory: FilePath | None = Field(default=None, description="file driver: PNG folder")
     display: str | None = Field(default=None, description="window driver: X display")
 
-    @field_validator("driver")
-    @classmethod
-    def _known_driver(cls, value: str) -> str:
-        if value not in QR_SCREEN_DRIVERS:
-            known = ", ".join(repr(d) for d in QR_SCREEN_DRIVERS)
-            raise ValueError(f"unknown driver '{value}' (known: {known})")
-        return value
+    _driver = field_validator("driver")(_known_driver(QR_SCREEN_DRIVERS))
 
     @model_validator(mode="after")
     def _driver_options(self) -> QrScreenConfig:
@@ -178,12 +185,7 @@ class HostConfig(_Strict):
     enrol_unknown: bool = Field(default=True, description="bind an unknown TID on sign-on")
     terminals: list[TerminalBinding] = Field(default_factory=list)
 
-    @field_validator("driver")
-    @classmethod
-    def _known_driver(cls, value: str) -> str:
-        if value != "sim":
-            raise ValueError(f"unknown driver '{value}' (known: 'sim')")
-        return value
+    _driver = field_validator("driver")(_known_driver(("sim",)))
 
 
 NETWORK_DRIVERS = ("proxy", "toxiproxy", "netem")
@@ -203,13 +205,7 @@ class NetworkConfig(_Strict):
     proxy_name: str = Field(default="pos-hil-host", min_length=1)
     interface: str | None = Field(default=None, description="netem: interface to shape")
 
-    @field_validator("driver")
-    @classmethod
-    def _known_driver(cls, value: str) -> str:
-        if value not in NETWORK_DRIVERS:
-            known = ", ".join(repr(d) for d in NETWORK_DRIVERS)
-            raise ValueError(f"unknown driver '{value}' (known: {known})")
-        return value
+    _driver = field_validator("driver")(_known_driver(NETWORK_DRIVERS))
 
     @model_validator(mode="after")
     def _driver_options(self) -> NetworkConfig:
@@ -242,13 +238,7 @@ class CardsConfig(_Strict):
     timeout_s: float = Field(default=2.0, gt=0, le=60)
     positions: dict[str, int] = Field(default_factory=dict, description="profile -> position")
 
-    @field_validator("driver")
-    @classmethod
-    def _known_card_driver(cls, value: str) -> str:
-        if value not in CARD_DRIVERS:
-            known = ", ".join(repr(d) for d in CARD_DRIVERS)
-            raise ValueError(f"unknown driver '{value}' (known: {known})")
-        return value
+    _driver = field_validator("driver")(_known_driver(CARD_DRIVERS))
 
     @model_validator(mode="after")
     def _card_driver_options(self) -> CardsConfig:

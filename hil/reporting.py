@@ -57,19 +57,6 @@ class ReportSink(Protocol):
     def measurement(self, measurement: Measurement) -> None: ...
 
 
-class _NullSink:
-    def action(
-        self, title: str, params: Mapping[str, str]
-    ) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
-
-    def attach(self, name: str, body: bytes, mime: str, extension: str) -> None:
-        return None
-
-    def measurement(self, measurement: Measurement) -> None:
-        return None
-
-
 @dataclass
 class _Registry:
     sinks: list[ReportSink] = field(default_factory=list)
@@ -150,6 +137,3 @@ def take_measurements() -> list[dict[str, Any]]:
         taken = [dict(asdict(m), passed=m.passed) for m in _registry.measurements]
         _registry.measurements.clear()
     return taken
-
-
-NULL_SINK: ReportSink = _NullSink()

@@ -63,6 +63,8 @@ class Rig:
         if self.firmware is not None and not self.firmware.is_file():
             raise ConfigError(f"--firmware: file not found: {self.firmware}")
         self._image = load_image(self.firmware) if self.firmware is not None else None
+        # Hashed once: every scenario's identity check and the report environment use it.
+        self._image_sha256 = image_sha256(self.firmware) if self.firmware is not None else None
         self._own_work_dir = work_dir is None
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="hil-rig-"))
         self.process: TerminalProcess | None = None
@@ -136,7 +138,7 @@ class Rig:
             merchant_id=dut.merchant_id,
             firmware_version=None if self._image is None else self._image.version,
             firmware_model=None if self._image is None else self._image.model,
-            firmware_sha256=None if self.firmware is None else image_sha256(self.firmware),
+            firmware_sha256=self._image_sha256,
         )
 
     # --- lifetime -----------------------------------------------------------------

@@ -19,8 +19,10 @@ from hil.instruments.console import Console
 from hil.instruments.power import Power
 from hil.protocol.session import Event, EventTimeout
 
-#: Commands that work even in the terminal's recovery state, per the protocol doc.
-_ALWAYS_ANSWERED = ("device.info", "display.read", "log.read", "sys.ping")
+
+def _boot_failure(data: Mapping[str, Any]) -> str:
+    """A sys.boot_failed event as one line: its code and message."""
+    return f"{data.get('code')}: {data.get('message')}"
 
 
 @dataclass
@@ -74,12 +76,7 @@ class Terminal:
         return self.wait_boot(cursor, started)
 
     def power_off(self) -> None:
-        power = self._require_power()
-        cursor = self.console.events.mark()
-        power.off()
-        # A graceful power-off is announced; a terminal that dies silently on SIGTERM
-        # is a finding, but the rig does not wait for it beyond the power instrument.
-        self.console.events.since(cursor)
+        self._require_power().off()
 
     def power_cut(self) -> None:
         self._require_power().cut()
@@ -115,15 +112,14 @@ class Terminal:
             return
         if state == "recovery":
             failures = self.console.events.find("sys.boot_failed")
-            why = failures[-1].data if failures else "no sys.boot_failed event seen"
+            why = _boot_failure(failures[-1].data) if failures else "no sys.boot_failed seen"
             raise DutError(f"terminal is in recovery, not idle: boot failed: {why}")
         raise DutError(f"terminal is in state {state!r}, not idle")
 
     @staticmethod
     def _require_booted(record: BootRecord) -> None:
         if record.failed is not None:
-            data = record.failed.data
-            raise DutError(f"terminal failed to boot: {data.get('code')}: {data.get('message')}")
+            raise DutError(f"terminal failed to boot: {_boot_failure(record.failed.data)}")
 
     def wait_boot(self, cursor: int, started: float) -> BootRecord:
         """Collect boot events from ``cursor`` until sys.ready or sys.boot_failed."""
