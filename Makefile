@@ -17,13 +17,13 @@ test: setup
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 lint: setup
-	$(BIN)/ruff check hil tests features bench
-	$(BIN)/ruff format --check hil tests features bench
+	$(BIN)/ruff check hil tests bench
+	$(BIN)/ruff format --check hil tests bench
 	$(BIN)/mypy
 
 format: setup
-	$(BIN)/ruff format hil tests features bench
-	$(BIN)/ruff check --fix hil tests features bench
+	$(BIN)/ruff format hil tests bench
+	$(BIN)/ruff check --fix hil tests bench
 
 clean:
 	rm -rf reports/allure-results reports/html reports/junit.xml reports/summary.json

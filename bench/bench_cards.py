@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 from hil.cards.emv import PPSE, EmvCard
@@ -26,8 +25,8 @@ from hil.cards.profile import DEFAULT_PROFILES, ProfileLibrary
 from hil.cards.vpcd import VpcdCardConnection
 from hil.config import CardsConfig
 from hil.rig import Rig
+from hil.suite import DEFAULT_RIG
 
-REPO = Path(__file__).resolve().parent.parent
 LIB = ProfileLibrary(DEFAULT_PROFILES)
 
 
@@ -81,7 +80,7 @@ def apdu_round_trips(claim: PcscdClaim, rounds: int, quickack: bool) -> list[flo
 
 def insert_to_read(rounds: int) -> tuple[list[float], list[float]]:
     """(insert-to-read seconds, terminal-side EMV flow seconds) over ``rounds`` insertions."""
-    rig = Rig.from_file(REPO / "rigs" / "sim.toml")
+    rig = Rig.from_file(DEFAULT_RIG)
     terminal = rig.start()
     try:
         terminal.ensure_idle()

@@ -28,6 +28,7 @@ from hil.qr.degrade import Degradation
 from hil.qr.fixtures import merchant_payload
 from hil.qr.sweep import Attempt, run_sweep
 from hil.rig import Rig
+from hil.suite import DEFAULT_RIG
 from hil.terminal import Terminal
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,7 +74,7 @@ def bench_show_decode(screen: QrScreen, terminal: Terminal, payload: str, rounds
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rig", default=str(REPO / "rigs" / "sim.toml"))
+    parser.add_argument("--rig", default=str(DEFAULT_RIG))
     parser.add_argument("--frames", type=int, default=10, help="frames a level")
     parser.add_argument("--rounds", type=int, default=30, help="show + decode rounds")
     parser.add_argument("--axes", default=",".join(LEVELS))

@@ -71,7 +71,10 @@ def run(
     ctx: typer.Context,
     rig: RigOption = None,
     firmware: FirmwareOption = None,
-    features: Annotated[Path, typer.Option(help="feature folder to run")] = Path("features"),
+    features: Annotated[
+        Path | None,
+        typer.Option(help="feature folder to run; default ./features, else the shipped suite"),
+    ] = None,
     reports: Annotated[Path, typer.Option(help="output folder")] = Path("reports"),
     html: Annotated[bool, typer.Option(help="generate reports/html/index.html")] = True,
 ) -> None:
@@ -88,6 +91,10 @@ def run(
         raise _fail(EXIT_USAGE, str(e)) from None
     if firmware is not None and not firmware.is_file():
         raise _fail(EXIT_USAGE, f"--firmware: file not found: {firmware}")
+    if features is None:
+        from hil.suite import FEATURES
+
+        features = Path("features") if Path("features").is_dir() else FEATURES
     if not features.is_dir():
         raise _fail(EXIT_USAGE, f"--features: no such folder: {features}")
     results = reports / "allure-results"

@@ -27,9 +27,7 @@ from pydantic import (
 )
 
 from hil.errors import ConfigError
-
-DEFAULT_RIG = Path(__file__).resolve().parent.parent / "rigs" / "sim.toml"
-
+from hil.suite import FIXTURES
 
 # TOML already types its values, so fields are strict (no "5" -> 5); paths are the
 # exception: TOML has no path type, a string is the only way to write one.
@@ -178,7 +176,7 @@ class HostConfig(_Strict):
     address: str = Field(default="127.0.0.1", description="listen address (loopback)")
     port: int = Field(default=0, ge=0, le=65535, description="0 = ephemeral")
     parameters: FilePath = Field(
-        default=Path("../fixtures/host/params-v1.json"),
+        default=FIXTURES / "host" / "params-v1.json",
         description="parameter set the host downloads (relative to the rig file)",
     )
     keys: FilePath | None = Field(default=None, description="key set; default the test keys")

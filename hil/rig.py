@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hil.config import CommandDut, PhysicalDut, RigConfig, SimDut, load_rig
+from hil.config import CommandDut, Limits, PhysicalDut, RigConfig, SimDut, load_rig
 from hil.errors import ConfigError, HilError, RigError
 from hil.firmware import image_sha256, load_image
 from hil.instruments.base import BUILD_ORDER, BUILDERS, RigInstrument
@@ -88,6 +88,16 @@ class Rig:
     @property
     def name(self) -> str:
         return self.config.rig.name
+
+    @property
+    def limits(self) -> Limits:
+        """Time budgets of this rig (``[limits]``)."""
+        return self.config.limits
+
+    @property
+    def time_scale(self) -> float:
+        """Factor on the terminal's inherent delays (sim and command terminals; else 1)."""
+        return float(getattr(self.config.dut, "time_scale", 1.0))
 
     @property
     def channels(self) -> frozenset[str]:
@@ -330,6 +340,6 @@ def default_rig_path() -> Path:
     here = Path.cwd() / "rigs" / "sim.toml"
     if here.is_file():
         return here
-    from hil.config import DEFAULT_RIG
+    from hil.suite import DEFAULT_RIG
 
     return DEFAULT_RIG

@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
+from hil.suite import FEATURES, FIXTURES
+
 pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parent.parent
-FIRMWARE = REPO / "fixtures" / "firmware"
+FIRMWARE = FIXTURES / "firmware"
 
 
 @pytest.fixture
@@ -85,7 +87,7 @@ def run_features(
     folder = pytester.path / "features"
     folder.mkdir(exist_ok=True)
     for name in (*features, "test_features.py"):
-        shutil.copy(REPO / "features" / name, folder)
+        shutil.copy(FEATURES / name, folder)
     rig = rig or write_sim_rig(pytester.path / "rig.toml", extra=extra)
     results = pytester.path / "allure-results"
     summary = pytester.path / "summary.json"

@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hil.errors import ConfigError
 from hil.masking import luhn_valid, mask_pan
+from hil.suite import FIXTURES
 
-DEFAULT_PROFILES = Path(__file__).resolve().parent.parent.parent / "fixtures" / "cards"
+DEFAULT_PROFILES = FIXTURES / "cards"
 
 #: BINs (first six digits) of published scheme test ranges; nothing else is loaded.
 TEST_BINS: dict[str, str] = {

@@ -54,6 +54,9 @@ class AcquirerHost(Protocol):
     def use_parameters(self, parameters: ParameterSet) -> None:
         """Download this parameter set from now on."""
 
+    def parameter_set(self, name: str) -> ParameterSet:
+        """A parameter set by file name, from the folder of the rig file's parameters."""
+
     @property
     def parameters(self) -> ParameterSet: ...
 
@@ -75,9 +78,12 @@ class AcquirerHost(Protocol):
 class SimHost:
     """hil's host simulator as an instrument."""
 
-    def __init__(self, simulator: HostSimulator, *, name: str = "host") -> None:
+    def __init__(
+        self, simulator: HostSimulator, *, parameters_folder: Path, name: str = "host"
+    ) -> None:
         self.name = name
         self.simulator = simulator
+        self.parameters_folder = parameters_folder
 
     @property
     def address(self) -> tuple[str, int]:
@@ -100,6 +106,9 @@ class SimHost:
             f"{self.name}: parameters {parameters.version}", digest=parameters.digest
         ):
             self.simulator.set_parameters(parameters)
+
+    def parameter_set(self, name: str) -> ParameterSet:
+        return load_parameter_set(self.parameters_folder / name)
 
     @property
     def parameters(self) -> ParameterSet:
@@ -155,7 +164,8 @@ def build_host(rig: Rig, config: HostConfig) -> Built:
         parameters, keys=keys, registry=registry, address=config.address, port=config.port
     )
     host, port = simulator.start()
-    return Built(SimHost(simulator), {"host": f"{host}:{port}"})
+    folder = _resolve(rig, config.parameters).parent
+    return Built(SimHost(simulator, parameters_folder=folder), {"host": f"{host}:{port}"})
 
 
 register_builder("host", build_host)

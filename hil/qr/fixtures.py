@@ -8,8 +8,9 @@ from typing import Any
 
 from hil.errors import ConfigError
 from hil.qr.payloads import PayloadError, build_mpm, parse_mpm
+from hil.suite import FIXTURES
 
-PAYLOADS_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "qr" / "payloads.json"
+PAYLOADS_FILE = FIXTURES / "qr" / "payloads.json"
 FORMAT = "pos-hil-qr-payloads/1"
 
 

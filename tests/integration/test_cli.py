@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from hil.protocol.session import ConsoleSession
-from tests.conftest import REPO, write_sim_rig
+from hil.suite import DEFAULT_RIG, FEATURES, FIXTURES
+from tests.conftest import write_sim_rig
 
 pytestmark = pytest.mark.integration
 
@@ -46,9 +47,9 @@ def test_help_lists_commands(tmp_path: Path) -> None:
 def test_malformed_rig_exits_2_naming_the_field(
     tmp_path: Path, edit: tuple[str, str], expected: str
 ) -> None:
-    text = (REPO / "rigs" / "sim.toml").read_text().replace(*edit)
-    assert text != (REPO / "rigs" / "sim.toml").read_text()
-    text = text.replace("../fixtures", str(REPO / "fixtures"))
+    text = (DEFAULT_RIG).read_text().replace(*edit)
+    assert text != (DEFAULT_RIG).read_text()
+    text = text.replace("../fixtures", str(FIXTURES))
     rig = tmp_path / "x.toml"
     rig.write_text(text)
     for command in (["run", "--rig", str(rig)], ["rig", "check", "--rig", str(rig)]):
@@ -71,9 +72,7 @@ def test_rig_check_prints_one_line_per_instrument(tmp_path: Path) -> None:
 
 
 def test_run_writes_reports_and_exit_code(tmp_path: Path) -> None:
-    shutil.copytree(
-        REPO / "features", tmp_path / "features", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    shutil.copytree(FEATURES, tmp_path / "features", ignore=shutil.ignore_patterns("__pycache__"))
     rig = write_sim_rig(tmp_path / "rig.toml")
     result = _hil(
         "run", "--rig", str(rig), "--no-html", "--", "-k", "identity or reboot", cwd=tmp_path
@@ -132,9 +131,7 @@ def _processes_with_marker(marker: str) -> list[int]:
 
 def test_ctrl_c_mid_suite_tears_the_rig_down(tmp_path: Path) -> None:
     """SIGINT during a scenario: exit 130, the scenario is 'interrupted', no terminal left."""
-    shutil.copytree(
-        REPO / "features", tmp_path / "features", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    shutil.copytree(FEATURES, tmp_path / "features", ignore=shutil.ignore_patterns("__pycache__"))
     rig = write_sim_rig(tmp_path / "rig.toml", time_scale=1.0)  # slow enough to interrupt
     marker = f"ctrlc-{os.getpid()}"
     process = subprocess.Popen(
@@ -165,7 +162,7 @@ def test_ctrl_c_mid_suite_tears_the_rig_down(tmp_path: Path) -> None:
 
 def test_rig_check_reports_a_terminal_that_cannot_boot(tmp_path: Path) -> None:
     rig = write_sim_rig(tmp_path / "rig.toml")
-    tampered = REPO / "fixtures" / "firmware" / "tampered-1.4.2.fw.json"
+    tampered = FIXTURES / "firmware" / "tampered-1.4.2.fw.json"
     result = _hil("rig", "check", "--rig", str(rig), "--firmware", str(tampered), cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     assert re.search(r"^FAIL boot .*E_FW_SIGNATURE", result.stdout, re.MULTILINE), result.stdout

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from tests.conftest import FIRMWARE, REPO, run_features
+from hil.suite import FIXTURES
+from tests.conftest import FIRMWARE, run_features
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +19,7 @@ FEATURES = (
     "data_sync.feature",
     "boot_self_check.feature",
 )
-HOST_FIXTURES = REPO / "fixtures" / "host"
+HOST_FIXTURES = FIXTURES / "host"
 HOST_AND_NETWORK = f"""
 [host]
 driver = "sim"

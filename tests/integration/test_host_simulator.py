@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,11 +12,11 @@ from hil.host import Behaviour, HostSimulator, TerminalRegistry, load_parameter_
 from hil.host.downloads import SIM_TEST_TMK, unwrap_keys
 from hil.host.spec import Frame, Iso8583Error, decode_body, encode
 from hil.masking import contains_full_pan
+from hil.suite import FIXTURES
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-PARAMS = load_parameter_set(REPO / "fixtures" / "host" / "params-v1.json")
+PARAMS = load_parameter_set(FIXTURES / "host" / "params-v1.json")
 ID = {"41": "T0000001", "42": "898310058120001"}
 SALE = {
     "2": "6212345678901232", "3": "000000", "4": "000000001234", "11": "000042",

@@ -22,11 +22,11 @@ import pytest
 from hil.errors import TerminalCommandError
 from hil.firmware import image_sha256
 from hil.protocol.session import ConsoleSession, Event
+from hil.suite import FIXTURES
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-FIRMWARE = REPO / "fixtures" / "firmware"
+FIRMWARE = FIXTURES / "firmware"
 HEALTHY = FIRMWARE / "pos-sim-healthy-1.4.2.fw.json"
 TAMPERED = FIRMWARE / "tampered-1.4.2.fw.json"
 COMM_LIES = FIRMWARE / "pos-sim-comm-lies-1.4.2.fw.json"

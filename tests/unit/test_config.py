@@ -8,10 +8,10 @@ import pytest
 
 from hil.config import load_rig, parse_rig
 from hil.errors import ConfigError
+from hil.suite import DEFAULT_RIG
 
-REPO = Path(__file__).resolve().parents[2]
-SIM = (REPO / "rigs" / "sim.toml").read_text()
-SOURCE = REPO / "rigs" / "x.toml"  # so ../fixtures resolves as for the real file
+SIM = (DEFAULT_RIG).read_text()
+SOURCE = DEFAULT_RIG.parent / "x.toml"  # so ../fixtures resolves as for the real file
 
 
 def _error(text: str) -> str:
@@ -23,7 +23,7 @@ def _error(text: str) -> str:
 
 
 def test_default_sim_rig_is_valid() -> None:
-    config = load_rig(REPO / "rigs" / "sim.toml")
+    config = load_rig(DEFAULT_RIG)
     assert config.dut.driver == "sim"
     assert config.dut.firmware is not None and config.dut.firmware.is_file()
     wired = config.instruments()
@@ -34,36 +34,44 @@ def test_default_sim_rig_is_valid() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("baud = 115200", 'baud = "fast"', "rigs/x.toml: console.baud: expected integer"),
-        ("baud = 115200", "baud = 1.5", "rigs/x.toml: console.baud: expected integer"),
-        ("time_scale = 0.1", 'time_scale = "x"', "rigs/x.toml: dut.time_scale: expected number"),
-        ("[limits]", "[limits]\nbogus = 1", "rigs/x.toml: limits.bogus: unknown key"),
+        ("baud = 115200", 'baud = "fast"', "hil/suite/rigs/x.toml: console.baud: expected integer"),
+        ("baud = 115200", "baud = 1.5", "hil/suite/rigs/x.toml: console.baud: expected integer"),
+        (
+            "time_scale = 0.1",
+            'time_scale = "x"',
+            "hil/suite/rigs/x.toml: dut.time_scale: expected number",
+        ),
+        ("[limits]", "[limits]\nbogus = 1", "hil/suite/rigs/x.toml: limits.bogus: unknown key"),
         (
             'driver = "sim"\noff',
             'driver = "relay"\noff',
-            "rigs/x.toml: power.driver: unknown driver 'relay'",
+            "hil/suite/rigs/x.toml: power.driver: unknown driver 'relay'",
         ),
         (
             'driver = "pyserial"',
             'driver = "usb"',
-            "rigs/x.toml: console.driver: unknown driver 'usb'",
+            "hil/suite/rigs/x.toml: console.driver: unknown driver 'usb'",
         ),
-        ('name = "sim"', "name = 3", "rigs/x.toml: rig.name: expected string"),
+        ('name = "sim"', "name = 3", "hil/suite/rigs/x.toml: rig.name: expected string"),
         (
             'terminal_id = "T0000001"',
             'terminal_id = "T1"',
-            "rigs/x.toml: dut.terminal_id: terminal ID must be 8",
+            "hil/suite/rigs/x.toml: dut.terminal_id: terminal ID must be 8",
         ),
         (
             'merchant_id = "898310058120001"',
             'merchant_id = "1"',
-            "rigs/x.toml: dut.merchant_id: merchant ID must be 15",
+            "hil/suite/rigs/x.toml: dut.merchant_id: merchant ID must be 15",
         ),
-        ("pos-sim-healthy-1.4.2", "missing-9.9.9", "rigs/x.toml: dut.firmware: file not found"),
+        (
+            "pos-sim-healthy-1.4.2",
+            "missing-9.9.9",
+            "hil/suite/rigs/x.toml: dut.firmware: file not found",
+        ),
         (
             "boot_timeout_s = 20.0",
             "boot_timeout_s = -1.0",
-            "rigs/x.toml: dut.boot_timeout_s: Input should be greater than 0",
+            "hil/suite/rigs/x.toml: dut.boot_timeout_s: Input should be greater than 0",
         ),
     ],
 )
@@ -74,12 +82,12 @@ def test_errors_name_file_and_field(old: str, new: str, expected: str) -> None:
 
 def test_missing_driver_is_named() -> None:
     text = SIM.replace('[power]\ndriver = "sim"', "[power]")
-    assert _error(text).startswith("rigs/x.toml: power.driver: required field missing")
+    assert _error(text).startswith("hil/suite/rigs/x.toml: power.driver: required field missing")
 
 
 def test_invalid_toml_names_position() -> None:
     message = _error("[rig\nname = 1")
-    assert message.startswith("rigs/x.toml: invalid TOML:")
+    assert message.startswith("hil/suite/rigs/x.toml: invalid TOML:")
     assert "line 1" in message
 
 
@@ -89,7 +97,7 @@ def test_physical_dut_needs_a_real_port() -> None:
         .replace("time_scale = 0.1\n", "")
         .replace('[power]\ndriver = "sim"\noff_timeout_s = 5.0\n', "")
     )
-    assert _error(text).startswith("rigs/x.toml: console.url: a physical terminal needs")
+    assert _error(text).startswith("hil/suite/rigs/x.toml: console.url: a physical terminal needs")
 
 
 def test_missing_rig_file(tmp_path: Path) -> None:

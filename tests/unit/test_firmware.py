@@ -19,9 +19,10 @@ from hil.firmware import (
     sign_manifest,
     verify,
 )
+from hil.suite import FIXTURES
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "fixtures" / "firmware"
+FIRMWARE_DIR = FIXTURES / "firmware"
 ROM_KEY = (REPO / "hil" / "sim" / "rom_key.pub").read_bytes()
 
 MANIFEST: dict[str, Any] = {
@@ -73,19 +74,19 @@ def test_other_key_does_not_verify(key_pem: bytes) -> None:
 
 
 def test_fixture_images_against_rom_key() -> None:
-    healthy = load_image(FIXTURES / "pos-sim-healthy-1.4.2.fw.json")
+    healthy = load_image(FIRMWARE_DIR / "pos-sim-healthy-1.4.2.fw.json")
     assert healthy.model == "POS-SIM-A8"
     assert healthy.version == "1.4.2"
     assert healthy.manifest.seeded_defects == ()
     assert verify(healthy, ROM_KEY)
-    lies = load_image(FIXTURES / "pos-sim-comm-lies-1.4.2.fw.json")
+    lies = load_image(FIRMWARE_DIR / "pos-sim-comm-lies-1.4.2.fw.json")
     assert lies.manifest.seeded_defects == ("comm_selfcheck_lies",)
     assert verify(lies, ROM_KEY)
-    assert not verify(load_image(FIXTURES / "tampered-1.4.2.fw.json"), ROM_KEY)
+    assert not verify(load_image(FIRMWARE_DIR / "tampered-1.4.2.fw.json"), ROM_KEY)
 
 
 def test_fixture_key_matches_rom_key() -> None:
-    pem = (FIXTURES / "vendor-test-signing-key.pem").read_bytes()
+    pem = (FIRMWARE_DIR / "vendor-test-signing-key.pem").read_bytes()
     assert firmware.public_key_pem(pem) == ROM_KEY
 
 

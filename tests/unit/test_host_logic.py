@@ -19,9 +19,9 @@ from hil.host.downloads import (
     unwrap_keys,
     wrap_keys,
 )
+from hil.suite import FIXTURES
 
-REPO = Path(__file__).resolve().parents[2]
-HOST_FIXTURES = REPO / "fixtures" / "host"
+HOST_FIXTURES = FIXTURES / "host"
 
 
 def test_registry_refuses_a_tid_bound_to_another_device() -> None:

@@ -51,9 +51,9 @@ from hil.sim.state import (
     remove_durably,
     remove_stale_temps,
 )
+from hil.suite import FIXTURES
 
-REPO = Path(__file__).resolve().parents[2]
-HEALTHY = REPO / "fixtures" / "firmware" / "pos-sim-healthy-1.4.2.fw.json"
+HEALTHY = FIXTURES / "firmware" / "pos-sim-healthy-1.4.2.fw.json"
 PAN = "4111111111111111"  # the classic Visa test PAN: Luhn-valid
 MIB = 1024 * 1024
 
@@ -260,7 +260,7 @@ def _wire_host(rig: Rig, host: HostSimulator) -> None:
 
 @pytest.fixture
 def host() -> Iterator[HostSimulator]:
-    simulator = HostSimulator(load_parameter_set(REPO / "fixtures/host/params-v1.json"))
+    simulator = HostSimulator(load_parameter_set(FIXTURES / "host" / "params-v1.json"))
     simulator.start()
     yield simulator
     simulator.stop()
@@ -344,7 +344,7 @@ def test_data_sync(rig: Rig, host: HostSimulator) -> None:
     r = rig.run("data_sync")
     assert (r.status, r.code) == ("pass", "OK")
     assert r.details["digest"] == host.parameters.digest
-    host.set_parameters(load_parameter_set(REPO / "fixtures/host/params-v2.json"))
+    host.set_parameters(load_parameter_set(FIXTURES / "host" / "params-v2.json"))
     host.behave("parameter_download", Behaviour.close_mid_response(), skip=1)
     r = rig.run("data_sync")
     assert (r.status, r.code) == ("fail", "E_SYNC_INTERRUPTED")
