@@ -17,13 +17,13 @@ test: setup
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 lint: setup
-	$(BIN)/ruff check hil tests bench
-	$(BIN)/ruff format --check hil tests bench
+	$(BIN)/ruff check hil tests bench examples
+	$(BIN)/ruff format --check hil tests bench examples
 	$(BIN)/mypy
 
 format: setup
-	$(BIN)/ruff format hil tests bench
-	$(BIN)/ruff check --fix hil tests bench
+	$(BIN)/ruff format hil tests bench examples
+	$(BIN)/ruff check --fix hil tests bench examples
 
 clean:
 	rm -rf reports/allure-results reports/html reports/junit.xml reports/summary.json

@@ -23,7 +23,7 @@ from hil.cards.emv import PPSE, EmvCard
 from hil.cards.pcscd import PcscdClaim, VpcdPool, claim_reader
 from hil.cards.profile import DEFAULT_PROFILES, ProfileLibrary
 from hil.cards.vpcd import VpcdCardConnection
-from hil.config import CardsConfig
+from hil.instruments.cards import VpcdCardsConfig
 from hil.rig import Rig
 from hil.suite import DEFAULT_RIG
 
@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--insertions", type=int, default=50)
     args = parser.parse_args()
 
-    defaults = CardsConfig(driver="vpcd")
+    defaults = VpcdCardsConfig()
     claim = claim_reader(VpcdPool(defaults.reader, defaults.port, defaults.readers))
     try:
         fast = apdu_round_trips(claim, args.apdus, quickack=True)

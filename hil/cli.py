@@ -201,13 +201,16 @@ def sim(rig: RigOption = None, firmware: FirmwareOption = None) -> None:
         raise _fail(EXIT_USAGE, str(e)) from None
     try:
         # The same instruments as a run (host, cards, QR screen...), so the terminal
-        # explored by hand has its channels wired.
-        the_rig.build_instruments()
+        # explored by hand has its channels wired; the port is left for a person.
+        the_rig.build([s for s in the_rig.config.build_order if s not in ("console", "power")])
     except HilError as e:
         the_rig.close()
-        raise _fail(EXIT_RIG_FAULT, f"rig did not start: {e}") from None
-    process = the_rig.spawn_terminal()
-    the_rig.process = process
+        code = EXIT_USAGE if isinstance(e, ConfigError) else EXIT_RIG_FAULT
+        raise _fail(code, f"rig did not start: {e}") from None
+    process = the_rig.process
+    if process is None:
+        the_rig.close()
+        raise _fail(EXIT_USAGE, "dut.driver: 'hil sim' needs dut driver 'sim' or 'command'")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -1,20 +1,26 @@
 """The rig file: what is wired to what, as validated data with no I/O.
 
-A rig file is TOML. Each instrument section names its ``driver``; the drivers' own
-options are checked here, strictly: an unknown key, a wrong type, a missing file or
-an unknown driver name is a ``ConfigError`` whose one line names the file and the
-field path, e.g. ``rigs/x.toml: console.baud: expected integer``.
+A rig file is TOML. ``[rig]`` names the rig (and may list plug-in modules), ``[limits]``
+holds time budgets, and every other section is built by a driver: ``[power] driver =
+"sim"`` picks the driver registered as ``("power", "sim")`` (hil.drivers), whose own
+pydantic model checks the options beside it, strictly. Every mistake is a
+``ConfigError`` whose one line names the file and the field path, e.g.
+``rigs/x.toml: console.baud: expected integer``, or the plug-in that failed.
 
 Relative paths in a rig file are relative to the rig file's own folder, so a rig
-file can be moved together with its fixtures.
+file can be moved together with its fixtures. They are resolved once, here, while
+the file is validated (``RigPath``, ``RigFile``, ``RigFolder``); drivers only ever see
+absolute paths.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Union
 
 from pydantic import (
     BaseModel,
@@ -22,279 +28,137 @@ from pydantic import (
     Field,
     Strict,
     ValidationError,
+    ValidationInfo,
+    create_model,
     field_validator,
-    model_validator,
 )
+from pydantic.functional_validators import AfterValidator
 
+from hil.drivers import (
+    REGISTRY,
+    DriverConfig,
+    DriverRegistry,
+    StrictOptions,
+    display_path,
+    plan,
+)
 from hil.errors import ConfigError
-from hil.suite import FIXTURES
 
-# TOML already types its values, so fields are strict (no "5" -> 5); paths are the
-# exception: TOML has no path type, a string is the only way to write one.
-FilePath = Annotated[Path, Strict(False)]
+#: Sections that are not built by a driver.
+PLAIN_SECTIONS = ("rig", "limits")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+# --- paths relative to the rig file ------------------------------------------------
 
 
-class RigInfo(_Strict):
-    name: str
-    description: str = ""
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("rig_folder")
+    if value.is_absolute() or base is None:
+        return value
+    # normpath, not resolve: "../fixtures" reads better in errors, and symlinks stay
+    return Path(os.path.normpath(Path(base) / value))
 
 
-def _check_tid(value: str) -> str:
+def _existing_file(value: Path, info: ValidationInfo) -> Path:
+    resolved = _resolve(value, info)
+    if not resolved.is_file():
+        raise ValueError(f"file not found: {value}")
+    return resolved
+
+
+def _existing_folder(value: Path, info: ValidationInfo) -> Path:
+    resolved = _resolve(value, info)
+    if not resolved.is_dir():
+        raise ValueError(f"folder not found: {value}")
+    return resolved
+
+
+# TOML has no path type, so a path is the one place where a string is converted.
+RigPath = Annotated[Path, Strict(False), AfterValidator(_resolve)]
+"""A path in a rig file, resolved against the rig file's folder."""
+RigFile = Annotated[Path, Strict(False), AfterValidator(_existing_file)]
+"""A file that must exist, resolved against the rig file's folder."""
+RigFolder = Annotated[Path, Strict(False), AfterValidator(_existing_folder)]
+"""A folder that must exist, resolved against the rig file's folder."""
+
+
+# --- identity checks shared by the dut section and the host's bindings ----------------
+
+
+def check_tid(value: str) -> str:
     if len(value) != 8 or not value.isprintable() or not value.isascii():
         raise ValueError("terminal ID must be 8 printable ASCII characters")
     return value
 
 
-def _check_mid(value: str) -> str:
+def check_mid(value: str) -> str:
     if len(value) != 15 or not value.isascii() or not value.isprintable():
         raise ValueError("merchant ID must be 15 printable ASCII characters")
     return value
 
 
-class _DutCommon(_Strict):
-    model: str = Field(description="model the terminal must report")
-    serial_number: str = Field(min_length=1, description="serial number burned at the factory")
-    terminal_id: str
-    merchant_id: str
-    firmware: FilePath | None = Field(
-        default=None, description="image flashed before the session; --firmware overrides"
+class RigInfo(StrictOptions):
+    name: str
+    description: str = ""
+    plugins: list[str] = Field(
+        default_factory=list, description="modules to import before the rig is built"
     )
-    boot_timeout_s: float = Field(default=30.0, gt=0)
-    command_timeout_s: float = Field(default=10.0, gt=0)
-
-    _tid = field_validator("terminal_id")(_check_tid)
-    _mid = field_validator("merchant_id")(_check_mid)
 
 
-class SimDut(_DutCommon):
-    """The built-in simulated terminal (``python -m hil.sim``)."""
-
-    driver: Literal["sim"]
-    time_scale: float = Field(default=1.0, gt=0, le=10)
-    state_dir: FilePath | None = Field(default=None, description="flash folder; default: per run")
-
-
-class CommandDut(_DutCommon):
-    """Any terminal implementation started as a process (see docs/test-port-protocol.md)."""
-
-    driver: Literal["command"]
-    command: list[str] = Field(min_length=1)
-    time_scale: float = Field(default=1.0, gt=0, le=10)
-    state_dir: FilePath | None = None
-
-
-class PhysicalDut(_DutCommon):
-    """A real terminal on the bench; the rig does not start it, only talks to it."""
-
-    driver: Literal["physical"]
-
-
-DutConfig = Annotated[SimDut | CommandDut | PhysicalDut, Field(discriminator="driver")]
-
-
-class PyserialConsole(_Strict):
-    """Test port over any pyserial URL; ``dut:`` means the port the dut driver created."""
-
-    driver: Literal["pyserial"]
-    url: str = "dut:"
-    baud: int = Field(default=115200, gt=0)
-    ack_timeout_ms: int = Field(default=500, gt=0)
-
-
-ConsoleConfig = Annotated[PyserialConsole, Field(discriminator="driver")]
-
-
-class SimPower(_Strict):
-    """Power of a process terminal: start, SIGTERM (graceful), SIGKILL (cut)."""
-
-    driver: Literal["sim"]
-    off_timeout_s: float = Field(default=5.0, gt=0)
-
-
-PowerConfig = Annotated[SimPower, Field(discriminator="driver")]
-
-
-def _known_driver(known: tuple[str, ...]) -> Callable[[str], str]:
-    """A ``driver`` field check for sections whose drivers are named in ``known``."""
-
-    def check(value: str) -> str:
-        if value not in known:
-            names = ", ".join(repr(d) for d in known)
-            raise ValueError(f"unknown driver '{value}' (known: {names})")
-        return value
-
-    return check
-
-
-QR_SCREEN_DRIVERS = ("sim", "window", "file")
-
-
-class QrScreenConfig(_Strict):
-    """The QR display screen facing the terminal's scanner (docs/qr.md)."""
-
-    driver: str
-    module_px: int = Field(default=6, ge=1, le=64, description="screen pixels per QR module")
-    ecc: Literal["L", "M", "Q", "H"] = "M"
-    quiet_zone: int = Field(default=4, ge=0, le=16, description="white modules around the code")
-    frame_width: int = Field(default=640, ge=64, le=8192)
-    frame_height: int = Field(default=480, ge=64, le=8192)
-    directory: FilePath | None = Field(default=None, description="file driver: PNG folder")
-    display: str | None = Field(default=None, description="window driver: X display")
-
-    _driver = field_validator("driver")(_known_driver(QR_SCREEN_DRIVERS))
-
-    @model_validator(mode="after")
-    def _driver_options(self) -> QrScreenConfig:
-        if self.driver == "file" and self.directory is None:
-            raise ValueError("directory: required by the file driver")
-        if self.driver != "file" and self.directory is not None:
-            raise ValueError(f"directory: only for the file driver, not '{self.driver}'")
-        if self.driver != "window" and self.display is not None:
-            raise ValueError(f"display: only for the window driver, not '{self.driver}'")
-        if self.driver == "window" and {"frame_width", "frame_height"} & self.model_fields_set:
-            raise ValueError("frame_width/frame_height: the window driver uses the display size")
-        return self
-
-
-class TerminalBinding(_Strict):
-    """One TID the host knows, bound to the serial number of the device that owns it."""
-
-    terminal_id: str
-    serial_number: str = Field(min_length=1)
-
-    _tid = field_validator("terminal_id")(_check_tid)
-
-
-class HostConfig(_Strict):
-    """The acquirer host (docs/host.md). ``sim``: hil's ISO 8583 host simulator."""
-
-    driver: str
-    address: str = Field(default="127.0.0.1", description="listen address (loopback)")
-    port: int = Field(default=0, ge=0, le=65535, description="0 = ephemeral")
-    parameters: FilePath = Field(
-        default=FIXTURES / "host" / "params-v1.json",
-        description="parameter set the host downloads (relative to the rig file)",
-    )
-    keys: FilePath | None = Field(default=None, description="key set; default the test keys")
-    enrol_unknown: bool = Field(default=True, description="bind an unknown TID on sign-on")
-    terminals: list[TerminalBinding] = Field(default_factory=list)
-
-    _driver = field_validator("driver")(_known_driver(("sim",)))
-
-
-NETWORK_DRIVERS = ("proxy", "toxiproxy", "netem")
-
-
-class NetworkConfig(_Strict):
-    """Fault injection between terminal and host (docs/network-faults.md)."""
-
-    driver: str
-    listen: str = Field(default="127.0.0.1", description="proxy/toxiproxy listen address")
-    port: int = Field(default=0, ge=0, le=65535, description="listen port; 0 = ephemeral")
-    upstream: str | None = Field(
-        default=None, description="ADDRESS:PORT of the host; default the [host] simulator"
-    )
-    seed: int = Field(default=0, description="proxy: seed for jitter and corruption")
-    api: str | None = Field(default=None, description="toxiproxy: API base URL")
-    proxy_name: str = Field(default="pos-hil-host", min_length=1)
-    interface: str | None = Field(default=None, description="netem: interface to shape")
-
-    _driver = field_validator("driver")(_known_driver(NETWORK_DRIVERS))
-
-    @model_validator(mode="after")
-    def _driver_options(self) -> NetworkConfig:
-        if self.driver == "toxiproxy" and self.api is None:
-            raise ValueError("api: required by the toxiproxy driver (e.g. http://127.0.0.1:8474)")
-        if self.driver != "toxiproxy" and self.api is not None:
-            raise ValueError(f"api: only for the toxiproxy driver, not '{self.driver}'")
-        if self.driver == "netem" and self.interface is None:
-            raise ValueError("interface: required by the netem driver (e.g. lo)")
-        if self.driver != "netem" and self.interface is not None:
-            raise ValueError(f"interface: only for the netem driver, not '{self.driver}'")
-        return self
-
-
-CARD_DRIVERS = ("vpcd", "serial-mux")
-
-
-class CardsConfig(_Strict):
-    """Card slots (docs/cards.md): ``vpcd`` serves virtual cards to pcscd (sim rig);
-    ``serial-mux`` drives a card multiplexer that routes real test cards."""
-
-    driver: str
-    profiles: FilePath | None = Field(default=None, description="card profile folder")
-    reader: str = Field(default="HIL Virtual Card", min_length=1, description="vpcd reader name")
-    port: int = Field(default=35990, ge=1024, le=65000, description="vpcd port of reader 1")
-    readers: int = Field(default=4, ge=1, le=16, description="vpcd readers in the pool")
-    tap_hold_s: float = Field(default=3.0, gt=0, le=60)
-    url: str | None = Field(default=None, description="serial-mux: pyserial URL")
-    baud: int = Field(default=9600, gt=0)
-    timeout_s: float = Field(default=2.0, gt=0, le=60)
-    positions: dict[str, int] = Field(default_factory=dict, description="profile -> position")
-
-    _driver = field_validator("driver")(_known_driver(CARD_DRIVERS))
-
-    @model_validator(mode="after")
-    def _card_driver_options(self) -> CardsConfig:
-        if self.driver == "serial-mux" and not self.url:
-            raise ValueError("url: required by the serial-mux driver")
-        if self.driver == "vpcd" and (self.url is not None or self.positions):
-            raise ValueError("url: only for the serial-mux driver, not 'vpcd'")
-        if any(not 1 <= n <= 99 for n in self.positions.values()):
-            raise ValueError("positions: card positions are 1 to 99")
-        return self
-
-
-class MagstripeConfig(_Strict):
-    """Swipe emulation: ``sim`` drives the sim terminal's mag-head channel."""
-
-    driver: Literal["sim"]
-    profiles: FilePath | None = None
-    ack_timeout_s: float = Field(default=5.0, gt=0, le=60)
-
-
-class FaultLinesConfig(_Strict):
-    """Hardware fault lines (reader power, supply, tamper): ``sim`` = channel into the sim."""
-
-    driver: Literal["sim"]
-    ack_timeout_s: float = Field(default=5.0, gt=0, le=60)
-
-
-class Limits(_Strict):
+class Limits(StrictOptions):
     """Time budgets, in seconds of wall time on this rig."""
 
     boot_selfcheck_s: float = Field(default=20.0, gt=0)
 
 
-class RigConfig(_Strict):
+class DutConfig(DriverConfig):
+    """What every ``[dut]`` driver's options start with: the identity the terminal must
+    report, the image it must run, and how long it may take."""
+
+    model: str = Field(description="model the terminal must report")
+    serial_number: str = Field(min_length=1, description="serial number burned at the factory")
+    terminal_id: str
+    merchant_id: str
+    firmware: RigFile | None = Field(
+        default=None, description="the image the terminal runs; --firmware overrides"
+    )
+    boot_timeout_s: float = Field(default=30.0, gt=0)
+    command_timeout_s: float = Field(default=10.0, gt=0)
+
+    _tid = field_validator("terminal_id")(check_tid)
+    _mid = field_validator("merchant_id")(check_mid)
+
+
+@dataclass(frozen=True)
+class RigConfig:
+    """A validated rig file: the plain sections, each driver section's options (in the
+    file's order) and the order they are built in."""
+
     rig: RigInfo
-    dut: DutConfig
-    console: ConsoleConfig
-    power: PowerConfig | None = None
-    qr_screen: QrScreenConfig | None = None
-    host: HostConfig | None = None
-    network: NetworkConfig | None = None
-    cards: CardsConfig | None = None
-    magstripe: MagstripeConfig | None = None
-    faultlines: FaultLinesConfig | None = None
-    limits: Limits = Limits()
-    source: FilePath = Field(default=Path("<memory>"), exclude=True)
+    sections: Mapping[str, DriverConfig]
+    build_order: tuple[str, ...]
+    limits: Limits = field(default_factory=Limits)
+    source: Path = Path("<memory>")
+
+    @property
+    def name(self) -> str:
+        return self.rig.name
+
+    @property
+    def dut(self) -> DutConfig:
+        dut = self.sections["dut"]
+        assert isinstance(dut, DutConfig)  # checked when the rig file was validated
+        return dut
+
+    def section(self, name: str) -> DriverConfig | None:
+        return self.sections.get(name)
 
     def instruments(self) -> dict[str, str]:
-        """Instrument kind -> driver name, for preflight and the report environment."""
-        wired: dict[str, str] = {"dut": self.dut.driver, "console": self.console.driver}
-        if self.power is not None:
-            wired["power"] = self.power.driver
-        for section in ("host", "network", "cards", "magstripe", "faultlines", "qr_screen"):
-            instrument = getattr(self, section)
-            if instrument is not None:
-                wired[section] = instrument.driver
-        return wired
+        """Section -> driver name, in build order (preflight, report environment)."""
+        return {name: self.sections[name].driver for name in self.build_order}
 
+
+# --- validation -----------------------------------------------------------------------
 
 _TYPE_WORDS = {
     "int_type": "expected integer",
@@ -307,93 +171,169 @@ _TYPE_WORDS = {
     "bool_parsing": "expected boolean",
     "list_type": "expected array",
     "model_type": "expected table",
+    "model_attributes_type": "expected table",
     "dict_type": "expected table",
     "missing": "required field missing",
     "extra_forbidden": "unknown key",
     "path_type": "expected path string",
 }
 
+_models: dict[tuple[int, int], type[BaseModel]] = {}
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif item in ("sim", "command", "physical", "pyserial") and parts:
-            # pydantic inserts the union member's tag into the path; users never wrote it
+
+def _rig_model(registry: DriverRegistry) -> type[BaseModel]:
+    """The pydantic model of a whole rig file for the drivers registered right now."""
+    key = (id(registry), registry.version)
+    model = _models.get(key)
+    if model is not None:
+        return model
+    fields: dict[str, Any] = {"rig": (RigInfo, ...), "limits": (Limits, Limits())}
+    for section in registry.sections():
+        members = tuple(r.config_model for r in registry.drivers(section))
+        if not members:
             continue
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or "<root>"
+        union = Annotated[Union[members], Field(discriminator="driver")]  # type: ignore[valid-type]  # noqa: UP007
+        required = section in ("dut", "console")
+        fields[section] = (union, ...) if required else (union | None, None)
+    model = create_model(
+        "RigFile",
+        __config__=ConfigDict(extra="forbid", frozen=True, strict=True),
+        **fields,
+    )
+    _models[key] = model
+    return model
 
 
-def _describe(error: Any) -> tuple[str, str]:
-    loc = tuple(error["loc"])
-    kind = error["type"]
-    if kind == "union_tag_invalid":
-        ctx = error.get("ctx", {})
-        return (
-            _field_path((*loc, "driver")),
-            f"unknown driver '{ctx.get('tag')!s}' (known: {ctx.get('expected_tags')})",
-        )
-    if kind == "union_tag_not_found":
-        return _field_path((*loc, "driver")), "required field missing (names the driver)"
-    if kind in _TYPE_WORDS:
-        return _field_path(loc), _TYPE_WORDS[kind]
-    message = str(error.get("msg", kind))
-    message = message.removeprefix("Value error, ")
-    return _field_path(loc), message
+class _Describe:
+    """Turns one pydantic error into ``field.path: reason`` in the rig file's words."""
+
+    def __init__(self, raw: Mapping[str, Any], registry: DriverRegistry) -> None:
+        self.raw = raw
+        self.registry = registry
+
+    def field_path(self, loc: tuple[int | str, ...]) -> str:
+        items = list(loc)
+        # pydantic puts the union member's tag (the driver name) after the section;
+        # the rig file never wrote it there.
+        if len(items) >= 2 and isinstance(items[0], str):
+            table = self.raw.get(items[0])
+            if isinstance(table, Mapping) and items[1] == table.get("driver"):
+                del items[1]
+        parts: list[str] = []
+        for item in items:
+            parts.append(f"[{item}]" if isinstance(item, int) else ("." if parts else "") + item)
+        return "".join(parts) or "<root>"
+
+    def known_drivers(self, section: str) -> str:
+        return ", ".join(repr(r.name) for r in self.registry.drivers(section)) or "none"
+
+    def __call__(self, error: Any) -> tuple[str, str]:
+        loc = tuple(error["loc"])
+        kind = error["type"]
+        section = str(loc[0]) if loc else ""
+        if kind == "union_tag_invalid":
+            tag = error.get("ctx", {}).get("tag")
+            return (
+                self.field_path((*loc, "driver")),
+                f"unknown driver '{tag}' (known: {self.known_drivers(section)})",
+            )
+        if kind == "union_tag_not_found":
+            return (
+                self.field_path((*loc, "driver")),
+                f"required field missing: names the driver (known: {self.known_drivers(section)})",
+            )
+        if kind == "extra_forbidden" and len(loc) >= 2:
+            other = self._other_driver_option(section, str(loc[-1]))
+            if other:
+                return self.field_path(loc), other
+        if kind in _TYPE_WORDS:
+            return self.field_path(loc), _TYPE_WORDS[kind]
+        message = str(error.get("msg", kind)).removeprefix("Value error, ")
+        return self.field_path(loc), message
+
+    def _other_driver_option(self, section: str, key: str) -> str:
+        table = self.raw.get(section)
+        chosen = table.get("driver") if isinstance(table, Mapping) else None
+        owners = [
+            r.name
+            for r in self.registry.drivers(section)
+            if r.name != chosen and key in r.config_model.model_fields
+        ]
+        if not owners:
+            return ""
+        named = " and ".join(repr(name) for name in owners)
+        return f"an option of driver {named}, not of '{chosen}'"
 
 
-def _display_path(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def parse_rig(text: str, source: Path) -> RigConfig:
-    """Validate rig TOML text; ``source`` names the file in errors and anchors relative paths."""
-    shown = _display_path(source)
+def parse_rig(text: str, source: Path, *, registry: DriverRegistry = REGISTRY) -> RigConfig:
+    """Validate rig TOML text; ``source`` names the file in errors and anchors relative
+    paths. Imports the plug-ins the file lists before its driver sections are read."""
+    shown = display_path(source)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{shown}: invalid TOML: {e}") from e
+    rig_table = raw.get("rig")
+    if not isinstance(rig_table, dict):
+        raise ConfigError(f"{shown}: rig: required table missing ([rig] with a name)")
+    describe = _Describe(raw, registry)
     try:
-        config = RigConfig.model_validate(raw)
+        info = RigInfo.model_validate(rig_table)
+    except ValidationError as e:
+        field_path, message = describe(e.errors()[0])
+        raise ConfigError(f"{shown}: rig.{field_path}: {message}") from None
+    registry.load_builtin()
+    registry.load_entry_points()
+    registry.load_plugins(info.plugins, where=f"{shown}: rig.plugins")
+    known = registry.sections()
+    for key in raw:
+        if key not in PLAIN_SECTIONS and key not in known:
+            names = ", ".join([*PLAIN_SECTIONS, *known])
+            raise ConfigError(
+                f"{shown}: {key}: unknown section (known: {names}; a plug-in adds new ones)"
+            )
+    folder = source.resolve().parent
+    try:
+        validated = _rig_model(registry).model_validate(raw, context={"rig_folder": folder})
     except ValidationError as e:
         errors = e.errors()
-        field, message = _describe(errors[0])
+        field_path, message = describe(errors[0])
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(f"{shown}: {field}: {message}{more}") from None
-    base = source.resolve().parent
-    dut = config.dut
-    updates: dict[str, Any] = {}
-    if dut.firmware is not None:
-        firmware = dut.firmware if dut.firmware.is_absolute() else base / dut.firmware
-        if not firmware.is_file():
-            raise ConfigError(f"{shown}: dut.firmware: file not found: {dut.firmware}")
-        updates["firmware"] = firmware
-    if isinstance(dut, SimDut | CommandDut) and dut.state_dir is not None:
-        state_dir = dut.state_dir
-        updates["state_dir"] = state_dir if state_dir.is_absolute() else base / state_dir
-    if isinstance(dut, PhysicalDut) and config.console.url == "dut:":
+        raise ConfigError(f"{shown}: {field_path}: {message}{more}") from None
+    sections: dict[str, DriverConfig] = {}
+    for key in raw:
+        value = getattr(validated, key, None)
+        if isinstance(value, DriverConfig):
+            sections[key] = value
+    if not isinstance(sections.get("dut"), DutConfig):
         raise ConfigError(
-            f"{shown}: console.url: a physical terminal needs a real port URL, not 'dut:'"
+            f"{shown}: dut.driver: driver '{sections['dut'].driver}' does not describe a "
+            "terminal (its options must subclass hil.config.DutConfig)"
         )
-    if config.power is not None and config.power.driver == "sim" and dut.driver == "physical":
-        raise ConfigError(f"{shown}: power.driver: 'sim' needs dut.driver 'sim' or 'command'")
-    new_dut = dut.model_copy(update=updates)
-    return config.model_copy(update={"dut": new_dut, "source": source.resolve()})
+    for name, config in sections.items():
+        try:
+            registry.driver_of(config).driver.check(config, sections)
+        except ValueError as e:
+            raise ConfigError(f"{shown}: {name}.{e}") from None
+    order = plan(sections, registry, where=shown)
+    limits = validated.limits  # type: ignore[attr-defined]
+    assert isinstance(limits, Limits)
+    return RigConfig(
+        rig=info,
+        sections=sections,
+        build_order=tuple(order),
+        limits=limits,
+        source=source.resolve(),
+    )
 
 
-def load_rig(path: Path | str) -> RigConfig:
+def load_rig(path: Path | str, *, registry: DriverRegistry = REGISTRY) -> RigConfig:
     """Read and validate a rig file. Raises ConfigError naming the file and field."""
     rig_path = Path(path)
     try:
         text = rig_path.read_text(encoding="utf-8")
     except FileNotFoundError as e:
-        raise ConfigError(f"{_display_path(rig_path)}: rig file not found") from e
+        raise ConfigError(f"{display_path(rig_path)}: rig file not found") from e
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{_display_path(rig_path)}: cannot read rig file: {e}") from e
-    return parse_rig(text, rig_path)
+        raise ConfigError(f"{display_path(rig_path)}: cannot read rig file: {e}") from e
+    return parse_rig(text, rig_path, registry=registry)

@@ -1,28 +1,29 @@
 """The rig: built from a validated rig file, owns its instruments and their lifetime.
 
-``Rig.start()`` brings the instruments up in dependency order (terminal process and
-its port, console, power) and powers the terminal on; ``put_back()`` returns the rig
-to a known state after a scenario; ``close()`` tears everything down, each part under
-its own guard so one failing teardown never leaves the others running.
+Every section of the rig file (dut, console, power and the instruments in front of
+the terminal) is built by its registered driver (hil.drivers), in the order their
+declared needs give. ``Rig.start()`` builds them and powers the terminal on;
+``put_back()`` returns the rig to a known state after a scenario; ``close()`` tears
+everything down. Both walk the sections in reverse build order, each part under its
+own guard, so one failing part never leaves the others running.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import sys
 import tempfile
-import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from hil.config import CommandDut, Limits, PhysicalDut, RigConfig, SimDut, load_rig
+from hil.config import Limits, RigConfig, load_rig
+from hil.drivers import REGISTRY, BuildContext, DriverRegistry, RigInstrument, display_path
 from hil.errors import ConfigError, HilError, RigError
 from hil.firmware import image_sha256, load_image
-from hil.instruments.base import BUILD_ORDER, BUILDERS, RigInstrument
-from hil.instruments.console import Console, PyserialConsole
-from hil.instruments.power import Power, SimPower
+from hil.instruments.console import Console
+from hil.instruments.dut import ProcessTerminal, time_scale_of
+from hil.instruments.power import Power
 from hil.terminal import Terminal
 from hil.terminal_process import TerminalProcess
 
@@ -56,9 +57,15 @@ class Rig:
     """One test rig: a terminal and the instruments wired to it."""
 
     def __init__(
-        self, config: RigConfig, *, firmware: Path | None = None, work_dir: Path | None = None
+        self,
+        config: RigConfig,
+        *,
+        firmware: Path | None = None,
+        work_dir: Path | None = None,
+        registry: DriverRegistry = REGISTRY,
     ) -> None:
         self.config = config
+        self.registry = registry
         self.firmware = firmware if firmware is not None else config.dut.firmware
         if self.firmware is not None and not self.firmware.is_file():
             raise ConfigError(f"--firmware: file not found: {self.firmware}")
@@ -67,12 +74,9 @@ class Rig:
         self._image_sha256 = image_sha256(self.firmware) if self.firmware is not None else None
         self._own_work_dir = work_dir is None
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="hil-rig-"))
-        self.process: TerminalProcess | None = None
-        self.console: Console | None = None
-        self.power: Power | None = None
         self.terminal: Terminal | None = None
         self.broken: str | None = None
-        #: optional instruments by rig-file section (cards, host, network, ...)
+        #: every built section (dut, console, power, instruments), in build order
         self.instruments: dict[str, RigInstrument] = {}
         #: channels wired into the terminal besides the test port: name -> value
         self.wired: dict[str, str] = {}
@@ -97,7 +101,7 @@ class Rig:
     @property
     def time_scale(self) -> float:
         """Factor on the terminal's inherent delays (sim and command terminals; else 1)."""
-        return float(getattr(self.config.dut, "time_scale", 1.0))
+        return time_scale_of(self.config.dut)
 
     @property
     def channels(self) -> frozenset[str]:
@@ -110,11 +114,8 @@ class Rig:
 
     @property
     def capabilities(self) -> frozenset[str]:
-        """Instrument kinds and channels this rig has, for ``hil_requires`` skips."""
-        kinds = {"console", *self.instruments}
-        if self.config.power is not None:
-            kinds.add("power")
-        return frozenset(kinds | self.channels)
+        """Sections and channels this rig has, for ``hil_requires`` skips."""
+        return frozenset(self.config.sections) | self.channels
 
     def instrument(self, section: str) -> RigInstrument:
         """The instrument built from rig-file section ``section``; RigError if absent."""
@@ -127,17 +128,21 @@ class Rig:
                 instrument=section,
             ) from None
 
-    def build_instruments(self) -> None:
-        """Build every optional instrument of the rig file (before the terminal starts)."""
-        import hil.instruments.registry  # noqa: F401  (registers the builders)
+    @property
+    def console(self) -> Console | None:
+        console = self.instruments.get("console")
+        return console if isinstance(console, Console) else None
 
-        for section in BUILD_ORDER:
-            section_config = getattr(self.config, section, None)
-            if section_config is None:
-                continue
-            built = BUILDERS[section](self, section_config)
-            self.instruments[section] = built.instrument
-            self.wired.update(built.channels)
+    @property
+    def power(self) -> Power | None:
+        power = self.instruments.get("power")
+        return power if isinstance(power, Power) else None
+
+    @property
+    def process(self) -> TerminalProcess | None:
+        """The terminal's process when the rig runs it (dut ``sim`` or ``command``)."""
+        dut = self.instruments.get("dut")
+        return dut.process if isinstance(dut, ProcessTerminal) else None
 
     def expected_identity(self) -> ExpectedIdentity:
         dut = self.config.dut
@@ -153,41 +158,51 @@ class Rig:
 
     # --- lifetime -----------------------------------------------------------------
 
-    def spawn_terminal(self) -> TerminalProcess:
-        """The terminal process alone, not started (``hil sim``)."""
-        dut = self.config.dut
-        if not isinstance(dut, SimDut | CommandDut):
-            raise ConfigError(
-                f"{self.config.source}: dut.driver: 'hil sim' needs 'sim' or 'command'"
+    def build(self, sections: Collection[str] | None = None) -> None:
+        """Build the rig file's sections in plan order: all of them, or only
+        ``sections`` (leaving out any that needs a section not built)."""
+        wanted = set(self.config.build_order if sections is None else sections)
+        for section in self.config.build_order:
+            config = self.config.sections[section]
+            registration = self.registry.driver_of(config)
+            needed = registration.driver.requires(config)
+            if section not in wanted or section in self.instruments:
+                continue
+            if any(need not in self.instruments for need in needed):
+                continue
+            context = BuildContext(
+                rig_name=self.name,
+                source=self.config.source,
+                section=section,
+                dut=self.config.dut,
+                work_dir=self.work_dir,
+                firmware=self.firmware,
+                built=self.instruments,
+                channels=self.wired,
             )
-        process = self._make_process(dut)
-        if self.firmware is not None:
-            process.flash(self.firmware)
-        return process
+            built = registration.driver.build(config, context)
+            if not isinstance(built.instrument, RigInstrument):
+                raise ConfigError(
+                    f"{display_path(self.config.source)}: {section}.driver: "
+                    f"'{config.driver}' built a {type(built.instrument).__name__}, which "
+                    "lacks name, put_back, preflight or close"
+                )
+            self.instruments[section] = built.instrument
+            self.wired.update(built.channels)
 
     def start(self) -> Terminal:
-        """Bring the instruments up and switch the terminal on (not waiting for ready)."""
-        dut = self.config.dut
+        """Build every section and switch the terminal on (not waiting for ready)."""
         try:
-            self.build_instruments()
-            if isinstance(dut, SimDut | CommandDut):
-                self.process = self.spawn_terminal()
-            url = self.config.console.url
-            if url == "dut:":
-                if self.process is None:
-                    raise ConfigError(
-                        f"{self.config.source}: console.url: 'dut:' needs a process dut"
-                    )
-                url = self.process.port_path
-            self.console = PyserialConsole(
-                url,
-                baudrate=self.config.console.baud,
-                ack_timeout=self.config.console.ack_timeout_ms / 1000,
-                default_timeout=dut.command_timeout_s,
+            self.build()
+            console = self.console
+            if console is None:
+                raise ConfigError(
+                    f"{display_path(self.config.source)}: console.driver: "
+                    f"'{self.config.sections['console'].driver}' built no test-port console"
+                )
+            self.terminal = Terminal(
+                console, self.power, boot_timeout=self.config.dut.boot_timeout_s
             )
-            if self.config.power is not None and self.process is not None:
-                self.power = SimPower(self.process, off_timeout=self.config.power.off_timeout_s)
-            self.terminal = Terminal(self.console, self.power, boot_timeout=dut.boot_timeout_s)
             if self.power is not None:
                 self.power.on()
         except HilError:
@@ -198,90 +213,48 @@ class Rig:
             raise RigError(f"rig '{self.name}' failed to start: {e}") from e
         return self.terminal
 
-    def _make_process(self, dut: SimDut | CommandDut) -> TerminalProcess:
-        command = (
-            [sys.executable, "-m", "hil.sim"] if isinstance(dut, SimDut) else list(dut.command)
-        )
-        state_dir = dut.state_dir or self.work_dir / "flash"
-        env = {
-            "HIL_FACTORY_SERIAL": dut.serial_number,
-            "HIL_PROVISION_TID": dut.terminal_id,
-            "HIL_PROVISION_MID": dut.merchant_id,
-            "HIL_TIME_SCALE": repr(dut.time_scale),
-            "HIL_CHANNELS": ",".join(
-                f"{name}={value}" if value else name for name, value in sorted(self.wired.items())
-            ),
-        }
-        return TerminalProcess(
-            command, state_dir=state_dir, env=env, stderr_path=self.work_dir / "dut-stderr.log"
-        )
-
     def put_back(self) -> None:
         """Return to a known state after a scenario: every instrument put back (cards
-        out, screen blank, faults cleared, network healed), terminal powered. Each part
-        is tried even if another fails; a failure marks the rig broken for the rest."""
+        out, screen blank, faults cleared, network healed), then the terminal powered.
+        Each part is tried even if another fails; a failure marks the rig broken."""
         problems: list[str] = []
-        for section, instrument in self.instruments.items():
+        for section, instrument in reversed(self.instruments.items()):
             try:
                 instrument.put_back()
             except Exception as e:  # one instrument must not stop the others
                 log.exception("put back %s failed", section)
                 problems.append(f"{section}: {e}")
-        if self.power is not None and not self.power.is_on:
-            try:
-                self.power.on()
-            except HilError as e:
-                problems.append(f"could not power the terminal back on: {e}")
         if problems:
             self.broken = "; ".join(problems)
 
     def preflight(self) -> list[PreflightLine]:
-        """Ask each instrument to answer; one line each. Never raises for a bad answer."""
+        """Ask each instrument to answer, then the terminal; one line each. Never raises
+        for a bad answer."""
         lines: list[PreflightLine] = []
-        dut = self.config.dut
-        if self.process is not None:
-            alive = self.process.alive
-            exit_code = self.process.exit_code()
-            detail = (
-                f"pid {self.process.pid}, port {self.process.port_path}"
-                if alive
-                else f"not running (exit {exit_code}): {self.process.stderr_tail(300)}"
-            )
-            lines.append(PreflightLine("dut", dut.driver, alive, detail))
-        elif isinstance(dut, PhysicalDut):
-            detail = "physical terminal, not started by the rig"
-            lines.append(PreflightLine("dut", dut.driver, True, detail))
-        if self.console is not None:
-            driver = self.config.console.driver
-            port = self.process.port_path if self.process is not None else self.config.console.url
-            started = time.perf_counter()
-            try:
-                info = self.console.request("device.info", timeout=5.0)
-            except HilError as e:
-                lines.append(PreflightLine("console", driver, False, f"{port}: {e}"))
-            else:
-                elapsed_ms = (time.perf_counter() - started) * 1000
-                detail = (
-                    f"{port}: device.info in {elapsed_ms:.1f} ms: {info.get('model')} "
-                    f"SN {info.get('serial_number')} firmware {info.get('firmware_version')} "
-                    f"state {info.get('state')}"
-                )
-                lines.append(PreflightLine("console", driver, True, detail))
         for section, instrument in self.instruments.items():
+            driver = self.config.sections[section].driver
             try:
                 detail = instrument.preflight()
             except Exception as e:  # preflight reports, it does not stop
-                lines.append(
-                    PreflightLine(section, _driver_of(self.config, section), False, str(e))
-                )
+                lines.append(PreflightLine(section, driver, False, str(e)))
             else:
-                lines.append(PreflightLine(section, _driver_of(self.config, section), True, detail))
-        if self.config.power is not None:
-            ok = self.power is not None and self.power.is_on
-            lines.append(
-                PreflightLine("power", self.config.power.driver, ok, "on" if ok else "off")
-            )
+                lines.append(PreflightLine(section, driver, True, detail))
+        if self.terminal is not None:
+            lines.append(self._terminal_answer())
         return lines
+
+    def _terminal_answer(self) -> PreflightLine:
+        assert self.console is not None
+        driver = self.config.sections["console"].driver
+        try:
+            info = self.console.request("device.info", timeout=5.0)
+        except HilError as e:
+            return PreflightLine("terminal", driver, False, str(e))
+        detail = (
+            f"{info.get('model')} SN {info.get('serial_number')} firmware "
+            f"{info.get('firmware_version')} state {info.get('state')}"
+        )
+        return PreflightLine("terminal", driver, True, detail)
 
     def environment(self) -> dict[str, str]:
         """Facts for the report's environment panel."""
@@ -304,35 +277,22 @@ class Rig:
         return env
 
     def dut_stderr(self) -> str:
-        return "" if self.process is None else self.process.stderr_tail()
+        process = self.process
+        return "" if process is None else process.stderr_tail()
 
     def close(self) -> None:
-        """Tear down every part; log, never raise, so the rest still goes down."""
-        steps: list[tuple[str, Any]] = []
-        if self.power is not None and self.power.is_on and self.config.power is not None:
-            steps.append(("power off", self.power.off))
-        if self.console is not None:
-            steps.append(("console close", self.console.close))
-        if self.process is not None:
-            steps.append(("terminal process", self.process.close))
+        """Tear down every part in reverse build order; log, never raise, so the rest
+        still goes down."""
         for section, instrument in reversed(self.instruments.items()):
-            steps.append((section, instrument.close))
-        for what, step in steps:
             try:
-                step()
+                instrument.close()
             except Exception:  # teardown must go on whatever one part does
-                log.exception("rig teardown: %s failed", what)
-        self.console = None
-        self.power = None
-        self.process = None
+                log.exception("rig teardown: %s failed", section)
         self.instruments = {}
         self.wired = {}
+        self.terminal = None
         if self._own_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
-
-
-def _driver_of(config: RigConfig, section: str) -> str:
-    return str(getattr(getattr(config, section, None), "driver", "?"))
 
 
 def default_rig_path() -> Path:

@@ -33,12 +33,16 @@ class TerminalProcess:
         state_dir: Path,
         env: Mapping[str, str],
         stderr_path: Path,
+        channels: Mapping[str, str] | None = None,
         name: str = "dut",
     ) -> None:
         self.command = list(command)
         self.state_dir = state_dir
         self.name = name
         self._env = dict(env)
+        # A live view: read at each power-on, so channels wired after this object was
+        # made (by instruments built later) reach the terminal.
+        self._channels: Mapping[str, str] = channels if channels is not None else {}
         self._stderr_path = stderr_path
         self._process: subprocess.Popen[bytes] | None = None
         self._pending_firmware: Path | None = None
@@ -73,6 +77,7 @@ class TerminalProcess:
         env = {**os.environ, **self._env}
         env["HIL_CONSOLE_FD"] = str(self._master)
         env["HIL_STATE_DIR"] = str(self.state_dir)
+        env["HIL_CHANNELS"] = format_channels(self._channels)
         env.pop("HIL_FIRMWARE", None)
         if self._pending_firmware is not None:
             env["HIL_FIRMWARE"] = str(self._pending_firmware)
@@ -143,3 +148,10 @@ class TerminalProcess:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._master = self._slave = -1
+
+
+def format_channels(channels: Mapping[str, str]) -> str:
+    """``HIL_CHANNELS``: comma-separated ``name`` or ``name=value`` items, sorted."""
+    return ",".join(
+        f"{name}={value}" if value else name for name, value in sorted(channels.items())
+    )

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hil.drivers import REGISTRY, DriverRegistry
 from hil.suite import FEATURES, FIXTURES
 
 pytest_plugins = ["pytester"]
@@ -22,6 +24,20 @@ FIRMWARE = FIXTURES / "firmware"
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[DriverRegistry]:
+    """pos-hil's driver registry, with what a test registers undone afterwards; plug-in
+    modules a test writes into ``tmp_path`` import from there and are forgotten after."""
+    REGISTRY.load_builtin()
+    saved = REGISTRY.snapshot()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield REGISTRY
+    REGISTRY.restore(saved)
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", "") or "").startswith(str(tmp_path)):
+            del sys.modules[name]
 
 
 def write_sim_rig(

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import Field, field_validator
 
 from hil import reporting
 from hil.cards.emv import CardState, EmvCard
@@ -42,12 +43,9 @@ from hil.cards.pcscd import VpcdPool, claim_reader, list_readers
 from hil.cards.profile import DEFAULT_PROFILES, CardProfile, ProfileLibrary
 from hil.cards.trace import ApduTrace
 from hil.cards.vpcd import VpcdCardConnection
-from hil.config import CardsConfig
+from hil.config import RigFolder
+from hil.drivers import BuildContext, Built, Driver, DriverConfig, register
 from hil.errors import ConfigError, RigError
-from hil.instruments.base import Built, register_builder
-
-if TYPE_CHECKING:
-    from hil.rig import Rig
 
 SLOT_CONTACT = 0
 SLOT_CONTACTLESS = 1
@@ -78,16 +76,6 @@ class CardSlot(Protocol):
     def preflight(self) -> str: ...
 
     def close(self) -> None: ...
-
-
-def profile_folder(rig: Rig, configured: Path | None) -> Path:
-    """A rig file's profile folder, relative to the rig file; default fixtures/cards."""
-    if configured is None:
-        return DEFAULT_PROFILES
-    folder = configured if configured.is_absolute() else rig.config.source.parent / configured
-    if not folder.is_dir():
-        raise ConfigError(f"{rig.config.source}: profiles: folder not found: {configured}")
-    return folder
 
 
 class VpcdCardSlot:
@@ -310,26 +298,70 @@ class SerialCardMux:
             self._port.close()
 
 
-def build_cards(rig: Rig, config: CardsConfig) -> Built:
-    profiles = ProfileLibrary(profile_folder(rig, config.profiles))
-    if config.driver == "vpcd":
+class CardsOptions(DriverConfig):
+    """What every card driver has: the profiles of the cards it can present."""
+
+    profiles: RigFolder | None = Field(
+        default=None, description="card profile folder; default pos-hil's test cards"
+    )
+    tap_hold_s: float = Field(default=3.0, gt=0, le=60)
+
+    def library(self) -> ProfileLibrary:
+        return ProfileLibrary(self.profiles or DEFAULT_PROFILES)
+
+
+class VpcdCardsConfig(CardsOptions):
+    reader: str = Field(default="HIL Virtual Card", min_length=1, description="vpcd reader name")
+    port: int = Field(default=35990, ge=1024, le=65000, description="vpcd port of reader 1")
+    readers: int = Field(default=4, ge=1, le=16, description="vpcd readers in the pool")
+
+
+def _check_positions(value: dict[str, int]) -> dict[str, int]:
+    if any(not 1 <= n <= 99 for n in value.values()):
+        raise ValueError("card positions are 1 to 99")
+    return value
+
+
+class SerialMuxConfig(CardsOptions):
+    url: str = Field(min_length=1, description="pyserial URL of the multiplexer")
+    baud: int = Field(default=9600, gt=0)
+    timeout_s: float = Field(default=2.0, gt=0, le=60)
+    positions: dict[str, int] = Field(default_factory=dict, description="profile -> position")
+
+    _positions = field_validator("positions")(_check_positions)
+
+
+@register("cards", "vpcd")
+class VpcdCardsDriver(Driver):
+    """Virtual cards served to pcscd (channels ``pcsc`` and ``pcsc_cl``)."""
+
+    config_model = VpcdCardsConfig
+
+    @classmethod
+    def build(cls, config: VpcdCardsConfig, context: BuildContext) -> Built:
         slot = VpcdCardSlot(
             VpcdPool(config.reader, config.port, config.readers),
-            profiles,
+            config.library(),
             tap_hold_s=config.tap_hold_s,
         )
         channels = {"pcsc": slot.contact_reader, "pcsc_cl": slot.contactless_reader}
         return Built(slot, channels)
-    assert config.url is not None
-    mux = SerialCardMux(
-        config.url,
-        profiles,
-        config.positions,
-        baudrate=config.baud,
-        timeout=config.timeout_s,
-        tap_hold_s=config.tap_hold_s,
-    )
-    return Built(mux, {})
 
 
-register_builder("cards", build_cards)
+@register("cards", "serial-mux")
+class SerialMuxDriver(Driver):
+    """A card multiplexer routing real test cards to the terminal's own reader."""
+
+    config_model = SerialMuxConfig
+
+    @classmethod
+    def build(cls, config: SerialMuxConfig, context: BuildContext) -> Built:
+        mux = SerialCardMux(
+            config.url,
+            config.library(),
+            config.positions,
+            baudrate=config.baud,
+            timeout=config.timeout_s,
+            tap_hold_s=config.tap_hold_s,
+        )
+        return Built(mux)

@@ -1,19 +1,32 @@
-"""Terminal test port: requests, responses and events over any pyserial URL."""
+"""Terminal test port: requests, responses and events over any pyserial URL.
+
+Driver ``pyserial`` (``[console]``): a pty path, ``/dev/tty*``, ``socket://``,
+``rfc2217://``; ``url = "dut:"`` (the default) means the port a process terminal's dut
+driver created. A console driver for a terminal that speaks another protocol builds an
+instrument implementing ``hil.terminal.TerminalPort`` instead (docs/writing-a-driver.md).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic import Field
+
 from hil import reporting
+from hil.drivers import BuildContext, Built, Driver, DriverConfig, register
+from hil.instruments.dut import TestPortProvider, runs_as_process
 from hil.protocol.session import ConsoleSession, EventLog
 from hil.protocol.transcript import Transcript
 from hil.protocol.transport import open_serial
 
+#: ``url`` value meaning "the port the dut driver created".
+DUT_PORT = "dut:"
+
 
 @runtime_checkable
 class Console(Protocol):
-    """The terminal's test port as steps see it."""
+    """The terminal's test port (pos-hil test-port protocol v1) as the rig sees it."""
 
     name: str
     transcript: Transcript
@@ -62,5 +75,44 @@ class PyserialConsole:
                 cmd, args, timeout=self.default_timeout if timeout is None else timeout
             )
 
+    def put_back(self) -> None:
+        return None  # the port stays open across scenarios, like a plugged-in cable
+
+    def preflight(self) -> str:
+        return f"{self.url}: open"
+
     def close(self) -> None:
         self._session.close()
+
+
+class PyserialConsoleConfig(DriverConfig):
+    url: str = Field(default=DUT_PORT, description="pyserial URL, or 'dut:' for the dut's pty")
+    baud: int = Field(default=115200, gt=0)
+    ack_timeout_ms: int = Field(default=500, gt=0)
+
+
+@register("console", "pyserial")
+class PyserialConsoleDriver(Driver):
+    config_model = PyserialConsoleConfig
+
+    @classmethod
+    def requires(cls, config: PyserialConsoleConfig) -> tuple[str, ...]:
+        return ("dut",) if config.url == DUT_PORT else ()
+
+    @classmethod
+    def check(cls, config: PyserialConsoleConfig, sections: Mapping[str, DriverConfig]) -> None:
+        if config.url == DUT_PORT and not runs_as_process(sections):
+            raise ValueError("url: a physical terminal needs a real port URL, not 'dut:'")
+
+    @classmethod
+    def build(cls, config: PyserialConsoleConfig, context: BuildContext) -> Built:
+        url = config.url
+        if url == DUT_PORT:
+            url = context.instrument("dut", TestPortProvider).port_url
+        console = PyserialConsole(
+            url,
+            baudrate=config.baud,
+            ack_timeout=config.ack_timeout_ms / 1000,
+            default_timeout=context.dut.command_timeout_s,
+        )
+        return Built(console)

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import Field
 
 from hil import reporting
-from hil.config import FaultLinesConfig
+from hil.drivers import BuildContext, Built, Driver, DriverConfig, register
 from hil.errors import ConfigError, DutError
-from hil.instruments.base import Built, register_builder
 from hil.instruments.linechannel import LineChannelServer
-
-if TYPE_CHECKING:
-    from hil.rig import Rig
 
 FAULT_LINES = ("reader_power", "supply_low", "tamper")
 
@@ -111,9 +109,17 @@ class SimFaultLines:
         self.server.close()
 
 
-def build_faultlines(rig: Rig, config: FaultLinesConfig) -> Built:
-    lines = SimFaultLines(ack_timeout=config.ack_timeout_s)
-    return Built(lines, {"faultlines": lines.address})
+class SimFaultLinesConfig(DriverConfig):
+    ack_timeout_s: float = Field(default=5.0, gt=0, le=60)
 
 
-register_builder("faultlines", build_faultlines)
+@register("faultlines", "sim")
+class SimFaultLinesDriver(Driver):
+    """Fault lines into the sim terminal's channel (``faultlines``)."""
+
+    config_model = SimFaultLinesConfig
+
+    @classmethod
+    def build(cls, config: SimFaultLinesConfig, context: BuildContext) -> Built:
+        lines = SimFaultLines(ack_timeout=config.ack_timeout_s)
+        return Built(lines, {"faultlines": lines.address})

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
+
+from pydantic import Field, field_validator
 
 from hil import reporting
+from hil.config import RigFile, check_tid
+from hil.drivers import BuildContext, Built, Driver, DriverConfig, StrictOptions, register
 from hil.errors import ConfigError
 from hil.host import (
     Behaviour,
@@ -27,11 +31,9 @@ from hil.host import (
     load_parameter_set,
 )
 from hil.host.simulator import Sale
-from hil.instruments.base import Built, register_builder
+from hil.suite import FIXTURES
 
-if TYPE_CHECKING:
-    from hil.config import HostConfig
-    from hil.rig import Rig
+DEFAULT_PARAMETERS = FIXTURES / "host" / "params-v1.json"
 
 
 @runtime_checkable
@@ -145,27 +147,49 @@ class SimHost:
         self.simulator.stop()
 
 
-def _resolve(rig: Rig, path: Path) -> Path:
-    return path if path.is_absolute() else rig.config.source.parent / path
+class TerminalBinding(StrictOptions):
+    """One TID the host knows, bound to the serial number of the device that owns it."""
+
+    terminal_id: str
+    serial_number: str = Field(min_length=1)
+
+    _tid = field_validator("terminal_id")(check_tid)
 
 
-def build_host(rig: Rig, config: HostConfig) -> Built:
-    source = rig.config.source.name
-    try:
-        parameters = load_parameter_set(_resolve(rig, config.parameters))
-        keys = load_key_set(_resolve(rig, config.keys)) if config.keys is not None else None
-    except ConfigError as e:
-        raise ConfigError(f"{source}: host: {e}") from None
-    registry = TerminalRegistry(
-        {t.terminal_id: t.serial_number for t in config.terminals},
-        enrol_unknown=config.enrol_unknown,
+class SimHostConfig(DriverConfig):
+    address: str = Field(default="127.0.0.1", description="listen address (loopback)")
+    port: int = Field(default=0, ge=0, le=65535, description="0 = ephemeral")
+    parameters: RigFile = Field(
+        default=DEFAULT_PARAMETERS, description="parameter set the host downloads"
     )
-    simulator = HostSimulator(
-        parameters, keys=keys, registry=registry, address=config.address, port=config.port
-    )
-    host, port = simulator.start()
-    folder = _resolve(rig, config.parameters).parent
-    return Built(SimHost(simulator, parameters_folder=folder), {"host": f"{host}:{port}"})
+    keys: RigFile | None = Field(default=None, description="key set; default the test keys")
+    enrol_unknown: bool = Field(default=True, description="bind an unknown TID on sign-on")
+    terminals: list[TerminalBinding] = Field(default_factory=list)
 
 
-register_builder("host", build_host)
+@register("host", "sim")
+class SimHostDriver(Driver):
+    """hil's ISO 8583 host simulator on loopback; wires channel ``host=ADDRESS:PORT``."""
+
+    config_model = SimHostConfig
+
+    @classmethod
+    def build(cls, config: SimHostConfig, context: BuildContext) -> Built:
+        try:
+            parameters = load_parameter_set(config.parameters)
+        except ConfigError as e:
+            raise context.error("parameters", str(e)) from None
+        try:
+            keys = load_key_set(config.keys) if config.keys is not None else None
+        except ConfigError as e:
+            raise context.error("keys", str(e)) from None
+        registry = TerminalRegistry(
+            {t.terminal_id: t.serial_number for t in config.terminals},
+            enrol_unknown=config.enrol_unknown,
+        )
+        simulator = HostSimulator(
+            parameters, keys=keys, registry=registry, address=config.address, port=config.port
+        )
+        host, port = simulator.start()
+        instrument = SimHost(simulator, parameters_folder=config.parameters.parent)
+        return Built(instrument, {"host": f"{host}:{port}"})

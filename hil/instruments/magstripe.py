@@ -13,19 +13,17 @@ attached: steps and the report see the profile name and the fault only.
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import Field
 
 from hil import reporting
-from hil.cards.profile import CardProfile, ProfileLibrary
+from hil.cards.profile import DEFAULT_PROFILES, CardProfile, ProfileLibrary
 from hil.cards.track import build_track1, build_track2, corrupt_lrc, partial
-from hil.config import MagstripeConfig
+from hil.config import RigFolder
+from hil.drivers import BuildContext, Built, Driver, DriverConfig, register
 from hil.errors import ConfigError, DutError
-from hil.instruments.base import Built, register_builder
-from hil.instruments.cards import profile_folder
 from hil.instruments.linechannel import LineChannelServer
-
-if TYPE_CHECKING:
-    from hil.rig import Rig
 
 SwipeFault = Literal["none", "bad_lrc", "partial"]
 SWIPE_FAULTS: tuple[SwipeFault, ...] = ("none", "bad_lrc", "partial")
@@ -104,10 +102,21 @@ class SimMagHead:
         self.server.close()
 
 
-def build_magstripe(rig: Rig, config: MagstripeConfig) -> Built:
-    profiles = ProfileLibrary(profile_folder(rig, config.profiles))
-    head = SimMagHead(profiles, ack_timeout=config.ack_timeout_s)
-    return Built(head, {"maghead": head.address})
+class SimMagHeadConfig(DriverConfig):
+    profiles: RigFolder | None = Field(
+        default=None, description="card profile folder; default pos-hil's test cards"
+    )
+    ack_timeout_s: float = Field(default=5.0, gt=0, le=60)
 
 
-register_builder("magstripe", build_magstripe)
+@register("magstripe", "sim")
+class SimMagHeadDriver(Driver):
+    """Swipes into the sim terminal's mag-head channel (``maghead``)."""
+
+    config_model = SimMagHeadConfig
+
+    @classmethod
+    def build(cls, config: SimMagHeadConfig, context: BuildContext) -> Built:
+        profiles = ProfileLibrary(config.profiles or DEFAULT_PROFILES)
+        head = SimMagHead(profiles, ack_timeout=config.ack_timeout_s)
+        return Built(head, {"maghead": head.address})

@@ -24,23 +24,21 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field
 
 from hil import reporting
+from hil.config import RigPath
+from hil.drivers import BuildContext, Built, Driver, DriverConfig, register
 from hil.errors import RigError
-from hil.instruments.base import Built, register_builder
 from hil.masking import mask_text
 from hil.qr.degrade import Degradation, apply
 from hil.qr.framelink import FrameClient, FrameLinkError, FrameServer
 from hil.qr.render import CodeLayout, Image, RenderOptions, render, to_png
 from hil.qr.spec import CALIBRATION_PAYLOAD
-
-if TYPE_CHECKING:
-    from hil.config import QrScreenConfig
-    from hil.rig import Rig
 
 
 @dataclass(frozen=True)
@@ -384,30 +382,68 @@ def capture_display(display: str) -> Image:
         conn.close()
 
 
-def render_options(config: QrScreenConfig) -> RenderOptions:
-    return RenderOptions(
-        module_px=config.module_px,
-        ecc=config.ecc,
-        quiet_zone=config.quiet_zone,
-        frame_width=config.frame_width,
-        frame_height=config.frame_height,
-    )
+class _CodeOptions(DriverConfig):
+    """How a code is drawn, whatever shows it."""
+
+    module_px: int = Field(default=6, ge=1, le=64, description="screen pixels per QR module")
+    ecc: Literal["L", "M", "Q", "H"] = "M"
+    quiet_zone: int = Field(default=4, ge=0, le=16, description="white modules around the code")
 
 
-def build_qr_screen(rig: Rig, config: QrScreenConfig) -> Built:
-    options = render_options(config)
-    if config.driver == "sim":
-        screen = SimQrScreen(options)
+class FrameOptions(_CodeOptions):
+    """A screen of a fixed frame size (the sim camera, PNG files)."""
+
+    frame_width: int = Field(default=640, ge=64, le=8192)
+    frame_height: int = Field(default=480, ge=64, le=8192)
+
+    def render_options(self) -> RenderOptions:
+        return RenderOptions(
+            module_px=self.module_px,
+            ecc=self.ecc,
+            quiet_zone=self.quiet_zone,
+            frame_width=self.frame_width,
+            frame_height=self.frame_height,
+        )
+
+
+class FileScreenConfig(FrameOptions):
+    directory: RigPath = Field(description="folder the PNG frames are written to")
+
+
+class WindowScreenConfig(_CodeOptions):
+    """The window takes the display's size, so it has no frame size of its own."""
+
+    display: str | None = Field(default=None, description="X display; default $DISPLAY")
+
+    def render_options(self) -> RenderOptions:
+        return RenderOptions(module_px=self.module_px, ecc=self.ecc, quiet_zone=self.quiet_zone)
+
+
+@register("qr_screen", "sim")
+class SimQrScreenDriver(Driver):
+    """Frames on loopback for the sim terminal's camera (channel ``camera``)."""
+
+    config_model = FrameOptions
+
+    @classmethod
+    def build(cls, config: FrameOptions, context: BuildContext) -> Built:
+        screen = SimQrScreen(config.render_options())
         return Built(screen, {"camera": screen.endpoint})
-    if config.driver == "file":
-        assert config.directory is not None
-        directory = config.directory
-        if not directory.is_absolute():
-            directory = rig.config.source.parent / directory
-        return Built(FileQrScreen(options, directory))
-    if config.driver == "window":
-        return Built(WindowQrScreen(options, config.display))
-    raise RigError(f"qr_screen: unknown driver {config.driver!r}")
 
 
-register_builder("qr_screen", build_qr_screen)
+@register("qr_screen", "file")
+class FileQrScreenDriver(Driver):
+    config_model = FileScreenConfig
+
+    @classmethod
+    def build(cls, config: FileScreenConfig, context: BuildContext) -> Built:
+        return Built(FileQrScreen(config.render_options(), config.directory))
+
+
+@register("qr_screen", "window")
+class WindowQrScreenDriver(Driver):
+    config_model = WindowScreenConfig
+
+    @classmethod
+    def build(cls, config: WindowScreenConfig, context: BuildContext) -> Built:
+        return Built(WindowQrScreen(config.render_options(), config.display))

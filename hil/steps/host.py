@@ -11,7 +11,6 @@ import logging
 import socket
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from pytest_bdd import given, parsers, then, when
 
 from hil import reporting
 from hil.errors import DutError, HilError, RigError
-from hil.host import Behaviour, MessageRecord, load_parameter_set
+from hil.host import Behaviour, MessageRecord
 from hil.instruments.host import AcquirerHost
 from hil.rig import Rig
 from hil.selfcheck_spec import COMM_MAX_ECHO_RTT_MS, COMM_RETRY_BACKOFF_S, HOST_FAULT_SCREENS
@@ -278,19 +277,9 @@ def host_refused(
 # --- data sync -------------------------------------------------------------------------
 
 
-def _parameter_file(hil_rig: Rig, name: str) -> Path:
-    host = hil_rig.config.host
-    if host is None:
-        raise RigError("the rig has no [host] section", instrument="host")
-    configured = host.parameters
-    if not configured.is_absolute():
-        configured = hil_rig.config.source.parent / configured
-    return configured.parent / name
-
-
 @given(parsers.parse('the host offers parameter set "{name}"'))
-def host_offers(acquirer_host: AcquirerHost, hil_rig: Rig, name: str) -> None:
-    acquirer_host.use_parameters(load_parameter_set(_parameter_file(hil_rig, name)))
+def host_offers(acquirer_host: AcquirerHost, name: str) -> None:
+    acquirer_host.use_parameters(acquirer_host.parameter_set(name))
 
 
 def _parameters(terminal: Terminal) -> dict[str, Any]:

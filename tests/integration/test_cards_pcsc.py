@@ -18,8 +18,8 @@ from hil.cards.pcscd import PcscdClaim, VpcdPool, claim_reader, running_pcscd_pi
 from hil.cards.profile import DEFAULT_PROFILES, ProfileLibrary
 from hil.cards.trace import ApduTrace
 from hil.cards.vpcd import VpcdCardConnection
-from hil.config import CardsConfig
 from hil.errors import RigError
+from hil.instruments.cards import VpcdCardsConfig
 
 pytestmark = [
     pytest.mark.integration,
@@ -31,7 +31,7 @@ pytestmark = [
 
 sc: Any = pytest.importorskip("smartcard.scard")
 LIB = ProfileLibrary(DEFAULT_PROFILES)
-DEFAULTS = CardsConfig(driver="vpcd")
+DEFAULTS = VpcdCardsConfig()
 # The pool every hil session on this host shares (rigs/sim.toml uses the same).
 POOL = VpcdPool(DEFAULTS.reader, DEFAULTS.port, DEFAULTS.readers)
 

@@ -67,7 +67,7 @@ def test_rig_check_prints_one_line_per_instrument(tmp_path: Path) -> None:
     result = _hil("rig", "check", "--rig", str(rig), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if re.match(r"^(ok|FAIL)\s", line)]
-    assert [line.split()[1] for line in lines] == ["dut", "console", "power"]
+    assert [line.split()[1] for line in lines] == ["dut", "console", "power", "terminal"]
     assert "SN SIM8A0000001" in result.stdout
 
 

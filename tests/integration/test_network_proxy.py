@@ -17,7 +17,7 @@ import pytest
 
 from hil.errors import RigError
 from hil.faultproxy import FaultProxy
-from hil.instruments.network import ProxyNetwork
+from hil.instruments.network.proxy import ProxyNetwork
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from hil.errors import RigError
-from hil.instruments.network import NetemNetwork, ToxiproxyNetwork, netem_unavailable
+from hil.instruments.network.netem import NetemNetwork, netem_unavailable
+from hil.instruments.network.toxiproxy import ToxiproxyNetwork
 from tests.integration.test_network_proxy import _Echo, _recv_exactly
 from tests.integration.toxiproxy_standin import ToxiproxyStandIn
 

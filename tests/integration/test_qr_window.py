@@ -18,11 +18,12 @@ import zxingcpp
 
 from hil.config import parse_rig
 from hil.errors import RigError
-from hil.instruments.qrscreen import QrScreen, WindowQrScreen, build_qr_screen, capture_display
+from hil.instruments.qrscreen import QrScreen, WindowQrScreen, capture_display
 from hil.qr.degrade import Degradation
 from hil.qr.fixtures import merchant_payload
 from hil.qr.render import RenderOptions
 from hil.qr.spec import CALIBRATION_PAYLOAD
+from hil.rig import Rig
 from tests.conftest import write_sim_rig
 
 pytestmark = pytest.mark.integration
@@ -98,13 +99,13 @@ def test_window_shows_the_code_full_screen(xvfb: str) -> None:
 def test_window_driver_from_the_rig_file(xvfb: str, tmp_path: Path) -> None:
     rig_file = write_sim_rig(tmp_path / "rig.toml")
     text = rig_file.read_text() + f'\n[qr_screen]\ndriver = "window"\ndisplay = "{xvfb}"\n'
-    config = parse_rig(text, rig_file)
-    built = build_qr_screen(None, config.qr_screen)  # type: ignore[arg-type]
+    rig = Rig(parse_rig(text, rig_file))
     try:
-        assert dict(built.channels) == {}  # a real scanner looks at the monitor
-        assert isinstance(built.instrument, WindowQrScreen)
+        rig.build(["qr_screen"])
+        assert rig.wired == {}  # a real scanner looks at the monitor
+        assert isinstance(rig.instrument("qr_screen"), WindowQrScreen)
     finally:
-        built.instrument.close()
+        rig.close()
 
 
 def test_window_on_a_missing_display_is_a_rig_error() -> None:

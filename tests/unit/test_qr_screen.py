@@ -6,7 +6,6 @@ import json
 import socket
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -15,12 +14,12 @@ import zxingcpp
 
 from hil.config import parse_rig
 from hil.errors import RigError
-from hil.instruments.base import BUILDERS
-from hil.instruments.qrscreen import FileQrScreen, QrScreen, SimQrScreen, build_qr_screen
+from hil.instruments.qrscreen import FileQrScreen, QrScreen, SimQrScreen
 from hil.qr.degrade import Degradation
 from hil.qr.framelink import FrameClient, FrameLinkError, FrameServer, parse_endpoint
 from hil.qr.render import RenderOptions
 from hil.qr.spec import CALIBRATION_PAYLOAD
+from hil.rig import Rig
 from tests.conftest import write_sim_rig
 
 
@@ -76,23 +75,25 @@ def test_file_screen_writes_pngs_and_an_index(tmp_path: Path) -> None:
     assert "writing frames" in screen.preflight()
 
 
-def test_builder_wires_camera_for_sim_only(tmp_path: Path) -> None:
-    assert "qr_screen" in BUILDERS
+def test_drivers_wire_camera_for_sim_only(tmp_path: Path) -> None:
     rig_file = write_sim_rig(tmp_path / "rig.toml")
     base = rig_file.read_text()
-    config = parse_rig(base + '\n[qr_screen]\ndriver = "file"\ndirectory = "out"\n', rig_file)
-    rig = SimpleNamespace(config=config)
-    built = build_qr_screen(rig, config.qr_screen)  # type: ignore[arg-type]
-    assert dict(built.channels) == {}
-    assert (tmp_path / "out" / "frame-00001.png").is_file()  # relative to the rig file
-    config = parse_rig(base + '\n[qr_screen]\ndriver = "sim"\n', rig_file)
-    built = build_qr_screen(SimpleNamespace(config=config), config.qr_screen)  # type: ignore[arg-type]
+    rig = Rig(parse_rig(base + '\n[qr_screen]\ndriver = "file"\ndirectory = "out"\n', rig_file))
     try:
-        endpoint = built.channels["camera"]
+        rig.build(["qr_screen"])
+        assert isinstance(rig.instrument("qr_screen"), FileQrScreen)
+        assert rig.wired == {}
+        assert (tmp_path / "out" / "frame-00001.png").is_file()  # relative to the rig file
+    finally:
+        rig.close()
+    rig = Rig(parse_rig(base + '\n[qr_screen]\ndriver = "sim"\n', rig_file))
+    try:
+        rig.build(["qr_screen"])
+        endpoint = rig.wired["camera"]
         assert endpoint.startswith("127.0.0.1:")
         assert zxing_text(FrameClient(endpoint).grab()[1]) == CALIBRATION_PAYLOAD
     finally:
-        built.instrument.close()
+        rig.close()
 
 
 def test_frame_server_listens_on_loopback_only() -> None:
