@@ -17,7 +17,7 @@ import subprocess
 import termios
 import threading
 import tty
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from hil.errors import RigError
@@ -83,15 +83,10 @@ class TerminalProcess:
             env["HIL_FIRMWARE"] = str(self._pending_firmware)
         self._stderr_path.parent.mkdir(parents=True, exist_ok=True)
         # A Ctrl-C landing inside Popen (after the fork, before ``_process`` is set)
-        # would leave a powered terminal nobody can switch off. Hold SIGINT until
-        # the handle is stored; a pending Ctrl-C is raised right after, and the
-        # rig's teardown then finds the process. The child inherits the mask; it
-        # runs in its own session and is only ever stopped with SIGTERM/SIGKILL.
-        blocking = threading.current_thread() is threading.main_thread()
-        if blocking:
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            with self._stderr_path.open("ab") as stderr:
+        # would leave a powered terminal nobody can switch off: hold it until the
+        # handle is stored, so the rig's teardown finds the process.
+        with _ctrl_c_held(), self._stderr_path.open("ab") as stderr:
+            try:
                 self._process = subprocess.Popen(
                     self.command,
                     env=env,
@@ -103,13 +98,11 @@ class TerminalProcess:
                     # the rig powers it down in order.
                     start_new_session=True,
                 )
-        except OSError as e:
-            raise RigError(
-                f"cannot start terminal command {self.command[0]!r}: {e}", instrument=self.name
-            ) from e
-        finally:
-            if blocking:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            except OSError as e:
+                raise RigError(
+                    f"cannot start terminal command {self.command[0]!r}: {e}",
+                    instrument=self.name,
+                ) from e
         self._pending_firmware = None
 
     def terminate(self, timeout: float) -> int | None:
@@ -148,6 +141,31 @@ class TerminalProcess:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._master = self._slave = -1
+
+
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block; raise it when it ends.
+
+    Blocking SIGINT with a signal mask is not enough: the mask is per thread, the
+    kernel hands the signal to any thread that does not block it, and Python then
+    raises KeyboardInterrupt in the main thread at its next bytecode, which may be
+    inside Popen. A handler that only records the signal leaves no such gap.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread, which gets them
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        if callable(previous):
+            previous(signal.SIGINT, None)
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
 
 
 def format_channels(channels: Mapping[str, str]) -> str:

@@ -75,7 +75,14 @@ def test_run_writes_reports_and_exit_code(tmp_path: Path) -> None:
     shutil.copytree(FEATURES, tmp_path / "features", ignore=shutil.ignore_patterns("__pycache__"))
     rig = write_sim_rig(tmp_path / "rig.toml")
     result = _hil(
-        "run", "--rig", str(rig), "--no-html", "--", "-k", "identity or reboot", cwd=tmp_path
+        "run",
+        "--rig",
+        str(rig),
+        "--no-html",
+        "--",
+        "-k",
+        "reports_the_identity or reboot",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"\[1/2\] Boot self-check: ", result.stdout), result.stdout
@@ -157,7 +164,9 @@ def test_ctrl_c_mid_suite_tears_the_rig_down(tmp_path: Path) -> None:
     assert summary["interrupted"] is True
     assert summary["counts"]["interrupted"] == 1
     assert summary["counts"]["passed"] == 0
-    assert _processes_with_marker(marker) == [], "terminal process survived Ctrl-C"
+    survivors = _processes_with_marker(marker)
+    commands = [Path(f"/proc/{pid}/cmdline").read_bytes()[:120] for pid in survivors]
+    assert survivors == [], f"terminal process survived Ctrl-C: {commands}"
 
 
 def test_rig_check_reports_a_terminal_that_cannot_boot(tmp_path: Path) -> None:

@@ -151,9 +151,7 @@ class ExecPowerDriver(Driver):
             command: Command | None = getattr(config, option)
             if command is not None and not _findable(command[0], context.folder):
                 raise context.error(option, f"command not found: {command[0]}")
-        power = ExecPower(
-            config, folder=context.folder, environment={"HIL_RIG": context.rig_name}
-        )
+        power = ExecPower(config, folder=context.folder, environment={"HIL_RIG": context.rig_name})
         return Built(power)
 
 
