@@ -52,9 +52,11 @@ def _fail(code: int, message: str) -> typer.Exit:
 
 def exit_code_for(summary: dict[str, Any], pytest_code: int) -> int:
     """Map a run's outcome to hil's documented exit codes."""
-    if summary.get("interrupted") or pytest_code == 2:
+    if summary.get("interrupted") or (pytest_code == 2 and not summary):
         return EXIT_INTERRUPTED
-    if pytest_code in (3, 4):  # pytest internal or usage error
+    # pytest's 2 without a Ctrl-C is a collection error or pytest.exit (a rig file
+    # the rig could not build): ours or the lab's, never the terminal's.
+    if summary.get("errors") or pytest_code in (2, 3, 4):
         return EXIT_USAGE
     if summary.get("rig_faults", 0):
         return EXIT_RIG_FAULT
@@ -107,6 +109,8 @@ def run(
         "-p",
         "no:cacheprovider",
         "--hil-progress",
+        "-o",
+        "hil_features=true",
         f"--rig={rig_path}",
         f"--alluredir={results}",
         "--clean-alluredir",
@@ -121,6 +125,10 @@ def run(
     except (OSError, json.JSONDecodeError):
         summary = {}
     code = exit_code_for(summary, pytest_code)
+    for error in summary.get("errors", []):
+        err.print(f"hil: {error}", markup=False)
+    if pytest_code == 5:
+        err.print(f"hil: no scenarios collected from {features}", markup=False)
     if summary and html and code != EXIT_INTERRUPTED:
         from hil.htmlreport import ReportError, generate_html
 

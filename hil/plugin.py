@@ -9,17 +9,16 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from hil import reporting
+from hil import features, reporting
 from hil.errors import ConfigError, RigError
-from hil.masking import mask_data, mask_text
+from hil.masking import mask_text
 from hil.rig import Rig, default_rig_path
+from hil.summary import RunSummary
 from hil.terminal import Terminal
 
 log = logging.getLogger(__name__)
@@ -38,6 +37,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--hil-summary", default=None, help="write a per-scenario summary JSON to this path"
     )
+    parser.addini(
+        features.INI_OPTION,
+        type="bool",
+        default=False,
+        help="collect .feature files as tests, with no glue module (hil run sets it)",
+    )
     group.addoption(
         "--hil-progress",
         action="store_true",
@@ -52,7 +57,12 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     for module in step_modules():
         config.pluginmanager.import_plugin(module)
-    summary = RunSummary()
+
+    def environment() -> Mapping[str, str]:
+        rig = config.stash.get(_rig_key, None)
+        return rig.environment() if rig is not None else {}
+
+    summary = RunSummary(environment)
     config.stash[_summary_key] = summary
     config.pluginmanager.register(summary, "hil-summary")
     if config.getoption("hil_progress"):
@@ -73,6 +83,30 @@ def pytest_bdd_apply_tag(tag: str, function: Callable[..., object]) -> object:
     if value and name == "requires":
         return pytest.mark.hil_requires(*value.split(","))(function)
     return None
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if features.wants_features(parent.config, file_path):
+        return features.FeatureFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    items[:] = features.drop_duplicates(items)
+    # Checked before the rig starts: a typo must not cost a lab a rig run. Only for
+    # feature files hil collects or a session run for a rig (--rig, hil run).
+    ours = [
+        item
+        for item in items
+        if isinstance(item.parent, features.FeatureFile)
+        or config.getoption("rig")
+        or config.getoption("hil_progress")
+    ]
+    unknown = features.unknown_steps(ours)
+    if unknown:
+        raise pytest.UsageError("\n".join(unknown))
 
 
 def step_modules() -> list[str]:
@@ -139,109 +173,17 @@ def terminal(hil_rig: Rig, hil_requirements: None) -> Iterator[Terminal]:
 # --- outcome collection ---------------------------------------------------------
 
 
-class RunSummary:
-    """Per-scenario outcomes, written as summary.json and shown by ``hil run``."""
-
-    def __init__(self) -> None:
-        self.results: dict[str, dict[str, Any]] = {}
-        self.started = time.time()
-        self.total = 0
-        self.interrupted = False
-
-    def _entry(self, item: pytest.Item) -> dict[str, Any]:
-        entry = self.results.get(item.nodeid)
-        if entry is None:
-            entry = {
-                "nodeid": item.nodeid,
-                "feature": item.nodeid.split("::")[0],
-                "scenario": item.name,
-                # Until pytest reports the call phase, nothing is known: a scenario cut
-                # short by Ctrl-C must not read as passed.
-                "outcome": "pending",
-                "rig_fault": False,
-                "message": "",
-                "duration_s": 0.0,
-                "measurements": [],
-            }
-            self.results[item.nodeid] = entry
-        return entry
-
-    def pytest_bdd_before_scenario(
-        self, request: pytest.FixtureRequest, feature: Any, scenario: Any
-    ) -> None:
-        entry = self._entry(request.node)
-        entry["feature"] = mask_text(str(feature.name))
-        entry["scenario"] = mask_text(str(scenario.name))
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, Any, None]:
-        outcome = yield
-        report: pytest.TestReport = outcome.get_result()
-        entry = self._entry(item)
-        entry["duration_s"] = round(entry["duration_s"] + report.duration, 3)
-        if report.when == "call" and report.passed and entry["outcome"] == "pending":
-            entry["outcome"] = "passed"
-        if report.skipped and entry["outcome"] in ("pending", "passed"):
-            entry["outcome"] = "skipped"
-            longrepr = report.longrepr
-            entry["message"] = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-        elif report.failed and entry["outcome"] in ("pending", "passed", "skipped"):
-            excinfo = call.excinfo
-            rig_fault = excinfo is not None and excinfo.errisinstance(RigError)
-            terminal_fault = excinfo is not None and excinfo.errisinstance(AssertionError)
-            entry["outcome"] = "failed" if terminal_fault and not rig_fault else "broken"
-            entry["rig_fault"] = rig_fault
-            message = excinfo.exconly() if excinfo is not None else report.longreprtext
-            entry["message"] = mask_text(message.strip().splitlines()[0][:500])
-        if report.when == "teardown":
-            entry["measurements"] = reporting.take_measurements()
-
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.total = len(session.items)
-
-    def pytest_keyboard_interrupt(self) -> None:
-        self.interrupted = True
-
-    def finished_results(self) -> list[dict[str, Any]]:
-        """Results with scenarios that never finished marked as interrupted."""
-        return [
-            {**entry, "outcome": "interrupted"} if entry["outcome"] == "pending" else entry
-            for entry in self.results.values()
-        ]
-
-    def as_dict(self, environment: Mapping[str, str]) -> dict[str, Any]:
-        results = self.finished_results()
-        counts = {
-            k: sum(1 for r in results if r["outcome"] == k)
-            for k in ("passed", "failed", "broken", "skipped", "interrupted")
-        }
-        return {
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
-            "duration_s": round(time.time() - self.started, 3),
-            "interrupted": self.interrupted,
-            "collected": self.total,
-            "counts": counts,
-            "rig_faults": sum(1 for r in results if r["rig_fault"]),
-            "environment": dict(environment),
-            "scenarios": results,
-        }
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        config = session.config
-        rig = config.stash.get(_rig_key, None)
-        environment = rig.environment() if rig is not None else {}
-        summary_path = config.getoption("hil_summary")
-        if summary_path:
-            path = Path(summary_path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            data = mask_data(self.as_dict(environment))
-            path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
-        alluredir = getattr(config.option, "allure_report_dir", None)
-        if alluredir:
-            write_allure_extras(Path(alluredir), environment)
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    summary = config.stash.get(_summary_key, None)
+    summary_path = config.getoption("hil_summary")
+    if summary is not None and summary_path:
+        summary.write(Path(summary_path))
+    alluredir = getattr(config.option, "allure_report_dir", None)
+    rig = config.stash.get(_rig_key, None)
+    if alluredir:
+        write_allure_extras(Path(alluredir), rig.environment() if rig is not None else {})
 
 
 def write_allure_extras(alluredir: Path, environment: Mapping[str, str]) -> None:

@@ -18,7 +18,7 @@ from rich.text import Text
 from hil.masking import mask_text
 
 if TYPE_CHECKING:
-    from hil.plugin import RunSummary
+    from hil.summary import RunSummary
 
 _STYLE = {
     "passed": "green",

@@ -102,13 +102,15 @@ def run_features(
     processes) with Allure results and the hil summary."""
     folder = pytester.path / "features"
     folder.mkdir(exist_ok=True)
-    for name in (*features, "test_features.py"):
+    for name in features:
         shutil.copy(FEATURES / name, folder)
     rig = rig or write_sim_rig(pytester.path / "rig.toml", extra=extra)
     results = pytester.path / "allure-results"
     summary = pytester.path / "summary.json"
     result = pytester.runpytest_subprocess(
         "features",
+        "-o",
+        "hil_features=true",
         f"--rig={rig}",
         f"--alluredir={results}",
         f"--hil-summary={summary}",

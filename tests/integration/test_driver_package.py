@@ -148,7 +148,6 @@ def test_an_installed_driver_package_switches_a_bench_terminal(
     features = tmp_path / "features"
     features.mkdir()
     shutil.copy(FEATURES / "boot_self_check.feature", features)
-    shutil.copy(FEATURES / "test_features.py", features)
     rig = _bench_rig(tmp_path / "bench.toml", bench)
     result = subprocess.run(
         [str(HIL), "run", "--rig", str(rig), "--features", str(features), "--no-html"],

@@ -1,0 +1,167 @@
+"""Feature files as pytest tests, with no glue module beside them.
+
+pytest-bdd binds scenarios to tests through a Python module that calls ``scenarios()``.
+pos-hil collects ``.feature`` files itself: each file becomes a pytest module whose
+tests are its scenarios, bound by pytest-bdd's own ``scenario()`` so tags, outlines
+and hooks behave exactly as with a glue module. Collection is on when
+
+- the ini option ``hil_features`` is true (``hil run`` sets it; ``hil init`` writes it
+  into the lab project's pytest.ini), or
+- a ``.feature`` file is named on the command line.
+
+It stays off otherwise, so installing pos-hil never adds tests to another project's
+pytest-bdd suite. A scenario that a glue module also binds is collected once (the
+glue module's test wins), so an older lab project with a ``test_features.py`` keeps
+working.
+
+Mistakes in a feature file stop the run before the rig starts, as one line each:
+a Gherkin syntax error names the file and line; a step no definition matches names
+the file, the line and the three closest known phrasings.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_bdd import scenario
+from pytest_bdd.exceptions import GherkinParseError
+from pytest_bdd.feature import get_features
+from pytest_bdd.scenario import find_fixturedefs_for_step, scenario_wrapper_template_registry
+from pytest_bdd.steps import step_function_context_registry
+
+from hil.drivers import display_path
+
+INI_OPTION = "hil_features"
+
+
+class FeatureFile(pytest.Module):
+    """A ``.feature`` file collected as a module of scenario tests."""
+
+    def _getobj(self) -> types.ModuleType:
+        path = self.path
+        try:
+            (feature,) = get_features([str(path)])
+        except GherkinParseError as e:
+            raise self.CollectError(
+                f"{display_path(Path(e.filename or path))}:{e.line}: Gherkin syntax error: "
+                f"{e.message} (line: {e.line_content.strip()!r})"
+            ) from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise self.CollectError(f"{display_path(path)}: cannot read: {e}") from None
+        module = types.ModuleType(f"hil_feature_{python_name(path.stem)}")
+        module.__file__ = str(path)
+        taken: set[str] = set()
+        for name in feature.scenarios:
+            test = scenario(str(path), name, features_base_dir=str(path.parent))(_scenario_body)
+            test_name = unique_test_name(name, taken)
+            taken.add(test_name)
+            setattr(module, test_name, test)
+        return module
+
+
+def _scenario_body() -> None:
+    """What runs after a scenario's steps: nothing, the steps are the test."""
+
+
+def python_name(text: str) -> str:
+    """The Python name pytest-bdd gives a scenario, so node IDs read the same as with a
+    glue module: spaces to underscores, other non-word characters dropped, lower case."""
+    name = re.sub(r"\W", "", text.replace(" ", "_"))
+    return re.sub(r"^\d+_*", "", name).lower()
+
+
+def unique_test_name(scenario_name: str, taken: set[str]) -> str:
+    base = f"test_{python_name(scenario_name)}"
+    name, index = base, 0
+    while name in taken:
+        index += 1
+        name = f"{base}_{index}"
+    return name
+
+
+def wants_features(config: pytest.Config, file_path: Path) -> bool:
+    """Whether this ``.feature`` file is collected (see the module docstring)."""
+    if file_path.suffix != ".feature":
+        return False
+    if config.getini(INI_OPTION):
+        return True
+    named = {Path(arg.split("::")[0]).resolve() for arg in config.args}
+    return file_path.resolve() in named
+
+
+def _scenario_of(item: pytest.Item) -> Any:
+    """The pytest-bdd scenario template a test item runs, or None for other tests."""
+    function = getattr(item, "obj", None)
+    if function is None:
+        return None
+    return scenario_wrapper_template_registry.get(function)
+
+
+def drop_duplicates(items: list[pytest.Item]) -> list[pytest.Item]:
+    """Leave out scenarios this plug-in collected that a glue module binds too."""
+    bound_elsewhere = set()
+    for item in items:
+        template = _scenario_of(item)
+        if template is not None and not isinstance(item.parent, FeatureFile):
+            bound_elsewhere.add((template.feature.filename, template.name))
+    kept = []
+    for item in items:
+        template = _scenario_of(item)
+        ours = isinstance(item.parent, FeatureFile)
+        if ours and (template.feature.filename, template.name) in bound_elsewhere:
+            continue
+        kept.append(item)
+    return kept
+
+
+def known_phrases() -> list[str]:
+    """Every registered step phrasing, with its keyword: ``When the power is cut``."""
+    phrases = set()
+    for context in list(step_function_context_registry.values()):
+        keyword = (context.type or "step").capitalize()
+        phrases.add(f"{keyword} {_readable(context.parser.name)}")
+    return sorted(phrases)
+
+
+def _readable(pattern: str) -> str:
+    """A step parser's pattern as a person reads it: ``{name}``/``(?P<name>...)`` as
+    ``<name>``, regular-expression syntax dropped."""
+    text = re.sub(r"\{(\w+)(:[^}]*)?\}", r"<\1>", pattern)
+    text = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"<\1>", text)
+    return text.strip("^$")
+
+
+def unknown_steps(items: Iterable[pytest.Item]) -> list[str]:
+    """One line per scenario step that no step definition matches, with the three
+    closest known phrasings; each step reported once however many items run it."""
+    problems: dict[tuple[str, int], str] = {}
+    phrases: list[str] | None = None
+    for item in items:
+        template = _scenario_of(item)
+        if template is None:
+            continue
+        callspec = getattr(item, "callspec", None)
+        example = callspec.params.get("_pytest_bdd_example", {}) if callspec is not None else {}
+        rendered = template.render(example)
+        fixturemanager = item.session._fixturemanager
+        for step in rendered.steps:
+            key = (rendered.feature.filename, step.line_number)
+            if key in problems or any(find_fixturedefs_for_step(step, fixturemanager, item)):
+                continue
+            if phrases is None:
+                phrases = known_phrases()
+            wanted = f"{step.type.capitalize()} {step.name}"
+            same_kind = [p for p in phrases if p.split(" ", 1)[0] == wanted.split(" ", 1)[0]]
+            closest = difflib.get_close_matches(wanted, same_kind or phrases, n=3, cutoff=0.0)
+            shown = "; ".join(f'"{c}"' for c in closest) or "none known"
+            problems[key] = (
+                f"{display_path(Path(rendered.feature.filename))}:{step.line_number}: unknown "
+                f'step "{step.keyword} {step.name}"; closest known: {shown}'
+            )
+    return [problems[key] for key in sorted(problems)]
