@@ -21,7 +21,7 @@ from hil import reporting
 from hil.config import FaultLinesConfig
 from hil.errors import ConfigError, DutError
 from hil.instruments.base import Built, register_builder
-from hil.instruments.linechannel import LineChannelServer
+from hil.jsonlines.rig_end import RigEndServer
 
 if TYPE_CHECKING:
     from hil.rig import Rig
@@ -56,7 +56,7 @@ class SimFaultLines:
         self._levels = dict.fromkeys(FAULT_LINES, False)
         self._versions = itertools.count(1)
         self._version = 0
-        self.server = LineChannelServer("faultlines", greeting=self._greeting)
+        self.server = RigEndServer("faultlines", greeting=self._greeting)
 
     @property
     def address(self) -> str:

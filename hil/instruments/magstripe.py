@@ -22,7 +22,7 @@ from hil.config import MagstripeConfig
 from hil.errors import ConfigError, DutError
 from hil.instruments.base import Built, register_builder
 from hil.instruments.cards import profile_folder
-from hil.instruments.linechannel import LineChannelServer
+from hil.jsonlines.rig_end import RigEndServer
 
 if TYPE_CHECKING:
     from hil.rig import Rig
@@ -70,7 +70,7 @@ class SimMagHead:
         self.name = name
         self.profiles = profiles
         self.ack_timeout = ack_timeout
-        self.server = LineChannelServer("maghead")
+        self.server = RigEndServer("maghead")
         self._ids = itertools.count(1)
 
     @property
