@@ -25,9 +25,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from hil.host.downloads import KeySet, ParameterSet, default_key_set, wrap_keys
+from hil.host.iso8583 import Frame, Iso8583Error, decode_body, encode, response_header
 from hil.host.records import MessageRecord, masked_fields
 from hil.host.registry import TerminalRegistry
-from hil.host.spec import Frame, Iso8583Error, decode_body, encode, response_header
 from hil.tcpservice import ClientConnection, TcpService
 
 log = logging.getLogger(__name__)
