@@ -22,11 +22,9 @@ from hil.htmlreport import (
     INSTALL_HINT,
     ReportError,
     check_report_tools,
-    embedded_report_data,
-    find_external_urls,
     generate_html,
-    is_external_url,
 )
+from tests.urlscan import embedded_report_data, find_external_urls, is_external_url
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO / "scripts" / "install-report-tools.sh"
