@@ -13,8 +13,22 @@ therefore forces the variables in ``ALLURE_OFFLINE_ENV``. What is left in the pa
 (2.46.1): everything inlined, no fonts or scripts from elsewhere; its bundle still names
 ``https://trace.playwright.dev``, opened in an iframe only to preview an attachment of
 type ``application/vnd.allure.playwright-trace``, which pos-hil never writes.
-pos-hil's own tests prove it with a static scan of a generated page for URLs it
+pos-hil's own tests check that with a static scan of a generated page for URLs it
 would load from another host (tests/urlscan.py).
+
+The report tools (the Allure 2 command line from npm, and Java) are found without
+assuming a git checkout, first match wins:
+
+1. ``$HIL_ALLURE_BIN``: the allure executable itself (an error if it is not one)
+2. ``$HIL_TOOLS_DIR``: a tools folder
+3. ``./.tools`` in the current directory (a checkout's ``scripts/setup.sh`` puts them there)
+4. the per-user tools folder ``${XDG_DATA_HOME:-~/.local/share}/pos-hil/tools``
+5. ``allure`` on PATH, if it is Allure 2 (Allure 3 has another command line and
+   embeds analytics)
+
+A tools folder holds ``node_modules/allure-commandline``. ``install_report_tools``
+fills one with the installer that ships in the package (hil/tools/), so an installed
+pos-hil installs its own tools: ``hil report --install-tools`` into the per-user folder.
 """
 
 from __future__ import annotations
@@ -23,16 +37,22 @@ import os
 import re
 import shutil
 import subprocess
+from importlib import resources
 from pathlib import Path
 from typing import NoReturn
 
 from hil.errors import HilError
 
-INSTALL_HINT = "bash scripts/install-report-tools.sh"
-"""The command that installs the report tools, run from the pos-hil checkout."""
+INSTALL_HINT = "hil report --install-tools"
+"""The command that installs the report tools (into the per-user tools folder); it
+works from an installed pos-hil as well as from a checkout."""
 
 ALLURE_BIN_ENV = "HIL_ALLURE_BIN"
 """Environment variable naming the allure executable to use, overriding the default."""
+
+TOOLS_DIR_ENV = "HIL_TOOLS_DIR"
+"""Environment variable naming a tools folder, looked in before the default ones; the
+installer installs into it when set."""
 
 ALLURE_OFFLINE_ENV: dict[str, str] = {
     # GaPlugin (generate-time event) tests for presence; the HTML template parses a boolean.
@@ -43,8 +63,12 @@ ALLURE_OFFLINE_ENV: dict[str, str] = {
 """Environment forced on every allure run so neither the generator nor the page calls out."""
 
 GENERATE_TIMEOUT_S = 600.0
+INSTALL_TIMEOUT_S = 900.0  # a first install downloads allure-commandline from npm
 
-_REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The installer, shipped as package data (pos-hil is installed as files, never zipped).
+INSTALLER = Path(str(resources.files("hil"))) / "tools" / "install-report-tools.sh"
+_INSTALLER_PREFIX = "install-report-tools: "
+
 _ALLURE_IN_TOOLS = (
     # The distribution's own launcher needs Java only; the npm wrapper also needs node.
     Path("node_modules/allure-commandline/dist/bin/allure"),
@@ -75,12 +99,22 @@ def _allure_in(tools_dir: Path) -> Path | None:
     return None
 
 
+def user_tools_dir() -> Path:
+    """The per-user tools folder: ``${XDG_DATA_HOME:-~/.local/share}/pos-hil/tools``."""
+    data_home = os.environ.get("XDG_DATA_HOME", "")
+    # The XDG base directory spec: an unset, empty or relative value means the default.
+    base = Path(data_home) if os.path.isabs(data_home) else Path.home() / ".local" / "share"
+    return base / "pos-hil" / "tools"
+
+
 def _default_tools_dirs() -> list[Path]:
-    dirs = [_REPO_ROOT / ".tools"]
-    cwd_tools = Path.cwd().resolve() / ".tools"
-    if cwd_tools not in dirs:
-        dirs.append(cwd_tools)
-    return dirs
+    """Tools folders in lookup order: ``$HIL_TOOLS_DIR``, ``./.tools``, the per-user one."""
+    dirs: list[Path] = []
+    from_env = os.environ.get(TOOLS_DIR_ENV)
+    if from_env:
+        dirs.append(Path(from_env))
+    dirs += [Path.cwd().resolve() / ".tools", user_tools_dir()]
+    return list(dict.fromkeys(dirs))
 
 
 def find_java() -> Path | None:
@@ -146,10 +180,8 @@ def _locate_allure(tools_dir: Path | None) -> tuple[Path | None, list[str]]:
 def find_allure(tools_dir: Path | None = None) -> Path:
     """Locate the Allure 2 command line.
 
-    With ``tools_dir``: ``tools_dir/node_modules/...`` then PATH. Without: the file
-    named by ``$HIL_ALLURE_BIN``, else the repo's ``.tools`` (next to the ``hil``
-    package, or in the current directory), else PATH. An ``allure`` found on PATH must
-    report version 2 (Allure 3 has another command line and embeds analytics).
+    With ``tools_dir``: ``tools_dir/node_modules/...`` then PATH. Without: the lookup
+    order in the module's docstring. An ``allure`` found on PATH must report version 2.
     Raises ``ReportError`` when there is none.
     """
     found, looked = _locate_allure(tools_dir)
@@ -180,6 +212,59 @@ def _raise_missing(*, allure_missing: bool, java_missing: bool) -> NoReturn:
     raise ReportError(
         f"cannot make the HTML report: missing {' and '.join(missing)}; run `{INSTALL_HINT}`{hint}"
     )
+
+
+# --------------------------------------------------------------------------------------
+# Installing the tools
+# --------------------------------------------------------------------------------------
+
+
+def install_report_tools(tools_dir: Path) -> Path:
+    """Install the Allure 2 command line into ``tools_dir`` (and Java, when none works
+    and we are root) with the shipped installer; return the allure executable.
+
+    Quick when the pinned version is there already. Raises ``ReportError`` with the
+    installer's own one-line reason when it fails.
+    """
+    tools = Path(tools_dir).resolve()
+    try:
+        proc = subprocess.run(
+            ["bash", str(INSTALLER)],
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_TIMEOUT_S,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, TOOLS_DIR_ENV: str(tools)},
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ReportError(
+            f"installing the report tools into {tools} did not finish within {exc.timeout:.0f} s"
+        ) from exc
+    except OSError as exc:
+        raise ReportError(f"cannot run {INSTALLER}: {exc.strerror}") from exc
+    if proc.returncode != 0:
+        raise ReportError(
+            f"cannot install the report tools into {tools}: {_installer_reason(proc)}"
+        )
+    allure = _allure_in(tools)
+    if allure is None:
+        raise ReportError(f"the report tools installer left no allure in {tools}")
+    return allure
+
+
+def _installer_reason(proc: subprocess.CompletedProcess[str]) -> str:
+    """The installer's own message (its last ``install-report-tools:`` line), with the
+    last line of the tool output it points to when it says "see above"."""
+    lines = [line.strip() for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
+    said = [i for i, line in enumerate(lines) if line.startswith(_INSTALLER_PREFIX)]
+    if not said:
+        return lines[-1][:_MAX_ERROR_DETAIL] if lines else f"installer exit {proc.returncode}"
+    reason = lines[said[-1]][len(_INSTALLER_PREFIX) :]
+    above = [line for line in lines[: said[-1]] if not line.startswith(_INSTALLER_PREFIX)]
+    if reason.endswith(" (see above)") and above:
+        reason = f"{reason.removesuffix(' (see above)')}: {above[-1]}"
+    return reason[:_MAX_ERROR_DETAIL]
 
 
 # --------------------------------------------------------------------------------------
