@@ -1,17 +1,17 @@
 """An asyncio event loop on a daemon thread, driven from synchronous code.
 
-The host simulator and the fault proxy are asyncio servers, but steps, instruments
-and the rig are synchronous; each server owns one ``BackgroundLoop`` and its public
-methods hand work to it with ``run`` (wait for the result) or ``call`` (fire and
-forget). Stopping cancels what is left and joins the thread under a timeout.
+The rig's TCP services (``hil.tcpservice``: host simulator, fault proxy, camera
+channel) are asyncio servers, but steps, instruments and the rig are synchronous;
+each service owns one ``BackgroundLoop`` and its public methods hand work to it with
+``run`` and wait for the result. Stopping cancels what is left and joins the thread
+under a timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -55,11 +55,6 @@ class BackgroundLoop:
         except TimeoutError:
             future.cancel()
             raise
-
-    def call(self, fn: Callable[..., object], *args: object) -> None:
-        """Schedule ``fn(*args)`` on the loop without waiting."""
-        with contextlib.suppress(RuntimeError):  # loop already closed: nothing to do
-            self.loop.call_soon_threadsafe(fn, *args)
 
     def stop(self) -> None:
         if not self._started or not self._thread.is_alive():

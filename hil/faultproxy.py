@@ -23,17 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import random
-import socket
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hil.errors import RigError
-from hil.eventloop import BackgroundLoop
+from hil.tcpservice import ClientConnection, TcpService
 
 Direction = Literal["upstream", "downstream", "both"]
 FaultKind = Literal[
@@ -119,18 +115,23 @@ class ProxyStats:
 
 
 class _Conn:
-    def __init__(self, number: int) -> None:
-        self.number = number
+    """One proxied link: the terminal's connection and what the faults track for it."""
+
+    def __init__(self, client: ClientConnection) -> None:
+        self.client = client
+        self.number = client.number
         self.passed = dict.fromkeys(DIRECTIONS, 0)  # bytes let through, per direction
         self.free_at = dict.fromkeys(DIRECTIONS, 0.0)  # bandwidth/ordering horizon
-        self.writers: list[asyncio.StreamWriter] = []
-        self.closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self.client.closed
 
 
 _EOF = object()
 
 
-class FaultProxy:
+class FaultProxy(TcpService):
     """Proxy ``listen`` -> ``upstream``; ``start`` returns the address it listens on."""
 
     def __init__(
@@ -141,65 +142,25 @@ class FaultProxy:
         seed: int = 0,
         name: str = "network",
     ) -> None:
-        self.name = name
+        super().__init__(
+            listen=listen,
+            name=name,
+            description="fault proxy",
+            thread_name=f"hil-{name}-proxy",
+            abort_on_stop=True,
+        )
         self.upstream = upstream
-        self._listen = listen
         self._rng = random.Random(seed)
-        self._loop = BackgroundLoop(f"hil-{name}-proxy")
-        self._server: asyncio.base_events.Server | None = None
-        self._address: tuple[str, int] | None = None
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._stats = ProxyStats()
         self._timeline: list[dict[str, Any]] = []
         self._started = time.monotonic()
-        self._numbers = itertools.count(1)
-        self._conns: set[_Conn] = set()
-
-    # --- lifetime --------------------------------------------------------------------
 
     def start(self) -> tuple[str, int]:
-        self._loop.start()
-        try:
-            self._address = self._loop.run(self._open(self._listen))
-        except OSError as e:
-            self._loop.stop()
-            raise RigError(
-                f"fault proxy cannot listen on {self._listen[0]}:{self._listen[1]}: {e}",
-                instrument=self.name,
-            ) from e
-        self._note("listening", address=f"{self._address[0]}:{self._address[1]}")
-        return self._address
-
-    async def _open(self, listen: tuple[str, int]) -> tuple[str, int]:
-        self._server = await asyncio.start_server(
-            self._accept, listen[0], listen[1], reuse_address=True
-        )
-        sockname = self._server.sockets[0].getsockname()
-        return str(sockname[0]), int(sockname[1])
-
-    @property
-    def address(self) -> tuple[str, int]:
-        if self._address is None:
-            raise RigError("fault proxy is not started", instrument=self.name)
-        return self._address
-
-    def stop(self) -> None:
-        if self._loop.running:
-            with contextlib.suppress(Exception):
-                self._loop.run(self._shutdown(), timeout=3.0)
-        self._loop.stop()
-
-    async def _shutdown(self) -> None:
-        await self._close_listener()
-        for conn in list(self._conns):
-            self._close_conn(conn, abort=True)
-
-    async def _close_listener(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        address = super().start()
+        self._note("listening", address=f"{address[0]}:{address[1]}")
+        return address
 
     # --- faults ----------------------------------------------------------------------
 
@@ -216,24 +177,20 @@ class FaultProxy:
             self._faults.append(fault)
         self._note("fault set", kind=fault.kind, direction=fault.direction, **fault.params)
         if fault.kind == "refuse":
-            self._loop.run(self._close_listener())
+            self._stop_listening()
 
     def clear(self) -> None:
         """Heal: no fault in force, listening again, silenced connections closed."""
         with self._lock:
             cleared = self._faults
             self._faults = []
-        if any(f.kind == "refuse" for f in cleared) and self._address is not None:
-            self._loop.run(self._open(self._address))
+        if any(f.kind == "refuse" for f in cleared):
+            self._listen_again()
         if any(f.kind == "blackhole" for f in cleared):
             # Bytes already swallowed are gone; a link the terminal still holds is dead.
-            self._loop.run(self._close_all_conns())
+            self._close_all_clients()
         if cleared:
             self._note("healed", cleared=[f.kind for f in cleared])
-
-    async def _close_all_conns(self) -> None:
-        for conn in list(self._conns):
-            self._close_conn(conn, abort=False)
 
     def faults(self) -> list[Fault]:
         with self._lock:
@@ -270,10 +227,10 @@ class FaultProxy:
 
     # --- the data path ---------------------------------------------------------------
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Conn(next(self._numbers))
-        conn.writers.append(writer)
-        self._conns.add(conn)
+    async def serve_client(
+        self, client: ClientConnection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        conn = _Conn(client)
         with self._lock:
             self._stats.connections += 1
         try:
@@ -282,16 +239,15 @@ class FaultProxy:
             with self._lock:
                 self._stats.upstream_failures += 1
             self._note("upstream unreachable", conn=conn.number, error=str(e))
-            self._close_conn(conn, abort=True)
+            client.close(abort=True)
             return
-        conn.writers.append(up_writer)
+        client.attach(up_writer)
         self._note("connection", conn=conn.number)
         await asyncio.gather(
             self._pump(conn, "upstream", reader, up_writer),
             self._pump(conn, "downstream", up_reader, writer),
             return_exceptions=True,
         )
-        self._close_conn(conn, abort=False)
 
     async def _pump(
         self,
@@ -408,7 +364,7 @@ class FaultProxy:
                         direction=direction,
                         after_bytes=conn.passed[direction],
                     )
-                    self._close_conn(conn, abort=True)
+                    conn.client.close(abort=True)
                 else:
                     with self._lock:
                         self._stats.cuts += 1
@@ -418,7 +374,7 @@ class FaultProxy:
                         direction=direction,
                         after_bytes=conn.passed[direction],
                     )
-                    self._close_conn(conn, abort=False)
+                    conn.client.close(abort=False)
                 return
             wait = at - loop.time()
             if wait > 0:
@@ -435,22 +391,3 @@ class FaultProxy:
                 await writer.drain()
             except (ConnectionError, OSError):
                 return
-
-    def _close_conn(self, conn: _Conn, *, abort: bool) -> None:
-        if conn.closed:
-            return
-        conn.closed = True
-        self._conns.discard(conn)
-        for writer in conn.writers:
-            transport = writer.transport
-            if abort:
-                sock = transport.get_extra_info("socket")
-                if sock is not None:
-                    # Linger 0: close() sends RST instead of FIN, a "connection reset".
-                    with contextlib.suppress(OSError):
-                        sock.setsockopt(
-                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                        )
-                transport.abort()
-            else:
-                transport.close()

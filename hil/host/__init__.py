@@ -1,6 +1,6 @@
 """The acquirer host simulator: ISO 8583 over TCP (pyiso8583), recording every message.
 
-``HostSimulator`` runs the host; ``hil.host.spec`` is the wire format both the host
+``HostSimulator`` runs the host; ``hil.host.iso8583`` is the wire format both the host
 and the simulated terminal speak; ``hil.host.downloads`` the parameter and key
 download rules; ``hil.host.registry`` the TID-to-device bindings. See docs/host.md.
 """

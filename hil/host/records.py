@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from hil.host.spec import SENSITIVE_TAGS, Frame, Iso8583Error, parse_tlv
+from hil.host.iso8583 import SENSITIVE_TAGS, Frame, Iso8583Error, parse_tlv
 from hil.masking import mask_data, mask_pan
 
 

@@ -24,12 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from hil.errors import RigError
-from hil.eventloop import BackgroundLoop
 from hil.host.downloads import KeySet, ParameterSet, default_key_set, wrap_keys
+from hil.host.iso8583 import Frame, Iso8583Error, decode_body, encode, response_header
 from hil.host.records import MessageRecord, masked_fields
 from hil.host.registry import TerminalRegistry
-from hil.host.spec import Frame, Iso8583Error, decode_body, encode, response_header
+from hil.tcpservice import ClientConnection, TcpService
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +148,7 @@ class _Connection:
     flags: dict[str, Any] = field(default_factory=dict)
 
 
-class HostSimulator:
+class HostSimulator(TcpService):
     """An acquirer host on ``address:port`` (loopback by default; port 0 = ephemeral)."""
 
     def __init__(
@@ -162,63 +161,24 @@ class HostSimulator:
         port: int = 0,
         name: str = "host",
     ) -> None:
-        self.name = name
-        self._bind = (address, port)
+        super().__init__(
+            listen=(address, port),
+            name=name,
+            description="host simulator",
+            thread_name=f"hil-{name}",
+        )
         self._initial_parameters = parameters
         self._parameters = parameters
         self.keys = keys or default_key_set()
         self.registry = registry or TerminalRegistry()
-        self._loop = BackgroundLoop(f"hil-{name}")
-        self._server: asyncio.base_events.Server | None = None
-        self._address: tuple[str, int] | None = None
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._rules: list[_Rule] = []
         self._records: list[MessageRecord] = []
         self._journal: list[Sale] = []
         self._seq = itertools.count(1)
-        self._connections = itertools.count(1)
         self._rrn = itertools.count(1)
         self._started = time.monotonic()
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    # --- lifetime ----------------------------------------------------------------
-
-    def start(self) -> tuple[str, int]:
-        self._loop.start()
-        try:
-            self._address = self._loop.run(self._listen())
-        except OSError as e:
-            self._loop.stop()
-            raise RigError(
-                f"host simulator cannot listen on {self._bind[0]}:{self._bind[1]}: {e}",
-                instrument=self.name,
-            ) from e
-        return self._address
-
-    async def _listen(self) -> tuple[str, int]:
-        self._server = await asyncio.start_server(self._serve, self._bind[0], self._bind[1])
-        sockname = self._server.sockets[0].getsockname()
-        return str(sockname[0]), int(sockname[1])
-
-    @property
-    def address(self) -> tuple[str, int]:
-        if self._address is None:
-            raise RigError("host simulator is not started", instrument=self.name)
-        return self._address
-
-    def stop(self) -> None:
-        if self._server is not None and self._loop.running:
-            with contextlib.suppress(Exception):
-                self._loop.run(self._close_all(), timeout=3.0)
-        self._loop.stop()
-
-    async def _close_all(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        await self._server.wait_closed()
 
     # --- scripting ---------------------------------------------------------------
 
@@ -325,9 +285,10 @@ class HostSimulator:
                 return rule.behaviour
         return Behaviour.normal()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Connection(next(self._connections))
-        self._writers.add(writer)
+    async def serve_client(
+        self, client: ClientConnection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        conn = _Connection(client.number)
         try:
             while True:
                 try:
@@ -352,11 +313,6 @@ class HostSimulator:
                     break
         except Exception:  # one broken connection must not take the host down
             log.exception("host: connection %d failed", conn.number)
-        finally:
-            self._writers.discard(writer)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
 
     async def _answer(
         self,

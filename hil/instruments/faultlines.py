@@ -22,7 +22,7 @@ from pydantic import Field
 from hil import reporting
 from hil.drivers import BuildContext, Built, Driver, DriverConfig, register
 from hil.errors import ConfigError, DutError
-from hil.instruments.linechannel import LineChannelServer
+from hil.jsonlines.rig_end import RigEndServer
 
 FAULT_LINES = ("reader_power", "supply_low", "tamper")
 
@@ -54,7 +54,7 @@ class SimFaultLines:
         self._levels = dict.fromkeys(FAULT_LINES, False)
         self._versions = itertools.count(1)
         self._version = 0
-        self.server = LineChannelServer("faultlines", greeting=self._greeting)
+        self.server = RigEndServer("faultlines", greeting=self._greeting)
 
     @property
     def address(self) -> str:

@@ -23,7 +23,7 @@ from hil.cards.track import build_track1, build_track2, corrupt_lrc, partial
 from hil.config import RigFolder
 from hil.drivers import BuildContext, Built, Driver, DriverConfig, register
 from hil.errors import ConfigError, DutError
-from hil.instruments.linechannel import LineChannelServer
+from hil.jsonlines.rig_end import RigEndServer
 
 SwipeFault = Literal["none", "bad_lrc", "partial"]
 SWIPE_FAULTS: tuple[SwipeFault, ...] = ("none", "bad_lrc", "partial")
@@ -68,7 +68,7 @@ class SimMagHead:
         self.name = name
         self.profiles = profiles
         self.ack_timeout = ack_timeout
-        self.server = LineChannelServer("maghead")
+        self.server = RigEndServer("maghead")
         self._ids = itertools.count(1)
 
     @property

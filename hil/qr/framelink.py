@@ -22,7 +22,7 @@ Raw grey frames keep a pull at well under a millisecond on loopback (640x480 is
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
 import socket
 import struct
@@ -31,6 +31,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from hil.tcpservice import ClientConnection, TcpService
 
 if TYPE_CHECKING:
     from hil.qr.render import Image
@@ -50,69 +52,46 @@ class FrameLinkError(OSError):
 FrameSource = Callable[[], "tuple[int, Image]"]
 
 
-class FrameServer:
-    """Serves ``source()`` (seq, grey image) to every camera that asks. Loopback only."""
+class FrameServer(TcpService):
+    """Serves ``source()`` (seq, grey image) to every camera that asks. Loopback only.
+
+    Listens from construction until ``close``."""
 
     def __init__(self, source: FrameSource, *, host: str = "127.0.0.1", port: int = 0) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"the frame server listens on loopback only, not {host!r}")
+        super().__init__(
+            listen=(host, port),
+            name="qr_screen",
+            description="camera channel",
+            thread_name="qr-frame-server",
+        )
         self._source = source
-        self._listener = socket.create_server((host, port))
-        self._listener.settimeout(0.2)
-        bound_host, bound_port = self._listener.getsockname()[:2]
-        self._endpoint = f"{bound_host}:{bound_port}"
-        self._stop = threading.Event()
-        self._clients: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._accept, name="qr-frame-server", daemon=True)
-        self._thread.start()
+        self.start()
 
     @property
     def endpoint(self) -> str:
-        return self._endpoint
+        host, port = self.address
+        return f"{host}:{port}"
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self._clients.add(conn)
-            threading.Thread(
-                target=self._serve, args=(conn,), name="qr-frame-client", daemon=True
-            ).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    async def serve_client(
+        self, client: ClientConnection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         try:
-            while not self._stop.is_set():
-                request = conn.recv(1)
+            while True:
+                request = await reader.read(1)
                 if request != REQUEST_FRAME:
                     return  # closed by the camera, or a request we do not know
                 seq, image = self._source()
                 height, width = image.shape
                 header = HEADER.pack(MAGIC, seq & 0xFFFFFFFF, width, height, width * height)
-                conn.sendall(header + np.ascontiguousarray(image, dtype=np.uint8).tobytes())
-        except OSError:
-            pass
-        finally:
-            with self._lock:
-                self._clients.discard(conn)
-            conn.close()
+                writer.write(header + np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+                await writer.drain()
+        except OSError:  # the camera went away mid-frame
+            return
 
     def close(self) -> None:
-        self._stop.set()
-        self._listener.close()
-        with self._lock:
-            clients = list(self._clients)
-        for conn in clients:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-            conn.close()
-        self._thread.join(timeout=2.0)
+        self.stop()
 
 
 def parse_endpoint(text: str) -> tuple[str, int]:

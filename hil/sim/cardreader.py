@@ -1,66 +1,65 @@
-"""The simulated terminal's card reader: chip and contactless through PC/SC, magstripe
-through the mag head.
+"""The simulated terminal's card reader unit: chip and contactless through PC/SC,
+magstripe through the mag head.
 
-Chip (channel ``pcsc``) and contactless (channel ``pcsc_cl``) readers are watched with
-blocking ``SCardGetStatusChange`` on one thread (no polling loop: the thread sleeps in
-pcscd until a card arrives or leaves; ``SCardCancel`` wakes it to stop). A card that
-arrives while the terminal is idle is read at once with the EMV flow: application
-selection (PSE for chip, PPSE for contactless, then the terminal's own AID list),
-GET PROCESSING OPTIONS with the PDOL, READ RECORD per AFL, the PIN try counter when
-the card wants offline PIN, GENERATE AC. T=0 cards are served with GET RESPONSE
-(``61xx``) and a resend with the right Le (``6Cxx``).
+It holds the reader state: which readers are wired, whether the reader has power,
+the last read and the reads counted so far, and what the screen and the test port
+are told. A card that arrives while the terminal is idle (``hil.sim.pcsc`` watches
+the readers) is read at once by the EMV kernel (``hil.sim.emv_kernel``); a swipe is
+decoded here. ``CardPeripherals`` is what a terminal session owns: fault-line inputs,
+mag head and reader unit, with the ``card.*`` test-port commands.
 
 What was read is reported on the test port (event ``card.read``) with the PAN masked
-here, at the source; the full PAN and the track data never leave this module.
+at the source; the full PAN and the track data never leave the reader unit.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from hil.cards import tlv
 from hil.cards.track import TrackData, TrackError, decode_track1, decode_track2
 from hil.masking import mask_pan
 from hil.protocol.endpoint import CommandFailed
 from hil.sim.channels import Channels
 from hil.sim.display import Display
+from hil.sim.emv_kernel import (
+    ENTRY_CHIP,
+    ENTRY_CONTACTLESS,
+    ENTRY_MAGSTRIPE,
+    EmvKernel,
+    ReadFailure,
+    expiry_passed,
+)
 from hil.sim.faultlines import FaultLineInputs
 from hil.sim.hardware import Hardware
 from hil.sim.maghead import MagHead
+from hil.sim.pcsc import (
+    CardConnectError,
+    CardIoError,
+    ConnectProblem,
+    PcscCard,
+    PcscContext,
+    ReaderMonitor,
+    card_left,
+)
 
 log = logging.getLogger("hil.sim.cardreader")
-
-ENTRY_CHIP = "chip"
-ENTRY_CONTACTLESS = "contactless"
-ENTRY_MAGSTRIPE = "magstripe"
-
-PSE = b"1PAY.SYS.DDF01"
-PPSE = b"2PAY.SYS.DDF01"
-
-#: Applications this terminal supports (its AID list), tried when the PSE is absent.
-SUPPORTED_AIDS: dict[str, str] = {
-    "A0000000031010": "VISA",
-    "A0000000041010": "MASTERCARD",
-    "A000000333010101": "UNIONPAY DEBIT",
-    "A000000333010102": "UNIONPAY CREDIT",
-    "A000000333010103": "UNIONPAY QUASI CREDIT",
-}
-
-# Terminal data for PDOL and CDOL (EMV Book 3 Annex A); numeric values in BCD.
-TERMINAL_COUNTRY = bytes.fromhex("0156")
-TERMINAL_CURRENCY = bytes.fromhex("0156")
-TTQ = bytes.fromhex("36000000")
 
 READ_HOLD_S = 1.5  # a tap or swipe result stays on screen this long (times the time scale)
 REMOVAL_CONFIRM_S = 1.0  # after an I/O error, how long to wait for the reader to see removal
 CARD_READ_DEFAULT_MS = 10_000
 CARD_READ_MAX_MS = 120_000
+
+#: The read code for each way a card can refuse the connection.
+CONNECT_FAILURE_CODES: dict[ConnectProblem, str] = {
+    "mute": "E_CARD_MUTE",
+    "removed": "E_CARD_REMOVED",
+    "error": "E_CARD_DATA",
+}
 
 #: Screen lines (Chinese, English) per code; docs/test-port-protocol.md lists them.
 CARD_SCREENS: dict[str, tuple[str, str]] = {
@@ -77,319 +76,6 @@ CARD_SCREENS: dict[str, tuple[str, str]] = {
 READING_LINES = ("读卡中", "Reading card...")
 PROMPT_LINES = ("请插卡/挥卡/刷卡", "Insert, tap or swipe card")
 REMOVE_LINE = "请取卡 Remove card"
-
-
-class ReadFailure(Exception):
-    """The read stopped with a documented code; ``known`` holds what was read so far."""
-
-    def __init__(self, code: str, message: str, known: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.known = known or {}
-
-
-def _sc() -> Any:
-    from smartcard import scard
-
-    return scard
-
-
-def _pan_digits(value: bytes) -> str:
-    return value.hex().upper().rstrip("F")
-
-
-def _cid_name(cid: int) -> str:
-    return {0x00: "AAC", 0x40: "TC", 0x80: "ARQC"}.get(cid & 0xC0, f"CID {cid:02X}")
-
-
-def _expiry_passed(yymm: str, today: date) -> bool:
-    year, month = 2000 + int(yymm[:2]), int(yymm[2:4])
-    return (today.year, today.month) > (year, month)
-
-
-class PcscCard:
-    """A connected card: transmit with the T=0 rules (61xx, 6Cxx) handled."""
-
-    def __init__(self, context: Any, reader: str) -> None:
-        self.context = context
-        self.reader = reader
-        self.handle: Any = None
-        self.protocol: Any = None
-        self.exchanges = 0
-
-    def connect(self) -> None:
-        sc = _sc()
-        result, handle, protocol = sc.SCardConnect(
-            self.context,
-            self.reader,
-            sc.SCARD_SHARE_SHARED,
-            sc.SCARD_PROTOCOL_T0 | sc.SCARD_PROTOCOL_T1,
-        )
-        if result in (
-            sc.SCARD_W_UNRESPONSIVE_CARD,
-            sc.SCARD_W_UNPOWERED_CARD,
-            sc.SCARD_W_UNSUPPORTED_CARD,
-        ):
-            raise ReadFailure("E_CARD_MUTE", "the card gives no valid answer to reset (mute card)")
-        if result in (sc.SCARD_E_NO_SMARTCARD, sc.SCARD_W_REMOVED_CARD):
-            raise ReadFailure("E_CARD_REMOVED", "the card was removed before it could be read")
-        if result != sc.SCARD_S_SUCCESS:
-            raise ReadFailure(
-                "E_CARD_DATA", f"cannot connect to the card: {sc.SCardGetErrorMessage(result)}"
-            )
-        self.handle, self.protocol = handle, protocol
-
-    def transmit(self, apdu: bytes) -> tuple[bytes, int]:
-        data, sw = self._raw(apdu)
-        if sw >> 8 == 0x6C and len(apdu) >= 5:  # wrong Le: send again with the one the card wants
-            data, sw = self._raw(
-                apdu[:-1] + bytes([sw & 0xFF]) if len(apdu) == 5 else apdu + bytes([sw & 0xFF])
-            )
-        collected = data
-        while sw >> 8 == 0x61:  # T=0: response data waits for GET RESPONSE
-            data, sw = self._raw(bytes([0x00, 0xC0, 0x00, 0x00, sw & 0xFF]))
-            collected += data
-        return collected, sw
-
-    def _raw(self, apdu: bytes) -> tuple[bytes, int]:
-        sc = _sc()
-        result, response = sc.SCardTransmit(self.handle, self.protocol, list(apdu))
-        self.exchanges += 1
-        if result != sc.SCARD_S_SUCCESS or len(response) < 2:
-            raise _IoError(sc.SCardGetErrorMessage(result) if result else "short response")
-        return bytes(response[:-2]), (response[-2] << 8) | response[-1]
-
-    def disconnect(self, unpower: bool) -> None:
-        if self.handle is None:
-            return
-        sc = _sc()
-        sc.SCardDisconnect(self.handle, sc.SCARD_UNPOWER_CARD if unpower else sc.SCARD_LEAVE_CARD)
-        self.handle = None
-
-
-class _IoError(Exception):
-    """SCardTransmit failed: removal or a broken card; the caller finds out which."""
-
-
-def _select(aid: bytes) -> bytes:
-    return bytes([0x00, 0xA4, 0x04, 0x00, len(aid)]) + aid + b"\x00"
-
-
-def _terminal_data(amount: int, unpredictable: bytes, tvr: bytes) -> dict[int, bytes]:
-    today = date.today()
-    return {
-        0x9F66: TTQ,
-        0x9F02: bytes.fromhex(f"{amount:012d}"),
-        0x9F03: bytes(6),
-        0x9F1A: TERMINAL_COUNTRY,
-        0x5F2A: TERMINAL_CURRENCY,
-        0x9A: bytes.fromhex(today.strftime("%y%m%d")),
-        0x9C: b"\x00",
-        0x9F37: unpredictable,
-        0x95: tvr,
-        0x9F35: b"\x22",
-        0x9F33: bytes.fromhex("E0F8C8"),
-    }
-
-
-class EmvReader:
-    """The EMV flow over one connected card. Pure protocol logic; no screens, no events."""
-
-    def __init__(self, card: PcscCard, entry: str, *, amount: int = 0) -> None:
-        self.card = card
-        self.entry = entry
-        self.amount = amount
-        self.known: dict[str, Any] = {"entry_mode": entry, "reader": card.reader}
-
-    def fail(self, code: str, message: str) -> ReadFailure:
-        return ReadFailure(code, message, dict(self.known))
-
-    def run(self) -> dict[str, Any]:
-        candidates = self._candidates()
-        if not candidates:
-            raise self.fail("E_CARD_NO_APP", "no supported payment application on the card (6A82)")
-        fci = b""
-        chosen: tuple[bytes, str] | None = None
-        for aid, label in candidates:
-            fci, sw = self.card.transmit(_select(aid))
-            if sw == 0x9000:
-                chosen = (aid, label)
-                break
-        if chosen is None:
-            raise self.fail("E_CARD_NO_APP", "no supported payment application could be selected")
-        aid, label = chosen
-        label_tag = tlv.find(fci, 0x50)
-        self.known.update(
-            aid=aid.hex().upper(), label=(label_tag or label.encode()).decode("ascii", "replace")
-        )
-        unpredictable = os.urandom(4)
-        tvr = bytearray(5)
-        values = _terminal_data(self.amount, unpredictable, bytes(tvr))
-        pdol = tlv.parse_dol(tlv.find(fci, 0x9F38) or b"")
-        pdol_data = tlv.build_dol(pdol, values)
-        command = tlv.encode(0x83, pdol_data)
-        response, sw = self.card.transmit(
-            bytes([0x80, 0xA8, 0x00, 0x00, len(command)]) + command + b"\x00"
-        )
-        if sw != 0x9000:
-            raise self.fail("E_CARD_DATA", f"GET PROCESSING OPTIONS answered {sw:04X}")
-        aip, afl = self._aip_afl(response)
-        data = self._read_records(afl)
-        pan = data.get(0x5A)
-        if pan is None:
-            raise self.fail("E_CARD_DATA", "the card's records hold no PAN (tag 5A)")
-        digits = _pan_digits(pan)
-        expiry = data.get(0x5F24, b"").hex()[:4]
-        service = data.get(0x5F30, b"").hex()[-3:]
-        self.known.update(
-            pan=mask_pan(digits),
-            expiry=expiry,
-            service_code=service,
-            pan_sequence=data.get(0x5F34, b"").hex() or None,
-            aip=aip.hex().upper(),
-        )
-        decline: tuple[str, str] | None = None
-        if len(expiry) != 4 or not expiry.isdigit():
-            raise self.fail("E_CARD_DATA", "expiry date (5F24) missing or malformed")
-        if _expiry_passed(expiry, date.today()):
-            tvr[1] |= 0x40  # expired application
-            decline = ("E_CARD_EXPIRED", f"card expired at the end of 20{expiry[:2]}-{expiry[2:]}")
-        cvm = data.get(0x8E, b"")
-        if decline is None and aip[0] & 0x10 and self._wants_offline_pin(cvm):
-            tries = self._pin_tries()
-            self.known["pin_try_counter"] = tries
-            if tries == 0:
-                tvr[2] |= 0x20  # PIN try limit exceeded
-                decline = ("E_PIN_BLOCKED", "PIN try limit exceeded on the card (9F17 = 0)")
-        values[0x95] = bytes(tvr)
-        cdol1 = tlv.parse_dol(data.get(0x8C, b""))
-        request = 0x00 if decline else 0x80  # AAC when the terminal declines, else ARQC
-        cdol_data = tlv.build_dol(cdol1, values)
-        response, sw = self.card.transmit(
-            bytes([0x80, 0xAE, request, 0x00, len(cdol_data)]) + cdol_data + b"\x00"
-        )
-        if sw != 0x9000:
-            raise self.fail("E_CARD_DATA", f"GENERATE AC answered {sw:04X}")
-        cid, atc = self._ac_result(response)
-        self.known.update(cryptogram=_cid_name(cid), atc=atc)
-        if decline is not None:
-            self.known["outcome"] = "declined"
-            raise self.fail(*decline)
-        if cid & 0xC0 == 0x00:
-            self.known["outcome"] = "declined"
-            raise self.fail("E_CARD_DECLINED", "the card declined the transaction (AAC)")
-        self.known["outcome"] = "approved" if cid & 0xC0 == 0x40 else "online"
-        return dict(self.known)
-
-    def _candidates(self) -> list[tuple[bytes, str]]:
-        directory = PSE if self.entry == ENTRY_CHIP else PPSE
-        fci, sw = self.card.transmit(_select(directory))
-        found: list[tuple[int, bytes, str]] = []
-        if sw == 0x9000:
-            entries = self._directory_entries(fci)
-            for entry in entries:
-                aid = entry.get(0x4F)
-                if aid is None:
-                    continue
-                label = entry.get(0x50, b"").decode("ascii", "replace")
-                priority = entry.get(0x87, b"\x0f")[0] & 0x0F
-                if any(
-                    aid.hex().upper().startswith(s) or s.startswith(aid.hex().upper())
-                    for s in SUPPORTED_AIDS
-                ):
-                    found.append((priority, aid, label))
-        if found:
-            return [(aid, label) for _, aid, label in sorted(found, key=lambda f: f[0])]
-        # No directory: try the terminal's own list (EMV Book 1 12.3.3).
-        out = []
-        for aid_hex, name in SUPPORTED_AIDS.items():
-            fci, sw = self.card.transmit(_select(bytes.fromhex(aid_hex)))
-            if sw == 0x9000:
-                out.append((bytes.fromhex(aid_hex), name))
-        return out
-
-    def _directory_entries(self, fci: bytes) -> list[dict[int, bytes]]:
-        try:
-            if self.entry == ENTRY_CONTACTLESS:
-                directory = tlv.find(fci, 0xBF0C) or b""
-                return [
-                    dict((c.tag, c.value) for c in t.children())
-                    for t in tlv.decode(directory)
-                    if t.tag == 0x61
-                ]
-            sfi = (tlv.find(fci, 0x88) or b"\x01")[0]
-            entries: list[dict[int, bytes]] = []
-            for number in range(1, 11):
-                record, sw = self.card.transmit(bytes([0x00, 0xB2, number, (sfi << 3) | 4, 0x00]))
-                if sw != 0x9000:
-                    break
-                for item in tlv.walk(record):
-                    if item.tag == 0x61:
-                        entries.append({c.tag: c.value for c in item.children()})
-            return entries
-        except tlv.TlvError as e:
-            raise self.fail("E_CARD_DATA", f"malformed directory: {e}") from None
-
-    def _aip_afl(self, response: bytes) -> tuple[bytes, bytes]:
-        try:
-            items = tlv.decode(response)
-        except tlv.TlvError as e:
-            raise self.fail("E_CARD_DATA", f"malformed GPO response: {e}") from None
-        if items and items[0].tag == 0x80 and len(items[0].value) >= 2:
-            return items[0].value[:2], items[0].value[2:]
-        aip = tlv.find(response, 0x82)
-        afl = tlv.find(response, 0x94)
-        if aip is None or len(aip) != 2 or afl is None:
-            raise self.fail("E_CARD_DATA", "GPO response lacks AIP or AFL")
-        return aip, afl
-
-    def _read_records(self, afl: bytes) -> dict[int, bytes]:
-        if len(afl) % 4:
-            raise self.fail("E_CARD_DATA", f"AFL length {len(afl)} is not a multiple of 4")
-        data: dict[int, bytes] = {}
-        for i in range(0, len(afl), 4):
-            sfi, first, last = afl[i] >> 3, afl[i + 1], afl[i + 2]
-            if not 1 <= sfi <= 30 or first == 0 or last < first:
-                raise self.fail("E_CARD_DATA", "malformed AFL entry")
-            for number in range(first, last + 1):
-                record, sw = self.card.transmit(bytes([0x00, 0xB2, number, (sfi << 3) | 4, 0x00]))
-                if sw != 0x9000:
-                    raise self.fail(
-                        "E_CARD_DATA", f"READ RECORD SFI {sfi} record {number} answered {sw:04X}"
-                    )
-                try:
-                    items = tlv.decode(record)
-                    if len(items) != 1 or items[0].tag != 0x70:
-                        raise tlv.TlvError("record is not a 70 template")
-                    for key, value in tlv.flatten(items[0].value).items():
-                        data.setdefault(key, value)
-                except tlv.TlvError as e:
-                    raise self.fail("E_CARD_DATA", f"SFI {sfi} record {number}: {e}") from None
-        return data
-
-    @staticmethod
-    def _wants_offline_pin(cvm: bytes) -> bool:
-        rules = cvm[8:]
-        return any(rules[i] & 0x3F == 0x01 for i in range(0, len(rules) - 1, 2))
-
-    def _pin_tries(self) -> int | None:
-        data, sw = self.card.transmit(bytes([0x80, 0xCA, 0x9F, 0x17, 0x00]))
-        value = tlv.find(data, 0x9F17) if sw == 0x9000 else None
-        return value[0] if value else None
-
-    def _ac_result(self, response: bytes) -> tuple[int, int]:
-        try:
-            items = tlv.decode(response)
-        except tlv.TlvError as e:
-            raise self.fail("E_CARD_DATA", f"malformed GENERATE AC response: {e}") from None
-        if items and items[0].tag == 0x80 and len(items[0].value) >= 3:
-            return items[0].value[0], int.from_bytes(items[0].value[1:3], "big")
-        cid = tlv.find(response, 0x9F27)
-        atc = tlv.find(response, 0x9F36)
-        if not cid or not atc:
-            raise self.fail("E_CARD_DATA", "GENERATE AC response lacks CID or ATC")
-        return cid[0], int.from_bytes(atc, "big")
 
 
 class CardReader:
@@ -421,84 +107,30 @@ class CardReader:
         self.reader_powered = reader_powered
         self._tampered = tampered
         self._time_scale = time_scale
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._context: Any = None
-        self._context_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._results = threading.Condition()
         self._result_count = 0
         self._last: dict[str, Any] | None = None
-        self._present: dict[str, bool] = dict.fromkeys(self.readers, False)
         self._idle_timer: threading.Timer | None = None
         self._prompting = False
-        self.monitor_error = ""
+        self._monitor = ReaderMonitor(
+            self.readers, on_arrived=self._card_arrived, on_left=self._card_left
+        )
 
     # --- lifetime ----------------------------------------------------------------------
 
     def start(self) -> None:
-        if not self.readers or self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._monitor, name="card-monitor", daemon=True)
-        self._thread.start()
+        self._monitor.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        with self._context_lock:
-            if self._context is not None:
-                _sc().SCardCancel(self._context)
-        if self._thread is not None:
-            self._thread.join(timeout=3.0)
+        self._monitor.stop()
         timer = self._idle_timer
         if timer is not None:
             timer.cancel()
 
-    # --- monitoring ----------------------------------------------------------------------
+    # --- cards arriving and leaving (on the monitor's thread) ----------------------------
 
-    def _monitor(self) -> None:
-        sc = _sc()
-        while not self._stop.is_set():
-            result, context = sc.SCardEstablishContext(sc.SCARD_SCOPE_USER)
-            if result != sc.SCARD_S_SUCCESS:
-                self.monitor_error = f"PC/SC unavailable: {sc.SCardGetErrorMessage(result)}"
-                self._stop.wait(1.0)
-                continue
-            with self._context_lock:
-                self._context = context
-            try:
-                self._watch(context)
-            finally:
-                with self._context_lock:
-                    self._context = None
-                sc.SCardReleaseContext(context)
-            self._stop.wait(1.0)  # pcscd went away or a reader vanished: try again soon
-
-    def _watch(self, context: Any) -> None:
-        sc = _sc()
-        states = dict.fromkeys(self.readers, sc.SCARD_STATE_UNAWARE)
-        while not self._stop.is_set():
-            result, new_states = sc.SCardGetStatusChange(
-                context, sc.INFINITE, [(reader, state) for reader, state in states.items()]
-            )
-            if result == sc.SCARD_E_CANCELLED or self._stop.is_set():
-                return
-            if result == sc.SCARD_E_TIMEOUT:
-                continue
-            if result != sc.SCARD_S_SUCCESS:
-                self.monitor_error = f"reader watch failed: {sc.SCardGetErrorMessage(result)}"
-                return
-            self.monitor_error = ""
-            for reader, event_state, _atr in new_states:
-                states[reader] = event_state & ~sc.SCARD_STATE_CHANGED
-                present = bool(event_state & sc.SCARD_STATE_PRESENT)
-                was = self._present.get(reader, False)
-                self._present[reader] = present
-                if present and not was:
-                    self._card_arrived(context, reader)
-                elif was and not present:
-                    self._card_left(reader)
-
-    def _card_arrived(self, context: Any, reader: str) -> None:
+    def _card_arrived(self, context: PcscContext, reader: str) -> None:
         entry = self.readers[reader]
         if not self.reader_powered():
             return  # an unpowered reader sees nothing
@@ -512,12 +144,16 @@ class CardReader:
             card = PcscCard(context, reader)
             try:
                 card.connect()
-                result = EmvReader(card, entry).run()
+                result = EmvKernel(card, entry).run()
                 result.update(ok=True, code="OK", message="card read")
             except ReadFailure as failure:
                 result = self._failure_result(failure, entry, reader)
-            except _IoError as e:
-                code = "E_CARD_REMOVED" if self._removed(context, reader) else "E_CARD_DATA"
+            except CardConnectError as refused:
+                code = CONNECT_FAILURE_CODES[refused.problem]
+                result = self._failure_result(ReadFailure(code, refused.message), entry, reader)
+            except CardIoError as e:
+                removed = card_left(context, reader, REMOVAL_CONFIRM_S)
+                code = "E_CARD_REMOVED" if removed else "E_CARD_DATA"
                 message = (
                     "the card was removed during the transaction"
                     if code == "E_CARD_REMOVED"
@@ -534,16 +170,6 @@ class CardReader:
             self._finish(
                 result, wait_removal=entry == ENTRY_CHIP and result["code"] != "E_CARD_REMOVED"
             )
-
-    def _removed(self, context: Any, reader: str) -> bool:
-        """After an I/O error: did the card leave? Wait for the reader to say so."""
-        sc = _sc()
-        result, states = sc.SCardGetStatusChange(
-            context, int(REMOVAL_CONFIRM_S * 1000), [(reader, sc.SCARD_STATE_PRESENT)]
-        )
-        if result != sc.SCARD_S_SUCCESS:
-            return False  # still present after the wait (or PC/SC trouble): a card fault
-        return not states[0][1] & sc.SCARD_STATE_PRESENT
 
     def _card_left(self, reader: str) -> None:
         entry = self.readers[reader]
@@ -600,7 +226,7 @@ class CardReader:
                 "outcome": "error",
                 "message": f"service code {data.service_code}: chip card, use the chip reader",
             }
-        if _expiry_passed(data.expiry, date.today()):
+        if expiry_passed(data.expiry, date.today()):
             return base | {
                 "ok": False,
                 "code": "E_CARD_EXPIRED",
@@ -728,12 +354,12 @@ class CardReader:
                 {
                     "reader": reader,
                     "entry_mode": entry,
-                    "card_present": self._present.get(reader, False),
+                    "card_present": self._monitor.card_present(reader),
                 }
                 for reader, entry in self.readers.items()
             ],
             "reader_power": "ok" if self.reader_powered() else "fault",
-            "monitor_error": self.monitor_error,
+            "monitor_error": self._monitor.error,
         }
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.host.downloads import SIM_TEST_TMK, KeyCheckError, canonical_bytes, digest_of, unwrap_keys
-from hil.host.spec import (
+from hil.host.iso8583 import (
     DEFAULT_HEADER,
     DEFAULT_TPDU,
     Frame,

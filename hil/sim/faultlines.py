@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from hil.sim.linelink import LineLink
+from hil.jsonlines.terminal_end import TerminalEndClient
 
 KNOWN_LINES = ("reader_power", "supply_low", "tamper")
 SUPPLY_LOW_V = 9.6  # what the supply monitor reads while the rig holds supply_low
@@ -33,7 +33,7 @@ class FaultLineInputs:
         self._version = -1
         self._first = threading.Event()
         self._listeners: list[Callable[[dict[str, bool]], None]] = []
-        self._link = LineLink("faultlines", value, self._on_message)
+        self._link = TerminalEndClient("faultlines", value, self._on_message)
 
     def start(self, wait_s: float = FIRST_STATE_WAIT_S) -> None:
         """Connect and wait (bounded) for the first state, so boot sees real levels."""

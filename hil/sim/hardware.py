@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hil.sim.faultlines import SUPPLY_LOW_V
+from hil.sim.pcsc import list_readers
 
 if TYPE_CHECKING:
     from hil.sim.faultlines import FaultLineInputs
@@ -111,11 +112,4 @@ class Hardware:
 
     def pcsc_readers(self) -> list[str]:
         """Reader names from PC/SC; raises RuntimeError when PC/SC is unusable."""
-        try:
-            from smartcard.System import readers
-        except ImportError as e:
-            raise RuntimeError(f"pyscard not installed: {e}") from e
-        try:
-            return [str(r) for r in readers()]
-        except Exception as e:  # pyscard raises its own classes for a missing pcscd
-            raise RuntimeError(f"PC/SC service unusable: {e}") from e
+        return list_readers()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hil.sim.linelink import LineLink
+from hil.jsonlines.terminal_end import TerminalEndClient
 
 SwipeHandler = Callable[[str | None, str | None], None]
 
@@ -19,7 +19,7 @@ SwipeHandler = Callable[[str | None, str | None], None]
 class MagHead:
     def __init__(self, value: str, on_swipe: SwipeHandler) -> None:
         self._on_swipe = on_swipe
-        self._link = LineLink("maghead", value, self._on_message)
+        self._link = TerminalEndClient("maghead", value, self._on_message)
 
     @property
     def connected(self) -> bool:

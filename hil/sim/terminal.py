@@ -1,6 +1,6 @@
 """The simulated POS terminal: boot, self-check, commands, power-off and reboot.
 
-One ``Terminal`` object is one power-on session. ``main`` (``python -m hil.sim``)
+One ``SimTerminal`` object is one power-on session. ``main`` (``python -m hil.sim``)
 builds a new one for every boot in the same process: a ``sys.reboot`` tears the
 session down (endpoint included, so event ``seq`` and ``ts_ms`` restart like on a
 real reboot) and boots again from the flash directory. SIGTERM is a graceful
@@ -120,7 +120,7 @@ def _int_arg(args: dict[str, Any], name: str, default: int, low: int, high: int)
     return value
 
 
-class Terminal:
+class SimTerminal:
     """One power-on session of the simulated terminal. Handlers are thread-safe."""
 
     def __init__(
@@ -692,7 +692,7 @@ def main() -> int:
         return 2
     port = FdPort(env.console_fd, close_fd=False)
     power_off = threading.Event()
-    current: list[Terminal] = []
+    current: list[SimTerminal] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         power_off.set()
@@ -701,14 +701,14 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    # The rig starts us with SIGINT blocked (see TerminalProcess.start); by hand,
-    # Ctrl-C must still power the terminal off.
+    # A signal mask is inherited across exec: whoever started us may have SIGINT
+    # blocked. Started by hand, Ctrl-C must still power the terminal off.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     flash = env.firmware
     try:
         while True:
             try:
-                terminal = Terminal(env, port, flash=flash)
+                terminal = SimTerminal(env, port, flash=flash)
             except ConfigError as e:
                 print(f"hil.sim: {e}", file=sys.stderr)
                 return 2

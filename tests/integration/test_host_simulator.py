@@ -10,7 +10,7 @@ import pytest
 
 from hil.host import Behaviour, HostSimulator, TerminalRegistry, load_parameter_set
 from hil.host.downloads import SIM_TEST_TMK, unwrap_keys
-from hil.host.spec import Frame, Iso8583Error, decode_body, encode
+from hil.host.iso8583 import Frame, Iso8583Error, decode_body, encode
 from hil.masking import contains_full_pan
 from hil.suite import FIXTURES
 

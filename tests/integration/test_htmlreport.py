@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,11 +23,9 @@ from hil.htmlreport import (
     INSTALL_HINT,
     ReportError,
     check_report_tools,
-    embedded_report_data,
-    find_external_urls,
     generate_html,
-    is_external_url,
 )
+from tests.urlscan import embedded_report_data, find_external_urls, is_external_url
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO / "scripts" / "install-report-tools.sh"
@@ -250,7 +249,7 @@ def fake_tools(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return allure
 
 
-def test_missing_tools_is_one_line_naming_the_install_script(
+def test_missing_tools_is_one_line_naming_the_install_command(
     no_tools: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "results").mkdir()
@@ -291,7 +290,7 @@ def test_generate_forces_the_offline_environment(fake_tools: Path, tmp_path: Pat
         ),
         (
             "ERROR: JAVA_HOME is not set and no 'java' command could be found in your PATH.",
-            r"missing a Java runtime .*install-report-tools",
+            rf"missing a Java runtime .*{re.escape(INSTALL_HINT)}",
         ),
     ],
 )
@@ -347,11 +346,11 @@ def allure_tools() -> Path:
     )
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
-        pytest.skip(f"Allure 2 report tools absent and `{INSTALL_HINT}` failed: {lines[-1]}")
+        pytest.skip(f"Allure 2 report tools absent and `bash {INSTALL_SCRIPT}` failed: {lines[-1]}")
     try:
         return check_report_tools()
     except ReportError as still:
-        pytest.skip(f"after `{INSTALL_HINT}`: {still}")
+        pytest.skip(f"after `bash {INSTALL_SCRIPT}`: {still}")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The ISO 8583 dialect (hil.host.spec): round trips, a captured-style 0200, errors."""
+"""The ISO 8583 dialect (hil.host.iso8583): round trips, a captured-style 0200, errors."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import struct
 
 import pytest
 
-from hil.host.records import masked_fields
-from hil.host.simulator import classify, response_mti
-from hil.host.spec import (
+from hil.host.iso8583 import (
     Iso8583Error,
     build_tlv,
     decode,
@@ -17,6 +15,8 @@ from hil.host.spec import (
     parse_tlv,
     response_header,
 )
+from hil.host.records import masked_fields
+from hil.host.simulator import classify, response_mti
 from hil.masking import contains_full_pan
 
 # A chip sale as the simulated terminal sends it (TID T0000001, trace 000123,

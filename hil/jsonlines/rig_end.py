@@ -1,29 +1,32 @@
 """The rig end of a JSON-lines channel into a process terminal (mag head, fault lines).
 
 The rig listens on 127.0.0.1 (an ephemeral port), the terminal connects to the
-address it finds in ``HIL_CHANNELS``. Messages are UTF-8 JSON objects, one per line.
-A new connection replaces the old one (the terminal reconnects after every boot),
-and ``greeting()`` is sent first on each connection so a booting terminal learns the
-current state before its self-check. Protocol per channel: docs/test-port-protocol.md.
+address it finds in ``HIL_CHANNELS``. Messages are UTF-8 JSON objects, one per line
+(``hil.jsonlines.codec``). A new connection replaces the old one (the terminal
+reconnects after every boot), and ``greeting()`` is sent first on each connection so
+a booting terminal learns the current state before its self-check. Protocol per
+channel: docs/test-port-protocol.md.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
 import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger(__name__)
+from hil.jsonlines.codec import LineDecoder, encode_line
 
-MAX_LINE = 64 * 1024
+#: Replies kept for ``request`` to match; older ones are dropped.
+MAX_KEPT_REPLIES = 100
 
 
-class LineChannelServer:
+class RigEndServer:
+    """Listens for the terminal's end of one channel; the newest connection is the one
+    messages go to. Thread-safe."""
+
     def __init__(
         self, name: str, greeting: Callable[[], list[dict[str, Any]]] | None = None
     ) -> None:
@@ -76,28 +79,18 @@ class LineChannelServer:
             ).start()
 
     def _read_loop(self, conn: socket.socket, generation: int) -> None:
-        buffer = b""
+        decoder = LineDecoder(self.name)
         try:
             while True:
                 chunk = conn.recv(4096)
                 if not chunk:
                     break
-                buffer += chunk
-                if len(buffer) > MAX_LINE and b"\n" not in buffer:
-                    log.warning("%s: line longer than %d bytes dropped", self.name, MAX_LINE)
-                    buffer = b""
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    try:
-                        message = json.loads(line)
-                    except (UnicodeDecodeError, json.JSONDecodeError):
-                        log.warning("%s: terminal sent a line that is not JSON; ignored", self.name)
-                        continue
-                    if isinstance(message, dict):
-                        with self._cond:
-                            self._replies.append(message)
-                            del self._replies[:-100]
-                            self._cond.notify_all()
+                messages = decoder.feed(chunk)
+                if messages:
+                    with self._cond:
+                        self._replies.extend(messages)
+                        del self._replies[:-MAX_KEPT_REPLIES]
+                        self._cond.notify_all()
         except OSError:
             pass
         with self._cond:
@@ -107,9 +100,8 @@ class LineChannelServer:
         _close(conn)
 
     def _send_on(self, conn: socket.socket, message: dict[str, Any]) -> bool:
-        data = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
         try:
-            conn.sendall(data)
+            conn.sendall(encode_line(message))
         except OSError:
             return False
         return True

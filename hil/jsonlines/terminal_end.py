@@ -1,7 +1,8 @@
 """The terminal end of a JSON-lines channel (mag head, fault lines).
 
 Connects to ``ADDRESS:PORT`` from ``HIL_CHANNELS`` (loopback only), hands every
-message to a handler on its own thread and writes back what the handler returns.
+message (``hil.jsonlines.codec``) to a handler on its own thread and writes back
+what the handler returns.
 A channel that cannot be reached is retried every second in the background (an
 event wait, not a busy loop); ``connected`` and ``reason`` say where it stands.
 """
@@ -9,17 +10,17 @@ event wait, not a busy loop); ``connected`` and ``reason`` say where it stands.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import socket
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from hil.jsonlines.codec import LineDecoder, encode_line
+
 log = logging.getLogger(__name__)
 
 RETRY_S = 1.0
-MAX_LINE = 64 * 1024
 
 Handler = Callable[[dict[str, Any]], dict[str, Any] | None]
 
@@ -35,7 +36,9 @@ def parse_address(value: str) -> tuple[str, int] | None:
     return host, int(port)
 
 
-class LineLink:
+class TerminalEndClient:
+    """Keeps the terminal connected to the rig's end of one channel and answers it."""
+
     def __init__(self, name: str, value: str, handler: Handler) -> None:
         self.name = name
         self.address = parse_address(value)
@@ -89,7 +92,7 @@ class LineLink:
                 self._stop.wait(RETRY_S)
 
     def _serve(self, sock: socket.socket) -> None:
-        buffer = b""
+        decoder = LineDecoder(self.name)
         while not self._stop.is_set():
             try:
                 chunk = sock.recv(4096)
@@ -97,27 +100,15 @@ class LineLink:
                 return
             if not chunk:
                 return
-            buffer += chunk
-            if len(buffer) > MAX_LINE and b"\n" not in buffer:
-                buffer = b""  # garbage: drop it rather than grow without bound
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                try:
-                    message = json.loads(line)
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    log.warning("%s: line that is not JSON ignored", self.name)
-                    continue
-                if not isinstance(message, dict):
-                    continue
+            for message in decoder.feed(chunk):
                 try:
                     reply = self._handler(message)
                 except Exception:  # a bad message must not kill the channel
                     log.exception("%s: handler failed", self.name)
                     continue
                 if reply is not None:
-                    data = json.dumps(reply, separators=(",", ":")).encode() + b"\n"
                     try:
-                        sock.sendall(data)
+                        sock.sendall(encode_line(reply))
                     except OSError:
                         return
 
