@@ -149,10 +149,25 @@ def report(
     output: Annotated[Path, typer.Option("--out", help="HTML output folder")] = Path(
         "reports/html"
     ),
+    install_tools: Annotated[
+        bool,
+        typer.Option(
+            "--install-tools",
+            help="install the report generator (Allure 2, from npm) into the per-user "
+            "tools folder and exit",
+        ),
+    ] = False,
 ) -> None:
     """Generate the single-file HTML report from allure results (works offline)."""
-    from hil.htmlreport import ReportError, generate_html
+    from hil.htmlreport import ReportError, generate_html, install_report_tools, user_tools_dir
 
+    if install_tools:
+        try:
+            allure = install_report_tools(user_tools_dir())
+        except ReportError as e:
+            raise _fail(EXIT_RIG_FAULT, str(e)) from None
+        out.print(f"report tools installed: {allure}", markup=False)
+        return
     if not results.is_dir():
         raise _fail(EXIT_USAGE, f"--results: no such folder: {results}")
     try:
@@ -160,6 +175,21 @@ def report(
     except ReportError as e:
         raise _fail(EXIT_RIG_FAULT, str(e)) from None
     out.print(f"HTML report: {index}")
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="new lab project folder (absent or empty)")],
+) -> None:
+    """Scaffold a lab project that runs as it is: features, a sim rig file, test data."""
+    from hil.scaffold import ScaffoldError, scaffold
+
+    try:
+        written = scaffold(folder)
+    except ScaffoldError as e:
+        raise _fail(EXIT_USAGE, str(e)) from None
+    out.print(f"lab project in {folder}: {len(written)} files", markup=False)
+    out.print(f"next: cd {folder} && hil run      (see {folder / 'README.md'})", markup=False)
 
 
 @rig_app.command("check")
