@@ -56,7 +56,7 @@ def exit_code_for(summary: dict[str, Any], pytest_code: int) -> int:
         return EXIT_INTERRUPTED
     # pytest's 2 without a Ctrl-C is a collection error or pytest.exit (a rig file
     # the rig could not build): ours or the lab's, never the terminal's.
-    if summary.get("errors") or pytest_code in (2, 3, 4):
+    if summary.get("errors") or summary.get("config_errors") or pytest_code in (2, 3, 4):
         return EXIT_USAGE
     if summary.get("rig_faults", 0):
         return EXIT_RIG_FAULT

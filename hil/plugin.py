@@ -136,7 +136,12 @@ def hil_rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
         pytest.exit(f"configuration error: {e}", returncode=2)
     config.stash[_rig_key] = rig
     try:
-        rig.start()
+        try:
+            rig.start()
+        except ConfigError as e:
+            # Found only while building (a parameter file that does not parse, a
+            # command a driver cannot find): still the lab's input, not the terminal.
+            pytest.exit(f"configuration error: {e}", returncode=2)
         yield rig
     finally:
         rig.close()
@@ -193,6 +198,11 @@ def write_allure_extras(alluredir: Path, environment: Mapping[str, str]) -> None
     (alluredir / "environment.properties").write_text("\n".join(lines) + "\n", encoding="utf-8")
     categories = [
         {"name": "Rig fault", "matchedStatuses": ["broken"], "traceRegex": ".*RigError.*"},
+        {
+            "name": "Configuration or authoring error",
+            "matchedStatuses": ["broken"],
+            "traceRegex": ".*ConfigError.*",
+        },
         {"name": "Terminal failure", "matchedStatuses": ["failed"]},
         {"name": "Framework or test defect", "matchedStatuses": ["broken"]},
     ]

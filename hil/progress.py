@@ -26,6 +26,7 @@ _STYLE = {
     "broken": "magenta",
     "skipped": "yellow",
     "interrupted": "yellow",
+    "not run": "yellow",
 }
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from hil import reporting
-from hil.errors import RigError
+from hil.errors import ConfigError, RigError
 from hil.masking import mask_data, mask_text
 
 
@@ -44,6 +44,7 @@ class RunSummary:
                 # short by Ctrl-C must not read as passed.
                 "outcome": "pending",
                 "rig_fault": False,
+                "config_error": False,
                 "message": "",
                 "duration_s": 0.0,
                 "measurements": [],
@@ -75,9 +76,11 @@ class RunSummary:
         elif report.failed and entry["outcome"] in ("pending", "passed", "skipped"):
             excinfo = call.excinfo
             rig_fault = excinfo is not None and excinfo.errisinstance(RigError)
+            config_error = excinfo is not None and excinfo.errisinstance(ConfigError)
             terminal_fault = excinfo is not None and excinfo.errisinstance(AssertionError)
             entry["outcome"] = "failed" if terminal_fault and not rig_fault else "broken"
             entry["rig_fault"] = rig_fault
+            entry["config_error"] = config_error
             message = excinfo.exconly() if excinfo is not None else report.longreprtext
             entry["message"] = mask_text(message.strip().splitlines()[0][:500])
         if report.when == "teardown":
@@ -102,9 +105,12 @@ class RunSummary:
             self.errors.append(mask_text(str(getattr(excinfo.value, "msg", excinfo.value))))
 
     def finished_results(self) -> list[dict[str, Any]]:
-        """Results with scenarios that never finished marked as interrupted."""
+        """Results with scenarios that never finished marked interrupted (Ctrl-C) or
+        not run (the run stopped on a configuration error)."""
         return [
-            {**entry, "outcome": "interrupted"} if entry["outcome"] == "pending" else entry
+            {**entry, "outcome": "interrupted" if self.interrupted else "not run"}
+            if entry["outcome"] == "pending"
+            else entry
             for entry in self.results.values()
         ]
 
@@ -112,7 +118,7 @@ class RunSummary:
         results = self.finished_results()
         counts = {
             k: sum(1 for r in results if r["outcome"] == k)
-            for k in ("passed", "failed", "broken", "skipped", "interrupted")
+            for k in ("passed", "failed", "broken", "skipped", "interrupted", "not run")
         }
         return {
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
@@ -122,6 +128,7 @@ class RunSummary:
             "collected": self.total,
             "counts": counts,
             "rig_faults": sum(1 for r in results if r["rig_fault"]),
+            "config_errors": sum(1 for r in results if r["config_error"]),
             "environment": dict(environment),
             "scenarios": results,
         }

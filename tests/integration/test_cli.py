@@ -95,6 +95,7 @@ def test_run_writes_reports_and_exit_code(tmp_path: Path) -> None:
         "broken": 0,
         "skipped": 0,
         "interrupted": 0,
+        "not run": 0,
     }
     assert (tmp_path / "reports" / "junit.xml").is_file()
     assert list((tmp_path / "reports" / "allure-results").glob("*-result.json"))

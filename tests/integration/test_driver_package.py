@@ -166,6 +166,7 @@ def test_an_installed_driver_package_switches_a_bench_terminal(
         "broken": 0,
         "skipped": 0,
         "interrupted": 0,
+        "not run": 0,
     }
     assert summary["environment"]["instrument.power"] == "exec"
     assert summary["environment"]["instrument.dut"] == "physical"
