@@ -23,7 +23,7 @@ from hil.firmware import image_sha256, load_image
 from hil.instruments.base import BUILD_ORDER, BUILDERS, RigInstrument
 from hil.instruments.console import Console, PyserialConsole
 from hil.instruments.power import Power, SimPower
-from hil.terminal import Terminal
+from hil.terminal import Terminal, port_for
 from hil.terminal_process import TerminalProcess
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,9 @@ class Rig:
             )
             if self.config.power is not None and self.process is not None:
                 self.power = SimPower(self.process, off_timeout=self.config.power.off_timeout_s)
-            self.terminal = Terminal(self.console, self.power, boot_timeout=dut.boot_timeout_s)
+            self.terminal = Terminal(
+                port_for(self.console), self.power, boot_timeout=dut.boot_timeout_s
+            )
             if self.power is not None:
                 self.power.on()
         except HilError:
@@ -256,15 +258,15 @@ class Rig:
             port = self.process.port_path if self.process is not None else self.config.console.url
             started = time.perf_counter()
             try:
-                info = self.console.request("device.info", timeout=5.0)
+                info = port_for(self.console).device_info(timeout=5.0)
             except HilError as e:
                 lines.append(PreflightLine("console", driver, False, f"{port}: {e}"))
             else:
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 detail = (
-                    f"{port}: device.info in {elapsed_ms:.1f} ms: {info.get('model')} "
-                    f"SN {info.get('serial_number')} firmware {info.get('firmware_version')} "
-                    f"state {info.get('state')}"
+                    f"{port}: device info in {elapsed_ms:.1f} ms: {info.model} "
+                    f"SN {info.serial_number} firmware {info.firmware_version} "
+                    f"state {info.state}"
                 )
                 lines.append(PreflightLine("console", driver, True, detail))
         for section, instrument in self.instruments.items():
