@@ -188,7 +188,7 @@ def catalogue(folder: Path | None = None) -> list[StepEntry]:
 
 def known_phrases() -> list[str]:
     """The phrase of every step as a person reads it ({name} for a parameter), sorted."""
-    return sorted({entry.phrase for entry in catalogue()})
+    return sorted({_human(context.parser.name) for _, context in step_contexts()})
 
 
 def _area_title(area: str) -> str:

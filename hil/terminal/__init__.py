@@ -12,7 +12,7 @@ plugs in with one class implementing ``TerminalPort`` (docs/terminal-api.md).
 from __future__ import annotations
 
 from hil.instruments.console import Console
-from hil.terminal.port import TerminalEventTimeout, TerminalPort
+from hil.terminal.port import MalformedAnswer, TerminalEventTimeout, TerminalPort
 from hil.terminal.results import (
     BootFailed,
     BootRecord,
@@ -78,6 +78,7 @@ __all__ = [
     "ItemChecked",
     "ItemStatus",
     "LogEntry",
+    "MalformedAnswer",
     "ParameterInfo",
     "ReversalAcknowledged",
     "ReversalStatus",

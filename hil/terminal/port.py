@@ -5,7 +5,7 @@ terminal that speaks another protocol needs one class implementing this Protocol
 returned by its console driver; ``Terminal`` and every step then work unchanged
 (docs/terminal-api.md). Commands return the typed results of ``hil.terminal.results``;
 a command the terminal refuses raises ``hil.errors.TerminalCommandError`` with its
-code, an answer the adapter cannot read raises ``hil.errors.DutError``.
+code, an answer the adapter cannot read raises ``MalformedAnswer`` (a ``DutError``).
 
 Events are read through cursors: take ``mark()`` *before* provoking something, then
 ``wait_event`` from it, so an event that arrives early is not missed.
@@ -33,6 +33,11 @@ from hil.terminal.results import (
 )
 
 E = TypeVar("E", bound=TerminalEvent)
+
+
+class MalformedAnswer(DutError):
+    """The terminal answered, but not in a shape the protocol allows (a field missing or
+    of the wrong type). The message names the command (or event) and the field."""
 
 
 class TerminalEventTimeout(DutError):

@@ -17,7 +17,7 @@ from typing import TypeVar
 from hil import reporting
 from hil.errors import DutError, RigError
 from hil.instruments.power import Power
-from hil.terminal.port import TerminalEventTimeout, TerminalPort
+from hil.terminal.port import MalformedAnswer, TerminalEventTimeout, TerminalPort
 from hil.terminal.results import (
     BootFailed,
     BootRecord,
@@ -91,6 +91,8 @@ class Terminal:
         cursor = self.port.mark()
         try:
             info = self.port.device_info(timeout=STATE_QUERY_TIMEOUT_S)
+        except MalformedAnswer:
+            raise  # it answers, only wrongly: a power cycle would hide that
         except DutError:
             if self.power is None:
                 raise

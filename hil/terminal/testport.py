@@ -4,8 +4,8 @@ The only module that knows the protocol's command names, event names and reply
 fields (docs/test-port-protocol.md, "Commands, events and error codes"). It sends
 requests through a ``Console`` (which keeps the wire transcript) and reads each reply
 into its typed result. A reply that lacks a field or holds the wrong type is the
-terminal's fault: ``DutError`` naming the command (or event) and the field, never a
-KeyError or TypeError from deep inside a step.
+terminal's fault: ``MalformedAnswer`` (a ``DutError``) naming the command (or event)
+and the field, never a KeyError or TypeError from deep inside a step.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from hil.errors import DutError, TerminalCommandError
+from hil.errors import TerminalCommandError
 from hil.instruments.console import Console
 from hil.masking import mask_text
 from hil.protocol.session import Event, EventTimeout
-from hil.terminal.port import TerminalEventTimeout
+from hil.terminal.port import MalformedAnswer, TerminalEventTimeout
 from hil.terminal.results import (
     ITEM_STATUSES,
     OK,
@@ -74,7 +74,7 @@ class _Fields:
     def __init__(self, where: str, data: object, path: str = "") -> None:
         if not isinstance(data, Mapping):
             what = f"field '{path}'" if path else "the result"
-            raise DutError(f"{where}: {what} must be an object, got {_shown(data)}")
+            raise MalformedAnswer(f"{where}: {what} must be an object, got {_shown(data)}")
         self.where = where
         self.data: Mapping[str, Any] = data
         self.path = path
@@ -82,10 +82,10 @@ class _Fields:
     def _name(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
 
-    def _bad(self, name: str, wanted: str) -> DutError:
+    def _bad(self, name: str, wanted: str) -> MalformedAnswer:
         if name not in self.data:
-            return DutError(f"{self.where}: field '{self._name(name)}' is missing")
-        return DutError(
+            return MalformedAnswer(f"{self.where}: field '{self._name(name)}' is missing")
+        return MalformedAnswer(
             f"{self.where}: field '{self._name(name)}' must be {wanted}, "
             f"got {_shown(self.data[name])}"
         )

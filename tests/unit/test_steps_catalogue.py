@@ -145,6 +145,22 @@ def test_a_bad_value_is_a_clear_error_quoting_the_step(format: str, text: str, w
     assert f'step "{text}"' in str(e.value) and why in str(e.value)
 
 
+def test_a_bad_value_in_a_feature_stops_its_scenario_quoting_the_step(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(
+        ".feature",
+        bad="""Feature: bad values
+  Scenario: a degradation that is not a number
+    Given the QR screen shows the merchant QR code "dynamic_cny" degraded by "blur=fuzzy"
+""",
+    )
+    pytester.makepyfile('from pytest_bdd import scenarios\n\nscenarios("bad.feature")\n')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(['*StepValueError: step *degraded by "blur=fuzzy"*'])
+
+
 def test_a_phrase_must_type_every_parameter() -> None:
     with pytest.raises(TypeError, match=r"\{name\} needs a type"):
         phrase('the test card "{name}" is inserted')

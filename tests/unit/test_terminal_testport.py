@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from hil.errors import DutError, TerminalCommandError
+from hil.errors import CommandTimeout, DutError, TerminalCommandError
 from hil.instruments.console import Console
 from hil.protocol.session import EventLog
 from hil.protocol.transcript import Transcript
@@ -23,6 +23,7 @@ from hil.terminal import (
     BootFailed,
     CardReadFinished,
     ItemChecked,
+    MalformedAnswer,
     ReversalAcknowledged,
     ScreenChanged,
     SelfCheckFinished,
@@ -456,3 +457,41 @@ def test_ensure_idle_reports_a_terminal_stuck_in_its_selfcheck() -> None:
     with pytest.raises(DutError, match="still in its self-check"):
         terminal.ensure_idle()
     assert not port.find_events(SelfCheckFinished, since=1)
+
+
+class RecordingPower:
+    """A power supply that is on and records what it is asked to do."""
+
+    def __init__(self) -> None:
+        self.name = "power"
+        self.calls: list[str] = []
+
+    def on(self) -> None:
+        self.calls.append("on")
+
+    def off(self) -> None:
+        self.calls.append("off")
+
+    def cut(self) -> None:
+        self.calls.append("cut")
+
+    @property
+    def is_on(self) -> bool:
+        return True
+
+
+def test_ensure_idle_reports_a_malformed_state_answer_instead_of_power_cycling() -> None:
+    port, _ = adapter(device__info=without(DEVICE_INFO, "state"))
+    power = RecordingPower()
+    with pytest.raises(MalformedAnswer, match="'state' is missing"):
+        Terminal(port, power, boot_timeout=1.0).ensure_idle()
+    assert power.calls == []
+
+
+def test_ensure_idle_power_cycles_a_terminal_that_does_not_answer() -> None:
+    port, console = adapter(device__info=CommandTimeout("no answer", command="device.info"))
+    power = RecordingPower()
+    terminal = Terminal(port, power, boot_timeout=1.0)
+    threading.Timer(0.1, lambda: console.emit("sys.ready", {})).start()
+    terminal.ensure_idle()
+    assert power.calls == ["cut", "on"]
