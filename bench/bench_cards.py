@@ -26,6 +26,7 @@ from hil.cards.vpcd import VpcdCardConnection
 from hil.instruments.cards import VpcdCardsConfig
 from hil.rig import Rig
 from hil.suite import DEFAULT_RIG
+from hil.terminal import CardRemoved
 
 LIB = ProfileLibrary(DEFAULT_PROFILES)
 
@@ -85,20 +86,19 @@ def insert_to_read(rounds: int) -> tuple[list[float], list[float]]:
     try:
         terminal.ensure_idle()
         slot: Any = rig.instrument("cards")
-        events = terminal.console.events
         profile = LIB.get("visa-credit")
         totals, flows = [], []
         for _ in range(rounds):
-            cursor = events.mark()
+            cursor = terminal.mark()
             started = time.monotonic()
             slot.insert(profile)
-            read = events.wait_for("card.read", since=cursor, timeout=10)
-            assert read.data.get("ok"), read.data
-            totals.append(read.received_at - started)
-            flows.append(float(read.data["duration_ms"]) / 1000)
-            cursor = events.mark()
+            finished = terminal.wait_card_read(since=cursor, timeout=10)
+            assert finished.read.ok and finished.read.duration_ms is not None, finished.read
+            totals.append(finished.received_at - started)
+            flows.append(finished.read.duration_ms / 1000)
+            cursor = terminal.mark()
             slot.remove()
-            events.wait_for("card.removed", since=cursor, timeout=10)
+            terminal.wait_event(CardRemoved, since=cursor, timeout=10)
         return totals, flows
     finally:
         rig.close()

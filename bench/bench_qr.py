@@ -22,14 +22,13 @@ from pathlib import Path
 
 import zxingcpp
 
-from hil.errors import TerminalCommandError
 from hil.instruments.qrscreen import QrScreen
 from hil.qr.degrade import Degradation
 from hil.qr.fixtures import merchant_payload
 from hil.qr.sweep import Attempt, run_sweep
 from hil.rig import Rig
 from hil.suite import DEFAULT_RIG
-from hil.terminal import Terminal
+from hil.terminal import DecodedCode, Terminal
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,13 +44,8 @@ LEVELS: dict[str, list[float]] = {
 }
 
 
-def scan_one(terminal: Terminal) -> dict[str, object] | None:
-    try:
-        return terminal.console.request(
-            "scanner.scan", {"timeout_ms": 2000, "max_frames": 1}, timeout=10
-        )
-    except TerminalCommandError:
-        return None
+def scan_one(terminal: Terminal) -> DecodedCode | None:
+    return terminal.scan(2000, max_frames=1).decoded
 
 
 def bench_show_decode(screen: QrScreen, terminal: Terminal, payload: str, rounds: int) -> None:
@@ -62,10 +56,10 @@ def bench_show_decode(screen: QrScreen, terminal: Terminal, payload: str, rounds
         shown = time.perf_counter()
         result = scan_one(terminal)
         done = time.perf_counter()
-        assert result is not None and result["payload"] == payload, result
+        assert result is not None and result.payload == payload, result
         totals.append((done - started) * 1000)
         shows.append((shown - started) * 1000)
-        decodes.append(float(result["decode_ms"]))  # type: ignore[arg-type]
+        decodes.append(result.decode_ms)
     print(f"show + decode, {rounds} rounds (median):")
     print(f"  show (render + degrade)          {statistics.median(shows):7.2f} ms")
     print(f"  terminal OpenCV decode           {statistics.median(decodes):7.2f} ms")
@@ -111,8 +105,8 @@ def main() -> None:
                 result = scan_one(terminal)
                 if result is None:
                     return Attempt(None)
-                opencv_ms.append(float(result["decode_ms"]))  # type: ignore[arg-type]
-                return Attempt(str(result["payload"]), float(result["decode_ms"]))  # type: ignore[arg-type]
+                opencv_ms.append(result.decode_ms)
+                return Attempt(result.payload, result.decode_ms)
 
             result = run_sweep(axis, LEVELS[axis], args.frames, attempt, expected=payload)
             print(f"\n{axis}: terminal (OpenCV) decode rate; zxing-cpp on the same frames")

@@ -192,6 +192,27 @@ def init(
     out.print(f"next: cd {folder} && hil run      (see {folder / 'README.md'})", markup=False)
 
 
+@app.command()
+def steps(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="print the catalogue as Markdown (docs/steps.md)")
+    ] = False,
+    write: Annotated[
+        Path | None, typer.Option("--write", help="write the Markdown catalogue to this file")
+    ] = None,
+) -> None:
+    """List every step phrase of the step library, its parameters and an example."""
+    from hil.steps.catalogue import catalogue, render_markdown, render_text
+
+    entries = catalogue()
+    if write is not None:
+        write.write_text(render_markdown(entries), encoding="utf-8")
+        out.print(f"{len(entries)} step phrases written to {write}", markup=False)
+        return
+    # typer.echo, not rich: a phrase must come out exactly as written, never re-styled.
+    typer.echo(render_markdown(entries) if markdown else render_text(entries), nl=False)
+
+
 @rig_app.command("check")
 def rig_check(rig: RigOption = None, firmware: FirmwareOption = None) -> None:
     """Preflight: bring the rig up and have each instrument answer, one line each."""

@@ -121,20 +121,16 @@ def drop_duplicates(items: list[pytest.Item]) -> list[pytest.Item]:
 
 
 def known_phrases() -> list[str]:
-    """Every registered step phrasing, with its keyword: ``When the power is cut``."""
-    phrases = set()
-    for context in list(step_function_context_registry.values()):
-        keyword = (context.type or "step").capitalize()
-        phrases.add(f"{keyword} {_readable(context.parser.name)}")
-    return sorted(phrases)
+    """Every step phrasing registered in this session, pos-hil's and the lab's own, as
+    a person reads it, with its keyword: ``When the power is cut``."""
+    from hil.steps.catalogue import human_phrase
 
-
-def _readable(pattern: str) -> str:
-    """A step parser's pattern as a person reads it: ``{name}``/``(?P<name>...)`` as
-    ``<name>``, regular-expression syntax dropped."""
-    text = re.sub(r"\{(\w+)(:[^}]*)?\}", r"<\1>", pattern)
-    text = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"<\1>", text)
-    return text.strip("^$")
+    return sorted(
+        {
+            f"{(context.type or 'step').capitalize()} {human_phrase(context.parser.name)}"
+            for context in list(step_function_context_registry.values())
+        }
+    )
 
 
 def unknown_steps(items: Iterable[pytest.Item]) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from hil.firmware import image_sha256, load_image
 from hil.instruments.console import Console
 from hil.instruments.dut import ProcessTerminal, time_scale_of
 from hil.instruments.power import Power
-from hil.terminal import Terminal
+from hil.terminal import Terminal, port_for
 from hil.terminal_process import TerminalProcess
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ class Rig:
                     f"'{self.config.sections['console'].driver}' built no test-port console"
                 )
             self.terminal = Terminal(
-                console, self.power, boot_timeout=self.config.dut.boot_timeout_s
+                port_for(console), self.power, boot_timeout=self.config.dut.boot_timeout_s
             )
             if self.power is not None:
                 self.power.on()
@@ -244,15 +245,17 @@ class Rig:
         return lines
 
     def _terminal_answer(self) -> PreflightLine:
-        assert self.console is not None
+        assert self.terminal is not None
         driver = self.config.sections["console"].driver
+        started = time.perf_counter()
         try:
-            info = self.console.request("device.info", timeout=5.0)
+            info = self.terminal.port.device_info(timeout=5.0)
         except HilError as e:
             return PreflightLine("terminal", driver, False, str(e))
+        elapsed_ms = (time.perf_counter() - started) * 1000
         detail = (
-            f"{info.get('model')} SN {info.get('serial_number')} firmware "
-            f"{info.get('firmware_version')} state {info.get('state')}"
+            f"device info in {elapsed_ms:.1f} ms: {info.model} SN {info.serial_number} "
+            f"firmware {info.firmware_version} state {info.state}"
         )
         return PreflightLine("terminal", driver, True, detail)
 

@@ -4,7 +4,7 @@ supply monitor and tamper switch.
 ``FaultLines.set(line)`` asserts a fault, ``clear(line)`` releases it, ``put_back``
 releases all. Lines: ``reader_power`` (card reader supply cut), ``supply_low`` (main
 supply below its limit), ``tamper`` (tamper switch open). What each provokes in the
-terminal is documented in docs/test-port-protocol.md and hil/selfcheck_spec.py.
+terminal is documented in docs/test-port-protocol.md and hil/contract/selfcheck.py.
 
 Driver ``sim``: the sim terminal's fault-line channel (``faultlines=127.0.0.1:PORT``).
 The rig sends the level of every line on each change and at each terminal

@@ -2,7 +2,7 @@
 
 Steps see only the ``QrScreen`` Protocol: ``show(payload, degradation)`` and
 ``blank()``. A blank screen shows its rest image, the calibration target (a reserved
-payload, ``hil.qr.spec.CALIBRATION_PAYLOAD``), so a terminal's power-on self-check
+payload, ``hil.contract.qr.CALIBRATION_PAYLOAD``), so a terminal's power-on self-check
 always has a known code in view; a scan never reports it as a customer's code.
 
 Drivers, picked by ``[qr_screen] driver`` in the rig file (docs/qr.md):
@@ -32,13 +32,13 @@ from pydantic import Field
 
 from hil import reporting
 from hil.config import RigPath
+from hil.contract.qr import CALIBRATION_PAYLOAD
 from hil.drivers import BuildContext, Built, Driver, DriverConfig, register
 from hil.errors import RigError
 from hil.masking import mask_text
 from hil.qr.degrade import Degradation, apply
 from hil.qr.framelink import FrameClient, FrameLinkError, FrameServer
 from hil.qr.render import CodeLayout, Image, RenderOptions, render, to_png
-from hil.qr.spec import CALIBRATION_PAYLOAD
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from hil.contract.qr import AxisSpec, axis_spec
 from hil.qr.degrade import AXES, Degradation
 from hil.qr.render import to_png
-from hil.qr.spec import AxisSpec, axis_spec
 
 
 @dataclass(frozen=True)

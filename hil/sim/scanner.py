@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hil.contract.qr import CALIBRATION_PAYLOAD
 from hil.protocol.endpoint import CommandFailed
 from hil.qr.payloads import PayloadError, classify_wallet, kind_of, parse_mpm
-from hil.qr.spec import CALIBRATION_PAYLOAD
 
 if TYPE_CHECKING:
     from hil.qr.framelink import FrameClient

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from hil.contract.qr import CALIBRATION_PAYLOAD
 from hil.firmware import version_is_valid
 from hil.masking import contains_full_pan
-from hil.qr.spec import CALIBRATION_PAYLOAD
 from hil.sim.channels import Channels
 from hil.sim.comm import (
     COMM_CODES,

@@ -1,97 +1,122 @@
-"""Steps for the host link: comm, terminal_id and data_sync self-checks, sale/reversal.
+"""Steps for the host link: what the host saw, parameter downloads, sales, reversals.
 
-The terminal's verdict is never taken alone: the host's own record of what reached
-it (echo, sign-on, download blocks, reversals) is checked beside it, and the screen
-text is compared with the documented contract (``hil.selfcheck_spec``).
+The comm, terminal_id and data_sync items run with the shared self-check steps.
+
+The terminal's verdict is never taken alone: the host's own record of what reached it
+(echo, sign-on, download blocks, reversals) is checked beside it. Host checks after a
+self-check look only at the messages since that run (``item_check.before``).
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import cast
 
 import pytest
-from pytest_bdd import given, parsers, then, when
+from pytest_bdd import given, then, when
 
 from hil import reporting
-from hil.errors import DutError, HilError, RigError
+from hil.contract.selfcheck import COMM_MAX_ECHO_RTT_MS, COMM_RETRY_BACKOFF_S
+from hil.errors import DutError, HilError
 from hil.host import Behaviour, MessageRecord
 from hil.instruments.host import AcquirerHost
 from hil.rig import Rig
-from hil.selfcheck_spec import COMM_MAX_ECHO_RTT_MS, COMM_RETRY_BACKOFF_S, HOST_FAULT_SCREENS
-from hil.terminal import Terminal
+from hil.steps.common import instrument_of
+from hil.steps.phrases import Duration, phrase
+from hil.steps.selfcheck import ItemCheck, item_fails
+from hil.terminal import (
+    ParameterInfo,
+    ReversalAcknowledged,
+    ReversalStatus,
+    SaleResult,
+    Terminal,
+    as_report,
+)
 
 log = logging.getLogger(__name__)
 
 #: How long the rig waits for the host to see something the terminal must send.
 HOST_WAIT_S = 15.0
+#: The sale "a new sale after a power cycle" makes (minor units).
+PROBE_SALE_AMOUNT = 100
+#: The item's own delay and I/O on top of its documented worst case (see below).
+ITEM_OVERHEAD_S = 1.0
 
 
-@dataclass
-class HostScenario:
-    """What a scenario learnt along the way (settings it made, results it saw)."""
+@dataclass(frozen=True)
+class HostTimeouts:
+    """The terminal's host link settings (config keys comm.*)."""
 
-    connect_timeout_ms: int = 5000
-    response_timeout_ms: int = 30000
-    retries: int = 3
-    item: dict[str, Any] = field(default_factory=dict)
-    item_wall_s: float = 0.0
-    parameters_before: dict[str, Any] = field(default_factory=dict)
-    sale: dict[str, Any] = field(default_factory=dict)
-    records_before: int = 0
+    connect_ms: int
+    response_ms: int
+    retries: int
+
+    def worst_case_s(self, time_scale: float) -> float:
+        """The documented bound of a host item: every attempt may use its whole connect
+        and response timeout, plus the scaled back-off between attempts."""
+        attempts = self.retries + 1
+        return (
+            attempts * (self.connect_ms + self.response_ms) / 1000
+            + self.retries * COMM_RETRY_BACKOFF_S * time_scale
+        )
 
 
 @pytest.fixture
 def acquirer_host(hil_rig: Rig) -> AcquirerHost:
-    instrument = hil_rig.instrument("host")
-    if not isinstance(instrument, AcquirerHost):
-        raise RigError("the [host] instrument does not offer AcquirerHost", instrument="host")
-    return instrument
+    """The rig's acquirer host; back to the rig file's behaviour after each scenario."""
+    return cast(AcquirerHost, instrument_of(hil_rig, "host", AcquirerHost))
+
+
+def _config_int(terminal: Terminal, key: str) -> int:
+    value = terminal.config_get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise DutError(f"config {key} is {value!r}, not an integer")
+    return value
 
 
 @pytest.fixture
-def host_scenario() -> HostScenario:
-    return HostScenario()
+def host_timeouts(terminal: Terminal) -> HostTimeouts:
+    """The terminal's host timeouts as configured (the step that sets them replaces this)."""
+    return HostTimeouts(
+        _config_int(terminal, "comm.connect_timeout_ms"),
+        _config_int(terminal, "comm.response_timeout_ms"),
+        _config_int(terminal, "comm.retries"),
+    )
 
 
-def _since(host: AcquirerHost, scenario: HostScenario) -> list[MessageRecord]:
-    return host.records()[scenario.records_before :]
+def _since(host: AcquirerHost, check: ItemCheck) -> list[MessageRecord]:
+    return host.records()[check.before.host_messages or 0 :]
 
 
 # --- terminal settings ---------------------------------------------------------------
 
 
 @given(
-    parsers.parse(
-        "the terminal's host timeouts are {connect:d} ms to connect and {response:d} ms "
-        "to answer, with {retries:d} retry"
-    )
+    phrase(
+        "the terminal's host timeouts are {connect:Duration} to connect and "
+        "{response:Duration} to answer, with {retries:Retries}"
+    ),
+    target_fixture="host_timeouts",
 )
-@given(
-    parsers.parse(
-        "the terminal's host timeouts are {connect:d} ms to connect and {response:d} ms "
-        "to answer, with {retries:d} retries"
-    )
-)
-def host_timeouts(
-    terminal: Terminal, host_scenario: HostScenario, connect: int, response: int, retries: int
-) -> None:
+def set_host_timeouts(
+    terminal: Terminal, connect: Duration, response: Duration, retries: int
+) -> HostTimeouts:
+    """Configure how long the terminal waits for the host and how often it retries."""
+    timeouts = HostTimeouts(connect.whole_ms(), response.whole_ms(), retries)
     for key, value in (
-        ("comm.connect_timeout_ms", connect),
-        ("comm.response_timeout_ms", response),
-        ("comm.retries", retries),
+        ("comm.connect_timeout_ms", timeouts.connect_ms),
+        ("comm.response_timeout_ms", timeouts.response_ms),
+        ("comm.retries", timeouts.retries),
     ):
         terminal.config_set(key, value)
-    host_scenario.connect_timeout_ms = connect
-    host_scenario.response_timeout_ms = response
-    host_scenario.retries = retries
+    return timeouts
 
 
-@given("the terminal's host port is set to a port where nothing listens")
+@given(phrase("the terminal's host port is set to a port where nothing listens"))
 def wrong_port(terminal: Terminal, request: pytest.FixtureRequest) -> None:
+    """Point the terminal at a local port nobody listens on (put back afterwards)."""
     previous = {k: terminal.config_get(k) for k in ("host.address", "host.port")}
     # Bound but not listening for the whole scenario: connects are refused, and no
     # other program can be handed the port meanwhile.
@@ -114,79 +139,46 @@ def wrong_port(terminal: Terminal, request: pytest.FixtureRequest) -> None:
     request.addfinalizer(restore)
 
 
-# --- self-check items ------------------------------------------------------------------
+# --- comm --------------------------------------------------------------------------------
 
 
-@given(parsers.parse('the rig runs the "{item}" self-check'))
-@when(parsers.parse('the rig runs the "{item}" self-check'))
-def run_item(
-    terminal: Terminal, host_scenario: HostScenario, acquirer_host: AcquirerHost, item: str
-) -> None:
-    host_scenario.records_before = len(acquirer_host.records())
-    started = time.monotonic()
-    summary = terminal.selfcheck([item])
-    host_scenario.item_wall_s = time.monotonic() - started
-    results = [r for r in summary.get("results", []) if r.get("item") == item]
-    if len(results) != 1:
-        raise DutError(f"selfcheck.run [{item}] returned {len(results)} results for it")
-    host_scenario.item = dict(results[0])
-    reporting.attach_json(f"self-check {item}", host_scenario.item)
-
-
-@then(parsers.parse('the "{item}" item passes'))
-def item_passes(host_scenario: HostScenario, item: str) -> None:
-    result = host_scenario.item
-    with reporting.action(f"check {item} passed", result=result.get("code")):
-        assert result.get("item") == item, f"last item run was {result.get('item')}, not {item}"
-        assert result.get("status") == "pass", (
-            f"{item}: {result.get('status')} {result.get('code')}: {result.get('message')}"
-        )
-
-
-@given(parsers.parse('the "{item}" item fails with code "{code}"'))
-@then(parsers.parse('the "{item}" item fails with code "{code}"'))
-def item_fails(host_scenario: HostScenario, item: str, code: str) -> None:
-    result = host_scenario.item
-    with reporting.action(f"check {item} failed with {code}", reported=result.get("code")):
-        assert result.get("item") == item, f"last item run was {result.get('item')}, not {item}"
-        assert result.get("status") == "fail" and result.get("code") == code, (
-            f"{item} reported {result.get('status')} {result.get('code')} "
-            f"({result.get('message')}); the rig provoked {code}"
-        )
-
-
-@then(parsers.parse('the "{item}" item fails with code "{code}" within its documented time limit'))
-def item_fails_in_time(
-    host_scenario: HostScenario, terminal: Terminal, hil_rig: Rig, item: str, code: str
-) -> None:
-    item_fails(host_scenario, item, code)
-    s = host_scenario
-    scale = getattr(hil_rig.config.dut, "time_scale", 1.0)
-    attempts = s.retries + 1
-    # Documented bound: every attempt may use its whole connect and response timeout,
-    # plus the scaled back-off between attempts; 1 s for the item's own delay and I/O.
-    limit_s = (
-        attempts * (s.connect_timeout_ms + s.response_timeout_ms) / 1000
-        + s.retries * COMM_RETRY_BACKOFF_S * scale
-        + 1.0
+@then(
+    phrase(
+        'the "{item:Item}" self-check fails with code "{code:Code}" within its documented '
+        "time limit"
     )
-    measurement = reporting.measure(f"{item} failure time", s.item_wall_s, "s", high=limit_s)
+)
+def item_fails_in_time(
+    item_check: ItemCheck, host_timeouts: HostTimeouts, hil_rig: Rig, item: str, code: str
+) -> None:
+    """The host item failed with this code no later than its timeouts and retries allow."""
+    item_fails(item_check, item, code)
+    limit_s = host_timeouts.worst_case_s(hil_rig.time_scale) + ITEM_OVERHEAD_S
+    measurement = reporting.measure(f"{item} failure time", item_check.wall_s, "s", high=limit_s)
     assert measurement.passed, measurement.describe()
 
 
-@then("the echo round trip is recorded within the documented limit")
-def rtt_recorded(host_scenario: HostScenario) -> None:
-    rtt = host_scenario.item.get("details", {}).get("rtt_ms")
-    assert isinstance(rtt, int | float), f"comm details carry no rtt_ms: {host_scenario.item}"
-    measurement = reporting.measure("echo RTT", float(rtt), "ms", high=COMM_MAX_ECHO_RTT_MS)
+def _echo_rtt_ms(check: ItemCheck) -> float:
+    rtt = check.result.details.get("rtt_ms")
+    assert isinstance(rtt, int | float) and not isinstance(rtt, bool), (
+        f"comm details carry no rtt_ms: {check.result.describe()} {dict(check.result.details)}"
+    )
+    return float(rtt)
+
+
+@then(phrase("the echo round trip is recorded within the documented limit"))
+def rtt_recorded(item_check: ItemCheck) -> None:
+    """The comm item recorded its echo round trip, within the documented 1000 ms."""
+    rtt = _echo_rtt_ms(item_check)
+    measurement = reporting.measure("echo RTT", rtt, "ms", high=COMM_MAX_ECHO_RTT_MS)
     assert measurement.passed, measurement.describe()
 
 
-@then(parsers.parse("the echo round trip is at least {ms:d} ms"))
-def rtt_at_least(host_scenario: HostScenario, ms: int) -> None:
-    rtt = host_scenario.item.get("details", {}).get("rtt_ms")
-    assert isinstance(rtt, int | float), f"comm details carry no rtt_ms: {host_scenario.item}"
-    measurement = reporting.measure("echo RTT under added latency", float(rtt), "ms", low=ms)
+@then(phrase("the echo round trip is at least {minimum:Duration}"))
+def rtt_at_least(item_check: ItemCheck, minimum: Duration) -> None:
+    """The recorded echo round trip is no shorter than this (the latency added shows)."""
+    rtt = _echo_rtt_ms(item_check)
+    measurement = reporting.measure("echo RTT under added latency", rtt, "ms", low=minimum.ms)
     assert measurement.passed, measurement.describe() + " (the latency never reached the link?)"
 
 
@@ -198,62 +190,49 @@ def _echoes(records: list[MessageRecord], tid: str) -> list[MessageRecord]:
     ]
 
 
-@then("the host saw an echo test from the terminal")
-def host_saw_echo(acquirer_host: AcquirerHost, host_scenario: HostScenario, hil_rig: Rig) -> None:
+@then(phrase("the host saw an echo test from the terminal"))
+def host_saw_echo(acquirer_host: AcquirerHost, item_check: ItemCheck, hil_rig: Rig) -> None:
+    """The host received an echo test from this terminal's TID during the last run."""
     tid = hil_rig.expected_identity().terminal_id
-    seen = _echoes(_since(acquirer_host, host_scenario), tid)
+    seen = _echoes(_since(acquirer_host, item_check), tid)
     with reporting.action("host saw an echo test", count=len(seen)):
         assert seen, f"the comm item passed but the host saw no echo test from {tid}"
 
 
-@then("the host saw no echo test from the terminal")
-def host_saw_no_echo(
-    acquirer_host: AcquirerHost, host_scenario: HostScenario, hil_rig: Rig
-) -> None:
+@then(phrase("the host saw no echo test from the terminal"))
+def host_saw_no_echo(acquirer_host: AcquirerHost, item_check: ItemCheck, hil_rig: Rig) -> None:
+    """No echo test from this terminal reached the host during the last run."""
     tid = hil_rig.expected_identity().terminal_id
-    seen = _echoes(_since(acquirer_host, host_scenario), tid)
+    seen = _echoes(_since(acquirer_host, item_check), tid)
     with reporting.action("host saw no echo test", count=len(seen)):
         assert not seen, f"the host saw {len(seen)} echo test(s) through a cut link"
-
-
-@then(parsers.parse('the idle screen shows the fault "{code}" with its documented text'))
-def screen_shows_fault(terminal: Terminal, code: str) -> None:
-    expected = f"{code} {HOST_FAULT_SCREENS[code]}"
-    screen = terminal.display()
-    reporting.attach_json("display", screen)
-    lines = [str(line) for line in screen.get("lines", [])]
-    assert screen.get("screen") == "idle", f"display shows {screen.get('screen')!r}, not idle"
-    assert expected in lines, f"idle screen lacks {expected!r}: {lines}"
-
-
-@then("the terminal still answers on its test port")
-def still_answers(terminal: Terminal) -> None:
-    info = terminal.info()
-    assert info.get("state") == "idle", f"terminal state {info.get('state')!r} after the fault"
 
 
 # --- terminal identity -------------------------------------------------------------------
 
 
-@given(parsers.parse('the host binds the terminal\'s TID to another device "{serial}"'))
+@given(phrase('the host binds the terminal\'s TID to another device "{serial:SerialNumber}"'))
 def bind_elsewhere(acquirer_host: AcquirerHost, hil_rig: Rig, serial: str) -> None:
+    """Register the terminal's TID on the host as belonging to another serial number."""
     identity = hil_rig.expected_identity()
     assert serial != identity.serial_number, "the other device must have another serial number"
     acquirer_host.bind_terminal(identity.terminal_id, serial)
 
 
-def _sign_ons(host: AcquirerHost, scenario: HostScenario, tid: str) -> list[MessageRecord]:
+def _sign_ons(host: AcquirerHost, check: ItemCheck, tid: str) -> list[MessageRecord]:
     return [
         r
-        for r in _since(host, scenario)
+        for r in _since(host, check)
         if r.transaction == "sign_on" and r.direction == "out" and r.terminal_id == tid
     ]
 
 
-@then("the host accepted a sign-on of the terminal's TID from its serial number")
-def host_accepted(acquirer_host: AcquirerHost, host_scenario: HostScenario, hil_rig: Rig) -> None:
+@then(phrase("the host accepted a sign-on of the terminal's TID from its serial number"))
+def host_accepted(acquirer_host: AcquirerHost, item_check: ItemCheck, hil_rig: Rig) -> None:
+    """During the last run the host answered the TID's sign-on 00 and bound it to this
+    terminal's serial number."""
     identity = hil_rig.expected_identity()
-    answers = _sign_ons(acquirer_host, host_scenario, identity.terminal_id)
+    answers = _sign_ons(acquirer_host, item_check, identity.terminal_id)
     assert answers, f"the host saw no sign-on from {identity.terminal_id}"
     last = answers[-1]
     assert last.response_code == "00", f"host answered sign-on with {last.response_code}"
@@ -262,12 +241,13 @@ def host_accepted(acquirer_host: AcquirerHost, host_scenario: HostScenario, hil_
     )
 
 
-@then(parsers.parse('the host refused the sign-on with response code "{code}"'))
+@then(phrase('the host refused the sign-on with response code "{code:ResponseCode}"'))
 def host_refused(
-    acquirer_host: AcquirerHost, host_scenario: HostScenario, hil_rig: Rig, code: str
+    acquirer_host: AcquirerHost, item_check: ItemCheck, hil_rig: Rig, code: str
 ) -> None:
+    """During the last run the host answered the TID's sign-on with this response code."""
     tid = hil_rig.expected_identity().terminal_id
-    answers = _sign_ons(acquirer_host, host_scenario, tid)
+    answers = _sign_ons(acquirer_host, item_check, tid)
     assert answers, f"the host saw no sign-on from {tid}"
     assert answers[-1].response_code == code, (
         f"host answered sign-on with {answers[-1].response_code}, expected {code}"
@@ -277,77 +257,81 @@ def host_refused(
 # --- data sync -------------------------------------------------------------------------
 
 
-@given(parsers.parse('the host offers parameter set "{name}"'))
+@given(phrase('the host offers parameter set "{name:ParameterSet}"'))
 def host_offers(acquirer_host: AcquirerHost, name: str) -> None:
+    """The host downloads this parameter set (a file beside the rig's parameters) from now."""
     acquirer_host.use_parameters(acquirer_host.parameter_set(name))
 
 
-def _parameters(terminal: Terminal) -> dict[str, Any]:
-    status = terminal.console.request("sync.status")
-    reporting.attach_json("sync.status", status)
-    parameters = status.get("parameters", {})
-    return dict(parameters) if isinstance(parameters, dict) else {}
+def _parameters(terminal: Terminal) -> ParameterInfo:
+    status = terminal.sync_status()
+    reporting.attach_json("sync status", as_report(status))
+    return status.parameters
 
 
-@given("the terminal has synced the host's parameters")
-@when("the terminal syncs with the host over the test port")
-def sync_over_test_port(terminal: Terminal, host_scenario: HostScenario) -> None:
-    result = terminal.console.request("sync.run", timeout=60.0)
-    reporting.attach_json("sync.run", result)
-    if result.get("code") != "OK":
-        raise DutError(f"sync.run: {result.get('code')}: {result.get('message')}")
-    host_scenario.parameters_before = _parameters(terminal)
+@given(phrase("the terminal has synced the host's parameters"), target_fixture="synced_parameters")
+@when(
+    phrase("the terminal syncs with the host over the test port"),
+    target_fixture="synced_parameters",
+)
+def sync_now(terminal: Terminal) -> ParameterInfo:
+    """Have the terminal download parameters and keys now; it must succeed."""
+    result = terminal.sync()
+    reporting.attach_json("sync result", as_report(result))
+    if not result.passed:
+        raise DutError(f"sync: {result.code}: {result.message}")
+    return _parameters(terminal)
 
 
-@then("the terminal's parameter digest equals the host's")
+@then(phrase("the terminal's parameter digest equals the host's"))
 def digest_equal(terminal: Terminal, acquirer_host: AcquirerHost) -> None:
+    """The terminal's parameter digest equals the digest of the host's parameter set."""
     mine = _parameters(terminal)
     host = acquirer_host.parameters
-    with reporting.action(
-        "compare parameter digests", terminal=mine.get("digest"), host=host.digest
-    ):
-        assert mine.get("digest") == host.digest, (
-            f"terminal parameters {mine.get('version')} digest {mine.get('digest')}, host "
+    with reporting.action("compare parameter digests", terminal=mine.digest, host=host.digest):
+        assert mine.digest == host.digest, (
+            f"terminal parameters {mine.version} digest {mine.digest}, host "
             f"{host.version} digest {host.digest}"
         )
 
 
-@then("the terminal's parameter digest differs from the host's")
+@then(phrase("the terminal's parameter digest differs from the host's"))
 def digest_differs(terminal: Terminal, acquirer_host: AcquirerHost) -> None:
+    """The terminal does not hold the host's current parameter set."""
     mine = _parameters(terminal)
-    assert mine.get("digest") != acquirer_host.parameters.digest, (
+    assert mine.digest != acquirer_host.parameters.digest, (
         "the terminal holds the host's new parameters although the download was cut"
     )
 
 
-@then(parsers.parse('the terminal reports parameter version "{version}"'))
+@then(phrase('the terminal reports parameter version "{version:Version}"'))
 def parameter_version(terminal: Terminal, version: str) -> None:
+    """The parameter set in force on the terminal has this version."""
     mine = _parameters(terminal)
-    assert mine.get("version") == version, f"terminal parameters {mine.get('version')}"
+    assert mine.version == version, f"terminal parameters {mine.version}"
 
 
-@then("the terminal still holds the parameters it had before")
-def parameters_kept(terminal: Terminal, host_scenario: HostScenario) -> None:
-    before = host_scenario.parameters_before
+@then(phrase("the terminal still holds the parameters it had before"))
+def parameters_kept(terminal: Terminal, synced_parameters: ParameterInfo) -> None:
+    """The parameters in force are still those of the earlier successful sync."""
+    before = synced_parameters
     now = _parameters(terminal)
-    with reporting.action(
-        "compare parameters with before", before=before.get("digest"), now=now.get("digest")
-    ):
-        assert before.get("digest"), "no parameters were recorded before the download"
-        assert now.get("digest") == before.get("digest"), (
-            f"parameters changed from {before.get('version')} to {now.get('version')} "
+    with reporting.action("compare parameters with before", before=before.digest, now=now.digest):
+        assert before.digest, "no parameters were recorded before the download"
+        assert now.digest == before.digest, (
+            f"parameters changed from {before.version} to {now.version} "
             "after an interrupted download"
         )
 
 
-@then("the host saw the whole parameter download and a key download")
-def host_saw_download(
-    acquirer_host: AcquirerHost, host_scenario: HostScenario, hil_rig: Rig
-) -> None:
+@then(phrase("the host saw the whole parameter download and a key download"))
+def host_saw_download(acquirer_host: AcquirerHost, item_check: ItemCheck, hil_rig: Rig) -> None:
+    """During the last run the host sent every parameter block and answered a key
+    download 00."""
     tid = hil_rig.expected_identity().terminal_id
     out = [
         r
-        for r in _since(acquirer_host, host_scenario)
+        for r in _since(acquirer_host, item_check)
         if r.direction == "out" and r.terminal_id == tid
     ]
     blocks = {
@@ -367,42 +351,37 @@ def host_saw_download(
 # --- sale and reversal -------------------------------------------------------------------
 
 
-@given("the host never answers sales")
+@given(phrase("the host never answers sales"))
 def never_answer_sales(acquirer_host: AcquirerHost) -> None:
+    """The host takes every sale (0200) and never answers it."""
     acquirer_host.behave("sale", Behaviour.never_answer())
 
 
-@given("the host never answers reversals")
+@given(phrase("the host never answers reversals"))
 def never_answer_reversals(acquirer_host: AcquirerHost) -> None:
+    """The host takes every reversal (0400) and never answers it."""
     acquirer_host.behave("reversal", Behaviour.never_answer())
 
 
-@when("the host answers reversals again")
+@when(phrase("the host answers reversals again"))
 def answer_reversals(acquirer_host: AcquirerHost) -> None:
+    """The host answers reversals normally from now on."""
     acquirer_host.behave("reversal", Behaviour.normal())
 
 
-def _amount(text: str) -> int:
-    units, _, cents = text.partition(".")
-    return int(units) * 100 + int((cents + "00")[:2])
+@when(phrase("the terminal makes a sale of {amount:Amount} over the host"), target_fixture="sale")
+def make_sale(terminal: Terminal, amount: int) -> SaleResult:
+    """The terminal makes a sale of this amount with its test card, over the host."""
+    sale = terminal.sale(amount)
+    reporting.attach_json("sale", as_report(sale))
+    return sale
 
 
-@when(parsers.parse("the terminal makes a sale of {amount} over the host"))
-def make_sale(
-    terminal: Terminal, host_scenario: HostScenario, acquirer_host: AcquirerHost, amount: str
-) -> None:
-    host_scenario.records_before = len(acquirer_host.records())
-    result = terminal.console.request("payment.sale", {"amount": _amount(amount)}, timeout=60.0)
-    reporting.attach_json("payment.sale", result)
-    host_scenario.sale = dict(result)
-
-
-@then(parsers.parse('the sale fails with code "{code}"'))
-def sale_fails(host_scenario: HostScenario, code: str) -> None:
-    sale = host_scenario.sale
-    assert sale.get("outcome") == "failed" and sale.get("code") == code, (
-        f"sale outcome {sale.get('outcome')} {sale.get('code') or sale.get('response_code')}, "
-        f"expected failed {code}"
+@then(phrase('the sale fails with code "{code:Code}"'))
+def sale_fails(sale: SaleResult, code: str) -> None:
+    """The sale got no usable answer and failed with this comm code."""
+    assert sale.outcome == "failed" and sale.code == code, (
+        f"sale outcome {sale.outcome} {sale.code or sale.response_code}, expected failed {code}"
     )
 
 
@@ -418,9 +397,11 @@ def _reversals_of(records: list[MessageRecord], stan: str) -> list[MessageRecord
     ]
 
 
-@then("the host acknowledged exactly one reversal of that sale")
-def one_reversal(acquirer_host: AcquirerHost, host_scenario: HostScenario) -> None:
-    stan = str(host_scenario.sale.get("stan"))
+@then(phrase("the host acknowledged exactly one reversal of that sale"))
+def one_reversal(acquirer_host: AcquirerHost, sale: SaleResult) -> None:
+    """The host acknowledged one reversal of the sale, no more, and its journal shows
+    the sale reversed."""
+    stan = sale.stan
     try:
         acquirer_host.wait_for(lambda rs: bool(_reversals_of(rs, stan)), HOST_WAIT_S)
     except TimeoutError:
@@ -434,48 +415,52 @@ def one_reversal(acquirer_host: AcquirerHost, host_scenario: HostScenario) -> No
         assert sales and sales[0].reversals >= 1, f"host journal does not show {stan} reversed"
 
 
-def _reversal_status(terminal: Terminal) -> dict[str, Any]:
-    status = terminal.console.request("reversal.status")
-    reporting.attach_json("reversal.status", status)
+def _reversal_status(terminal: Terminal) -> ReversalStatus:
+    status = terminal.reversal_status()
+    reporting.attach_json("reversal status", as_report(status))
     return status
 
 
-@then("the terminal has no reversal pending")
-def no_reversal_pending(terminal: Terminal, host_scenario: HostScenario) -> None:
-    stan = host_scenario.sale.get("stan")
+@then(phrase("the terminal has no reversal pending"))
+def no_reversal_pending(terminal: Terminal, sale: SaleResult) -> None:
+    """The terminal owes the host no reversal (of that sale or any other)."""
     status = _reversal_status(terminal)
-    if status.get("pending"):
-        # The host logs its 0410 a moment before the terminal clears its record.
-        terminal.console.events.wait_for(
-            "reversal.acknowledged",
+    if status.pending:
+        # The host logs its 0410 a moment before the terminal clears its record. The
+        # acknowledgement may have come before this step: look from the session's start.
+        terminal.wait_event(
+            ReversalAcknowledged,
             since=0,
             timeout=HOST_WAIT_S,
-            where=lambda data: data.get("stan") == stan,
+            where=lambda event: event.stan == sale.stan,
         )
         status = _reversal_status(terminal)
-    assert not status.get("pending"), f"reversal still pending: {status}"
+    assert not status.pending, f"reversal still pending: {status}"
 
 
-@then("the terminal has a reversal pending")
-def reversal_pending(terminal: Terminal, host_scenario: HostScenario) -> None:
+@then(phrase("the terminal has a reversal pending"))
+def reversal_pending(terminal: Terminal, sale: SaleResult) -> None:
+    """The terminal still owes the host the reversal of that sale."""
     status = _reversal_status(terminal)
-    assert status.get("pending"), "no reversal pending after a sale the host never answered"
-    assert status.get("stan") == host_scenario.sale.get("stan"), status
+    assert status.pending, "no reversal pending after a sale the host never answered"
+    assert status.stan == sale.stan, status
 
 
-@then("a new sale after a power cycle is approved with no further reversal sent")
+@then(phrase("a new sale after a power cycle is approved with no further reversal sent"))
 def no_duplicate_after_power_cycle(
-    terminal: Terminal, host_scenario: HostScenario, acquirer_host: AcquirerHost
+    terminal: Terminal, sale: SaleResult, acquirer_host: AcquirerHost
 ) -> None:
-    stan = str(host_scenario.sale.get("stan"))
+    """After a power cycle a new sale is approved and the old sale's reversal went to
+    the host exactly once."""
+    stan = sale.stan
     terminal.power_off()
     terminal.power_on()
     acquirer_host.behave("sale", Behaviour.normal())
     # A pending reversal must go out before any new sale, so one left over would show
     # up here, before the new 0200.
-    result = terminal.console.request("payment.sale", {"amount": 100}, timeout=60.0)
-    reporting.attach_json("payment.sale after power cycle", result)
-    assert result.get("outcome") == "approved", f"sale after power cycle: {result}"
+    again = terminal.sale(PROBE_SALE_AMOUNT)
+    reporting.attach_json("sale after power cycle", as_report(again))
+    assert again.outcome == "approved", f"sale after power cycle: {again.describe()}"
     acked = _reversals_of(acquirer_host.records(), stan)
     sent = [
         r

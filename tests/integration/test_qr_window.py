@@ -17,12 +17,12 @@ import pytest
 import zxingcpp
 
 from hil.config import parse_rig
+from hil.contract.qr import CALIBRATION_PAYLOAD
 from hil.errors import RigError
 from hil.instruments.qrscreen import QrScreen, WindowQrScreen, capture_display
 from hil.qr.degrade import Degradation
 from hil.qr.fixtures import merchant_payload
 from hil.qr.render import RenderOptions
-from hil.qr.spec import CALIBRATION_PAYLOAD
 from hil.rig import Rig
 from tests.conftest import write_sim_rig
 

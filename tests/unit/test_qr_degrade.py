@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import zxingcpp
 
+from hil.contract.qr import IN_SPEC, within_spec
 from hil.qr.degrade import (
     AXES,
     VIEW_DISTANCE_FRAMES,
@@ -21,7 +22,6 @@ from hil.qr.degrade import (
 )
 from hil.qr.fixtures import merchant_payload
 from hil.qr.render import CodeLayout, Image, RenderOptions, render, to_png
-from hil.qr.spec import IN_SPEC, within_spec
 
 PAYLOAD = merchant_payload("dynamic_cny")
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from hil.contract.qr import CALIBRATION_PAYLOAD
 from hil.instruments.qrscreen import SimQrScreen
 from hil.protocol.endpoint import CommandFailed
 from hil.qr.degrade import Degradation
 from hil.qr.fixtures import merchant_payload
 from hil.qr.payloads import wallet_auth_code, with_crc
 from hil.qr.render import RenderOptions
-from hil.qr.spec import CALIBRATION_PAYLOAD
 from hil.sim import selfcheck
 from hil.sim.channels import parse_channels
 from hil.sim.hardware import Hardware
@@ -230,7 +230,9 @@ def test_every_qr_code_has_a_screen_text() -> None:
     spec = selfcheck.spec("qr_scanner")
     codes = {o.code for o in spec.outcomes}
     assert codes == {"OK", "E_CAMERA_ABSENT", "E_CAMERA_LOW_LIGHT", "E_CAMERA_WINDOW_DIRTY"}
-    from hil.selfcheck_spec import QR_SCANNER_WARNINGS
+    from hil.contract.selfcheck import codes_of
 
-    for code, text in QR_SCANNER_WARNINGS.items():
-        assert spec.outcome(code).screen == text
+    documented = codes_of("qr_scanner")
+    assert {c.code for c in documented} == codes - {"OK"}
+    for code in documented:
+        assert spec.outcome(code.code).screen == code.screen_text

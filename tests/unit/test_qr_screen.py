@@ -13,12 +13,12 @@ import pytest
 import zxingcpp
 
 from hil.config import parse_rig
+from hil.contract.qr import CALIBRATION_PAYLOAD
 from hil.errors import RigError
 from hil.instruments.qrscreen import FileQrScreen, QrScreen, SimQrScreen
 from hil.qr.degrade import Degradation
 from hil.qr.framelink import FrameClient, FrameLinkError, FrameServer, parse_endpoint
 from hil.qr.render import RenderOptions
-from hil.qr.spec import CALIBRATION_PAYLOAD
 from hil.rig import Rig
 from tests.conftest import write_sim_rig
 

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
+from hil.contract.qr import IN_SPEC, axis_spec, within_spec
 from hil.qr.degrade import Degradation
-from hil.qr.spec import IN_SPEC, axis_spec, within_spec
 from hil.qr.sweep import Attempt, run_sweep
 
 PAYLOAD = "PAYLOAD"

@@ -110,10 +110,10 @@ Feature: Card reader
   Scenario: A reader power cut is reported by the self-check and stops payments
     Given the terminal is idle
     When the rig cuts the card reader's power
-    And the terminal runs its self-check of "card_reader"
-    Then it reports the fault of line "reader_power" with its code and screen message
+    And the terminal runs its "card_reader" self-check
+    Then the self-check reports fault line "reader_power" with its documented code, screen text and log entry
     And a sale is refused because of fault line "reader_power"
     And a card inserted now is not read
     When the rig restores the card reader's power
-    And the terminal runs its self-check of "card_reader"
-    Then the self-check of "card_reader" passes
+    And the terminal runs its "card_reader" self-check
+    Then the "card_reader" self-check passes

@@ -10,52 +10,52 @@ Feature: Communication with the acquirer host
     And the terminal's host timeouts are 1000 ms to connect and 1500 ms to answer, with 1 retry
 
   Scenario: A healthy link passes the comm check with its round trip recorded
-    When the rig runs the "comm" self-check
-    Then the "comm" item passes
+    When the terminal runs its "comm" self-check
+    Then the "comm" self-check passes
     And the echo round trip is recorded within the documented limit
     And the host saw an echo test from the terminal
 
   Scenario: A blackholed host fails the comm check with its timeout code
     Given the network blackholes the host
-    When the rig runs the "comm" self-check
-    Then the "comm" item fails with code "E_COMM_TIMEOUT" within its documented time limit
+    When the terminal runs its "comm" self-check
+    Then the "comm" self-check fails with code "E_COMM_TIMEOUT" within its documented time limit
     And the idle screen shows the fault "E_COMM_TIMEOUT" with its documented text
     And the host saw no echo test from the terminal
     And the terminal still answers on its test port
 
   Scenario: A wrong host port fails the comm check with the refused code
     Given the terminal's host port is set to a port where nothing listens
-    When the rig runs the "comm" self-check
-    Then the "comm" item fails with code "E_COMM_REFUSED" within its documented time limit
+    When the terminal runs its "comm" self-check
+    Then the "comm" self-check fails with code "E_COMM_REFUSED" within its documented time limit
     And the idle screen shows the fault "E_COMM_REFUSED" with its documented text
 
   Scenario: Latency inside the spec passes
     Given the network adds 150 ms of latency with 20 ms jitter each way
-    When the rig runs the "comm" self-check
-    Then the "comm" item passes
+    When the terminal runs its "comm" self-check
+    Then the "comm" self-check passes
     And the echo round trip is at least 260 ms
     And the echo round trip is recorded within the documented limit
 
   Scenario: Latency beyond the spec fails cleanly
     Given the network adds 650 ms of latency each way
-    When the rig runs the "comm" self-check
-    Then the "comm" item fails with code "E_COMM_SLOW"
+    When the terminal runs its "comm" self-check
+    Then the "comm" self-check fails with code "E_COMM_SLOW"
     And the idle screen shows the fault "E_COMM_SLOW" with its documented text
     And the terminal still answers on its test port
 
   Scenario: A connection reset while the host answers fails with the reset code
     Given the network resets the connection when the host answers
-    When the rig runs the "comm" self-check
-    Then the "comm" item fails with code "E_COMM_RESET" within its documented time limit
+    When the terminal runs its "comm" self-check
+    Then the "comm" self-check fails with code "E_COMM_RESET" within its documented time limit
     And the idle screen shows the fault "E_COMM_RESET" with its documented text
 
   Scenario: Once the link heals the next self-check passes
     Given the network blackholes the host
-    And the rig runs the "comm" self-check
-    And the "comm" item fails with code "E_COMM_TIMEOUT"
+    And the terminal runs its "comm" self-check
+    And the "comm" self-check fails with code "E_COMM_TIMEOUT"
     When the network is healed
-    And the rig runs the "comm" self-check
-    Then the "comm" item passes
+    And the terminal runs its "comm" self-check
+    Then the "comm" self-check passes
     And the host saw an echo test from the terminal
 
   @epic:payments

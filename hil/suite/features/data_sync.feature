@@ -9,8 +9,8 @@ Feature: Parameter and key download
     And the terminal's host timeouts are 1000 ms to connect and 1500 ms to answer, with 1 retry
 
   Scenario: The terminal's parameters match the host's after a sync
-    When the rig runs the "data_sync" self-check
-    Then the "data_sync" item passes
+    When the terminal runs its "data_sync" self-check
+    Then the "data_sync" self-check passes
     And the terminal's parameter digest equals the host's
     And the host saw the whole parameter download and a key download
 
@@ -24,8 +24,8 @@ Feature: Parameter and key download
     Given the terminal has synced the host's parameters
     And the host offers parameter set "params-v2.json"
     And the network cuts the link after 600 bytes from the host
-    When the rig runs the "data_sync" self-check
-    Then the "data_sync" item fails with code "E_SYNC_INTERRUPTED"
+    When the terminal runs its "data_sync" self-check
+    Then the "data_sync" self-check fails with code "E_SYNC_INTERRUPTED"
     And the terminal still holds the parameters it had before
     And the terminal's parameter digest differs from the host's
     And the idle screen shows the fault "E_SYNC_INTERRUPTED" with its documented text

@@ -7,18 +7,18 @@ Feature: Hardware fault lines
   Scenario: A low supply fails the power item, then passes when restored
     Given the terminal is idle
     When the rig asserts fault line "supply_low"
-    And the terminal runs its self-check of "power"
-    Then it reports the fault of line "supply_low" with its code and screen message
+    And the terminal runs its "power" self-check
+    Then the self-check reports fault line "supply_low" with its documented code, screen text and log entry
     When the rig releases fault line "supply_low"
-    And the terminal runs its self-check of "power"
-    Then the self-check of "power" passes
+    And the terminal runs its "power" self-check
+    Then the "power" self-check passes
 
   Scenario: An open tamper switch fails the tamper item and locks payments
     Given the terminal is idle
     When the rig asserts fault line "tamper"
-    And the terminal runs its self-check of "tamper"
-    Then it reports the fault of line "tamper" with its code and screen message
+    And the terminal runs its "tamper" self-check
+    Then the self-check reports fault line "tamper" with its documented code, screen text and log entry
     And a sale is refused because of fault line "tamper"
     When the rig releases fault line "tamper"
-    And the terminal runs its self-check of "tamper"
-    Then the self-check of "tamper" passes
+    And the terminal runs its "tamper" self-check
+    Then the "tamper" self-check passes

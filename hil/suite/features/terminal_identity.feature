@@ -9,13 +9,13 @@ Feature: Terminal identity
     And the terminal's host timeouts are 1000 ms to connect and 1500 ms to answer, with 1 retry
 
   Scenario: A unique terminal ID signs on and passes
-    When the rig runs the "terminal_id" self-check
-    Then the "terminal_id" item passes
+    When the terminal runs its "terminal_id" self-check
+    Then the "terminal_id" self-check passes
     And the host accepted a sign-on of the terminal's TID from its serial number
 
   Scenario: A terminal ID bound to another device is refused and shown
     Given the host binds the terminal's TID to another device "SIM8A9999999"
-    When the rig runs the "terminal_id" self-check
-    Then the "terminal_id" item fails with code "E_TID_CONFLICT"
+    When the terminal runs its "terminal_id" self-check
+    Then the "terminal_id" self-check fails with code "E_TID_CONFLICT"
     And the host refused the sign-on with response code "97"
     And the idle screen shows the fault "E_TID_CONFLICT" with its documented text

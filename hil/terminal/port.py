@@ -1,0 +1,108 @@
+"""``TerminalPort``: what a terminal adapter offers the rig, whatever its wire protocol.
+
+pos-hil's own test port is one adapter (``hil.terminal.testport.TestPortAdapter``). A
+terminal that speaks another protocol needs one class implementing this Protocol,
+returned by its console driver; ``Terminal`` and every step then work unchanged
+(docs/terminal-api.md). Commands return the typed results of ``hil.terminal.results``;
+a command the terminal refuses raises ``hil.errors.TerminalCommandError`` with its
+code, an answer the adapter cannot read raises ``MalformedAnswer`` (a ``DutError``).
+
+Events are read through cursors: take ``mark()`` *before* provoking something, then
+``wait_event`` from it, so an event that arrives early is not missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar, runtime_checkable
+
+from hil.errors import DutError
+from hil.terminal.results import (
+    CardRead,
+    ConfigValue,
+    DeviceInfo,
+    LogEntry,
+    ReversalStatus,
+    SaleResult,
+    ScanResult,
+    Screen,
+    SelfCheckRun,
+    SyncResult,
+    SyncStatus,
+    TerminalEvent,
+)
+
+E = TypeVar("E", bound=TerminalEvent)
+
+
+class MalformedAnswer(DutError):
+    """The terminal answered, but not in a shape the protocol allows (a field missing or
+    of the wrong type). The message names the command (or event) and the field."""
+
+
+class TerminalEventTimeout(DutError):
+    """An expected event did not come in time. ``arrived`` names what came instead."""
+
+    def __init__(self, message: str, *, event: str, arrived: list[str]) -> None:
+        super().__init__(message)
+        self.event = event
+        self.arrived = arrived
+
+
+@runtime_checkable
+class TerminalPort(Protocol):
+    """The operations and events of one terminal. ``timeout`` is seconds; None means
+    the adapter's default for that command."""
+
+    def device_info(self, *, timeout: float | None = None) -> DeviceInfo: ...
+
+    def run_selfcheck(
+        self, items: Sequence[str] | None = None, *, timeout: float | None = None
+    ) -> SelfCheckRun:
+        """Run these items (all when None) and return when the run is over."""
+
+    def config_get(self, key: str) -> ConfigValue: ...
+
+    def config_set(self, key: str, value: ConfigValue) -> ConfigValue:
+        """Store ``value`` under ``key``; returns the value the terminal stored."""
+
+    def display(self) -> Screen: ...
+
+    def log(self, *, since: int = 0, limit: int = 500) -> list[LogEntry]:
+        """System log entries with sequence number ``since`` or later, oldest first."""
+
+    def reboot(self) -> None:
+        """Ask for a reboot; returns once the terminal accepted (the boot follows)."""
+
+    def sale(self, amount_minor_units: int, *, timeout: float | None = None) -> SaleResult: ...
+
+    def reversal_status(self) -> ReversalStatus: ...
+
+    def sync_run(self, *, timeout: float | None = None) -> SyncResult:
+        """Download parameters and keys from the host now."""
+
+    def sync_status(self) -> SyncStatus: ...
+
+    def scan(self, timeout_ms: int, *, max_frames: int | None = None) -> ScanResult:
+        """Scan for a QR code for at most ``timeout_ms`` (or ``max_frames`` frames)."""
+
+    def read_card(self, timeout_ms: int) -> CardRead:
+        """Prompt for a card and return the next read that ends within ``timeout_ms``."""
+
+    def mark(self) -> int:
+        """A cursor: events after this call are at or beyond it."""
+
+    def wait_event(
+        self,
+        kind: type[E],
+        *,
+        since: int,
+        timeout: float,
+        where: Callable[[E], bool] | None = None,
+    ) -> E:
+        """The first event of type ``kind`` (a subclass counts; ``TerminalEvent`` is any
+        event) at or after cursor ``since`` that satisfies ``where``. Raises
+        ``TerminalEventTimeout`` after ``timeout`` seconds."""
+
+    def find_events(self, kind: type[E], *, since: int = 0) -> list[E]:
+        """Every event of type ``kind`` that arrived at or after cursor ``since``."""

@@ -1,0 +1,257 @@
+"""The terminal as scenarios see it: states (off -> booting -> idle) and domain operations.
+
+``Terminal`` is the strategy of the design: "Given the terminal is idle" asks for a
+state and this class gets there through the power instrument and the terminal's port,
+waiting on the terminal's own events (never on sleeps). Everything it learns during a
+boot is kept in a ``BootRecord`` so a scenario can check it independently afterwards.
+Its operations (``run_item``, ``sale``, ``scan``...) return the typed results of
+``hil.terminal.results``; it knows no wire format (that is the port's business).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from hil import reporting
+from hil.errors import DutError, RigError
+from hil.instruments.power import Power
+from hil.terminal.port import MalformedAnswer, TerminalEventTimeout, TerminalPort
+from hil.terminal.results import (
+    BootFailed,
+    BootRecord,
+    CardRead,
+    CardReadFinished,
+    ConfigValue,
+    DeviceInfo,
+    LogEntry,
+    ParameterInfo,
+    ReversalStatus,
+    SaleResult,
+    ScanResult,
+    Screen,
+    SelfCheckFinished,
+    SelfCheckItemResult,
+    SelfCheckRun,
+    SyncResult,
+    SyncStatus,
+    TerminalEvent,
+    TerminalReady,
+)
+
+E = TypeVar("E", bound=TerminalEvent)
+
+#: A self-check run on command blocks until its last item ends (a comm item may retry
+#: its host for a while), so its answer gets this long.
+SELFCHECK_TIMEOUT_S = 60.0
+#: A sale or a sync waits on the host, with the terminal's own timeouts and retries.
+HOST_COMMAND_TIMEOUT_S = 60.0
+#: How long ``ensure_idle`` gives a terminal to answer before it power-cycles it.
+STATE_QUERY_TIMEOUT_S = 2.0
+
+
+class Terminal:
+    """High-level control of one terminal on a rig, over any ``TerminalPort``."""
+
+    def __init__(self, port: TerminalPort, power: Power | None, *, boot_timeout: float) -> None:
+        self.port = port
+        self.power = power
+        self.boot_timeout = boot_timeout
+        self.last_boot: BootRecord | None = None
+
+    # --- states -----------------------------------------------------------------
+
+    def power_on(self) -> BootRecord:
+        """Switch on and wait until the terminal is ready (or reports a failed boot)."""
+        power = self._require_power()
+        cursor = self.port.mark()
+        started = time.monotonic()
+        power.on()
+        return self.wait_boot(cursor, started)
+
+    def power_off(self) -> None:
+        self._require_power().off()
+
+    def power_cut(self) -> None:
+        self._require_power().cut()
+
+    def reboot(self) -> BootRecord:
+        """Reboot through the terminal's port and wait for the new boot to finish."""
+        cursor = self.port.mark()
+        started = time.monotonic()
+        self.port.reboot()
+        return self.wait_boot(cursor, started)
+
+    def ensure_idle(self) -> None:
+        """Get to the idle state from wherever the terminal is, or say why not."""
+        if self.power is not None and not self.power.is_on:
+            self._require_booted(self.power_on())
+            return
+        cursor = self.port.mark()
+        try:
+            info = self.port.device_info(timeout=STATE_QUERY_TIMEOUT_S)
+        except MalformedAnswer:
+            raise  # it answers, only wrongly: a power cycle would hide that
+        except DutError:
+            if self.power is None:
+                raise
+            # Hung or mute terminal: the only way back to a known state is a power cycle.
+            self.power.cut()
+            self._require_booted(self.power_on())
+            return
+        if info.state == "idle":
+            return
+        if info.state == "booting":
+            # sys.ready of the boot under way comes after the mark taken before asking.
+            self._require_booted(self.wait_boot(cursor, time.monotonic()))
+            return
+        if info.state == "selfcheck":
+            self._wait_selfcheck_over(cursor)
+            return
+        if info.state == "recovery":
+            failures = self.port.find_events(BootFailed)
+            why = failures[-1].describe() if failures else "no boot failure was reported"
+            raise DutError(f"terminal is in recovery, not idle: boot failed: {why}")
+        raise DutError(f"terminal is in state {info.state!r}, not idle")
+
+    def _wait_selfcheck_over(self, cursor: int) -> None:
+        """The terminal is running a self-check: the boot's (which ends with ready) or one
+        an earlier command started (which ends with its finished event and no ready)."""
+
+        def over(event: TerminalEvent) -> bool:
+            if isinstance(event, SelfCheckFinished):
+                return event.run.trigger != "boot"
+            return isinstance(event, TerminalReady | BootFailed)
+
+        try:
+            end = self.port.wait_event(
+                TerminalEvent, since=cursor, timeout=self.boot_timeout, where=over
+            )
+        except TerminalEventTimeout as e:
+            raise DutError(
+                f"terminal still in its self-check {self.boot_timeout:.1f} s later: {e}"
+            ) from e
+        if not isinstance(end, SelfCheckFinished):
+            # The boot's self-check: collect its record up to ready (already arrived).
+            self._require_booted(self.wait_boot(cursor, time.monotonic()))
+
+    @staticmethod
+    def _require_booted(record: BootRecord) -> None:
+        if record.failure is not None:
+            raise DutError(f"terminal failed to boot: {record.failure.describe()}")
+
+    def wait_boot(self, cursor: int, started: float) -> BootRecord:
+        """Collect boot events from ``cursor`` until the terminal is ready or failed."""
+        deadline = started + self.boot_timeout
+        position = cursor
+        events: list[TerminalEvent] = []
+        while True:
+            try:
+                event = self.port.wait_event(
+                    TerminalEvent,
+                    since=position,
+                    timeout=max(deadline - time.monotonic(), 0.0),
+                )
+            except TerminalEventTimeout:
+                if self.power is not None and not self.power.is_on:
+                    raise DutError("terminal died during boot (process exited)") from None
+                seen = [type(e).__name__ for e in events][-10:]
+                raise DutError(
+                    f"terminal not ready within {self.boot_timeout:.1f} s of power-on; saw {seen}"
+                ) from None
+            position = event.after
+            events.append(event)
+            if isinstance(event, TerminalReady | BootFailed):
+                break
+        record = BootRecord.from_events(started, time.monotonic() - started, events)
+        self.last_boot = record
+        reporting.attach_json("boot record", record.summary())
+        return record
+
+    def _require_power(self) -> Power:
+        if self.power is None:
+            raise RigError("this rig has no power instrument", instrument="power")
+        return self.power
+
+    # --- operations -------------------------------------------------------------
+
+    def info(self) -> DeviceInfo:
+        return self.port.device_info()
+
+    def run_selfcheck(
+        self, items: Sequence[str] | None = None, *, timeout: float = SELFCHECK_TIMEOUT_S
+    ) -> SelfCheckRun:
+        """Run these self-check items (all when None) now, on command."""
+        return self.port.run_selfcheck(items, timeout=timeout)
+
+    def run_item(self, item: str, *, timeout: float = SELFCHECK_TIMEOUT_S) -> SelfCheckItemResult:
+        """Run one self-check item and return its result; the terminal must report it
+        exactly once."""
+        run = self.run_selfcheck([item], timeout=timeout)
+        results = [result for result in run.results if result.item == item]
+        if len(results) != 1:
+            raise DutError(f"self-check of [{item}] returned {len(results)} results for it")
+        return results[0]
+
+    def display(self) -> Screen:
+        return self.port.display()
+
+    def log(self, *, since: int = 0, limit: int = 500) -> list[LogEntry]:
+        return self.port.log(since=since, limit=limit)
+
+    def config_get(self, key: str) -> ConfigValue:
+        return self.port.config_get(key)
+
+    def config_set(self, key: str, value: ConfigValue) -> ConfigValue:
+        return self.port.config_set(key, value)
+
+    def sale(
+        self, amount_minor_units: int, *, timeout: float = HOST_COMMAND_TIMEOUT_S
+    ) -> SaleResult:
+        """A sale over the host; a refusal before anything is sent is a
+        ``TerminalCommandError`` with the terminal's code."""
+        return self.port.sale(amount_minor_units, timeout=timeout)
+
+    def reversal_status(self) -> ReversalStatus:
+        return self.port.reversal_status()
+
+    def sync(self, *, timeout: float = HOST_COMMAND_TIMEOUT_S) -> SyncResult:
+        """Download parameters and keys from the host now."""
+        return self.port.sync_run(timeout=timeout)
+
+    def sync_status(self) -> SyncStatus:
+        return self.port.sync_status()
+
+    def parameters(self) -> ParameterInfo:
+        """The parameter set in force on the terminal."""
+        return self.port.sync_status().parameters
+
+    def scan(self, timeout_ms: int, *, max_frames: int | None = None) -> ScanResult:
+        return self.port.scan(timeout_ms, max_frames=max_frames)
+
+    def read_card(self, timeout_ms: int) -> CardRead:
+        return self.port.read_card(timeout_ms)
+
+    # --- events -----------------------------------------------------------------
+
+    def mark(self) -> int:
+        """A cursor to wait from: take it before provoking what you wait for."""
+        return self.port.mark()
+
+    def wait_event(
+        self,
+        kind: type[E],
+        *,
+        since: int,
+        timeout: float,
+        where: Callable[[E], bool] | None = None,
+    ) -> E:
+        return self.port.wait_event(kind, since=since, timeout=timeout, where=where)
+
+    def find_events(self, kind: type[E], *, since: int = 0) -> list[E]:
+        return self.port.find_events(kind, since=since)
+
+    def wait_card_read(self, *, since: int, timeout: float) -> CardReadFinished:
+        """The first card read that ended at or after cursor ``since``."""
+        return self.port.wait_event(CardReadFinished, since=since, timeout=timeout)
