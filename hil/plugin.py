@@ -55,6 +55,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "hil_requires(*kinds): skip unless the rig has these instruments or channels"
     )
+    # Step modules import each other (common, phrases); mark the whole package so
+    # pytest rewrites their asserts whichever is imported first.
+    pytest.register_assert_rewrite("hil.steps")
     for module in step_modules():
         config.pluginmanager.import_plugin(module)
 
