@@ -228,10 +228,6 @@ class Registration:
     config_model: type[DriverConfig]
     origin: str
 
-    @property
-    def key(self) -> str:
-        return f"{self.section}.{self.name}"
-
 
 class DriverRegistry:
     """Every known driver by (section, name), and the plug-ins they came from."""
@@ -249,8 +245,10 @@ class DriverRegistry:
     # --- registering ---------------------------------------------------------------
 
     def add(self, section: str, name: str, driver: type[Driver]) -> None:
-        if not section.isidentifier() or not name or not name.strip() == name:
-            raise ConfigError(f"driver {section}.{name}: section must be an identifier")
+        if not section.isidentifier():
+            raise ConfigError(f"driver {section}.{name}: a section is a word (letters, digits, _)")
+        if not name or any(c.isspace() for c in name):
+            raise ConfigError(f"driver {section}.{name!r}: a driver name has no spaces")
         if not (isinstance(driver, type) and issubclass(driver, Driver)):
             raise ConfigError(
                 f"driver {section}.{name}: {driver!r} is not a subclass of hil.drivers.Driver"
