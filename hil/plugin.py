@@ -165,13 +165,17 @@ def terminal(hil_rig: Rig, hil_requirements: None) -> Iterator[Terminal]:
         raise RigError(
             f"rig '{hil_rig.name}' is broken since an earlier scenario: {hil_rig.broken}"
         )
-    assert hil_rig.terminal is not None and hil_rig.console is not None
-    transcript = hil_rig.console.transcript
-    transcript.clear()
+    assert hil_rig.terminal is not None
+    # A pos-hil test-port console keeps a transcript; a console driver that brings its
+    # own TerminalPort (another protocol) may not.
+    transcript = hil_rig.console.transcript if hil_rig.console is not None else None
+    if transcript is not None:
+        transcript.clear()
     try:
         yield hil_rig.terminal
     finally:
-        reporting.attach_text("test-port transcript", transcript.render())
+        if transcript is not None:
+            reporting.attach_text("test-port transcript", transcript.render())
         stderr = hil_rig.dut_stderr()
         if stderr:
             reporting.attach_text("terminal process output", stderr)

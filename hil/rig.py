@@ -195,15 +195,17 @@ class Rig:
         """Build every section and switch the terminal on (not waiting for ready)."""
         try:
             self.build()
-            console = self.console
-            if console is None:
+            console = self.instruments["console"]
+            try:
+                # pos-hil's test-port console, or a console driver's own TerminalPort
+                port = port_for(console)
+            except TypeError:
                 raise ConfigError(
                     f"{display_path(self.config.source)}: console.driver: "
-                    f"'{self.config.sections['console'].driver}' built no test-port console"
-                )
-            self.terminal = Terminal(
-                port_for(console), self.power, boot_timeout=self.config.dut.boot_timeout_s
-            )
+                    f"'{self.config.sections['console'].driver}' built a "
+                    f"{type(console).__name__}: neither a test-port Console nor a TerminalPort"
+                ) from None
+            self.terminal = Terminal(port, self.power, boot_timeout=self.config.dut.boot_timeout_s)
             if self.power is not None:
                 self.power.on()
         except HilError:
