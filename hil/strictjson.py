@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from typing import Any
 
 
@@ -77,6 +78,23 @@ def _check_surrogates(value: Any) -> None:
                 )
 
 
+_per_thread = threading.local()
+
+
+def _decoder() -> json.JSONDecoder:
+    """This thread's strict decoder: built once (json.loads with hooks builds one per
+    call), and not shared, since its hooks run Python code in the middle of a parse."""
+    decoder: json.JSONDecoder | None = getattr(_per_thread, "decoder", None)
+    if decoder is None:
+        decoder = json.JSONDecoder(
+            object_pairs_hook=_unique_keys,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+        )
+        _per_thread.decoder = decoder
+    return decoder
+
+
 def loads(data: bytes | str) -> Any:
     """The value in ``data`` (UTF-8 bytes or text); StrictJsonError if it is not strict JSON."""
     if isinstance(data, bytes | bytearray):
@@ -87,19 +105,15 @@ def loads(data: bytes | str) -> Any:
     else:
         text = data
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_unique_keys,
-            parse_constant=_refuse_constant,
-            parse_float=_finite_float,
-        )
+        value = _decoder().decode(text)
     except StrictJsonError:
         raise
     except (ValueError, RecursionError) as e:
         # JSONDecodeError is a ValueError; so is int()'s refusal of 4300+ digit numbers.
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise StrictJsonError(f"invalid JSON: {detail}") from e
-    if _MAY_HOLD_SURROGATES.search(text):
+    # Most texts are ASCII without escapes: two C-speed checks spare them the regex.
+    if ("\\u" in text or not text.isascii()) and _MAY_HOLD_SURROGATES.search(text):
         _check_surrogates(value)
     return value
 

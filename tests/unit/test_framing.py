@@ -74,6 +74,22 @@ def test_crc_can_be_continued() -> None:
     assert crc16_ccitt_false(b"6789", crc16_ccitt_false(b"12345")) == 0x29B1
 
 
+def _crc_as_the_doc_writes_it(data: bytes) -> int:
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc
+
+
+@settings(deadline=None)
+@given(st.binary(max_size=300))
+def test_crc_matches_the_documented_bitwise_algorithm(data: bytes) -> None:
+    assert crc16_ccitt_false(data) == _crc_as_the_doc_writes_it(data)
+
+
 def test_encode_layout() -> None:
     raw = encode_frame({"a": 1})
     body = b'{"a":1}'
