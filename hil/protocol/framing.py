@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hil import strictjson
+
 STX = 0x02
 ETX = 0x03
 ACK = 0x06
@@ -103,12 +105,14 @@ class Broken:
     """Something that started with STX but is not a valid frame; the receiver NAKs it.
 
     ``raw`` is what the decoder judged (the candidate frame, as far as it went).
-    Unless the frame was structurally sound (ETX and CRC right, content wrong), the
-    bytes after its STX are scanned again, so they may also appear in later items.
+    Unless the frame was ``well_delimited`` (ETX and CRC right, so a sender wrote
+    it, but the BODY is not a strict JSON object), the bytes after its STX are
+    scanned again, so they may also appear in later items.
     """
 
     reason: str
     raw: bytes
+    well_delimited: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,24 +125,16 @@ class Skipped:
 Decoded = Frame | Control | Broken | Skipped
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_body(body: bytes) -> dict[str, Any] | str:
-    """The message in ``body``, or a one-line reason why it is not a valid message."""
+    """The message in ``body``, or a one-line reason why it is not a valid message.
+
+    A BODY must be a strict JSON object (hil.strictjson): a key named twice, NaN or
+    Infinity would let the two ends act on different values.
+    """
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return f"invalid UTF-8 at byte {e.start}"
-    try:
-        value = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as e:
-        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return f"invalid JSON: {detail}"
-    if not isinstance(value, dict):
-        return f"JSON is not an object but {type(value).__name__}"
-    return value
+        return strictjson.loads_object(body)
+    except strictjson.StrictJsonError as e:
+        return str(e)
 
 
 class FrameDecoder:
@@ -228,14 +224,22 @@ class FrameDecoder:
         if isinstance(parsed, str):
             # ETX and CRC both matched, so the frame boundaries are real: rescanning its
             # body would only misread body bytes as ACK/NAK or STX.
-            self._broken(out, parsed, total, rescan=False)
+            self._broken(out, parsed, total, rescan=False, well_delimited=True)
             return True
         out.append(Frame(parsed, bytes(buf[:total])))
         del buf[:total]
         return True
 
-    def _broken(self, out: list[Decoded], reason: str, size: int, *, rescan: bool) -> None:
-        out.append(Broken(reason, bytes(self._buf[:size])))
+    def _broken(
+        self,
+        out: list[Decoded],
+        reason: str,
+        size: int,
+        *,
+        rescan: bool,
+        well_delimited: bool = False,
+    ) -> None:
+        out.append(Broken(reason, bytes(self._buf[:size]), well_delimited))
         del self._buf[: 1 if rescan else size]
 
 

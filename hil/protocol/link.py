@@ -28,7 +28,9 @@ from hil.errors import ProtocolError, RigError
 from hil.masking import mask_text
 from hil.protocol.framing import (
     ACK,
+    HEADER_SIZE,
     NAK,
+    TRAILER_SIZE,
     Broken,
     Control,
     Decoded,
@@ -44,6 +46,7 @@ from hil.protocol.transport import SerialLike, in_waiting
 log = logging.getLogger(__name__)
 
 DEFAULT_READ_TIMEOUT = 0.05
+REFUSED_FRAMES_KEPT = 16
 
 
 @dataclass
@@ -67,6 +70,16 @@ class LinkStats:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class RefusedFrame:
+    """A frame from the peer that was NAKed for its content: ETX and CRC were right, so
+    it is what the peer wrote, but the BODY is not a strict JSON object."""
+
+    at: float  # time.monotonic() when it was refused
+    reason: str
+    body: bytes
 
 
 class Link:
@@ -111,6 +124,7 @@ class Link:
         self._inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._decoder = FrameDecoder()
         self._last_delivered: tuple[bytes, float] | None = None
+        self._refused: deque[RefusedFrame] = deque(maxlen=REFUSED_FRAMES_KEPT)
         self._last_sent = "nothing sent yet"
         self._lifecycle = threading.Lock()
         self._reader: threading.Thread | None = None
@@ -168,6 +182,12 @@ class Link:
     def failure(self) -> BaseException | None:
         """The port error that stopped the link, if any."""
         return self._failure
+
+    def refused_since(self, since: float) -> list[RefusedFrame]:
+        """Frames refused for their content at or after ``since`` (time.monotonic()),
+        oldest first; the last few only."""
+        with self._stats_lock:
+            return [r for r in self._refused if r.at >= since]
 
     # -- sending ---------------------------------------------------------------
 
@@ -318,6 +338,10 @@ class Link:
             elif isinstance(item, Broken):
                 self._count("broken_frames")
                 log.debug("test port %r: NAK for broken frame: %s", self.name, item.reason)
+                if item.well_delimited:
+                    body = item.raw[HEADER_SIZE:-TRAILER_SIZE]
+                    with self._stats_lock:
+                        self._refused.append(RefusedFrame(time.monotonic(), item.reason, body))
                 self._reply(NAK, f"NAK sent: {item.reason}")
             elif isinstance(item, Skipped):
                 self._count("skipped_bytes", len(item.raw))

@@ -255,6 +255,23 @@ def test_nan_is_not_json() -> None:
     assert b.reason.startswith("invalid JSON")
 
 
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"type":"res","id":7,"ok":true,"ok":false}', "not strict JSON: duplicate key 'ok'"),
+        (b'{"a":{"b":1,"b":2}}', "not strict JSON: duplicate key 'b'"),
+        (b'{"a":-Infinity}', "invalid JSON: -Infinity is not JSON"),
+        (b'{"a":1e999}', "not strict JSON: number 1e999 is beyond the range of a double"),
+        (b'{"a":"\\ud800"}', "not strict JSON: unpaired surrogate \\ud800 in a string"),
+    ],
+)
+def test_body_that_is_not_strict_json_is_naked_and_skipped_whole(body: bytes, reason: str) -> None:
+    # Two parsers would read these two ways: the receiver must not pick one.
+    raw = frame_with(body)
+    items = decode_all(raw + encode_frame(REQ))
+    assert items == [Broken(reason, raw, well_delimited=True), Frame(REQ, encode_frame(REQ))]
+
+
 def test_deep_nesting_is_broken_not_a_crash() -> None:
     [b] = broken(decode_all(frame_with(b"[" * 60000)))
     assert b.reason.startswith("invalid JSON")
@@ -413,4 +430,4 @@ def test_published_vectors_match_the_codec() -> None:
                 assert items[0].reason.startswith(stated[:-3])
             else:
                 assert items[0].reason == stated
-    assert checked == {"hex": 7, "hex-broken": 8}
+    assert checked == {"hex": 7, "hex-broken": 9}
