@@ -36,6 +36,7 @@ from hil.protocol.framing import (
     Decoded,
     Frame,
     FrameDecoder,
+    NotAFrame,
     Skipped,
     describe,
     encode_frame,
@@ -61,7 +62,8 @@ class LinkStats:
     naks_rx: int = 0
     retransmits: int = 0
     skipped_bytes: int = 0
-    broken_frames: int = 0
+    broken_frames: int = 0  # NAKed
+    false_starts: int = 0  # STX bytes that started no frame: noise, dropped without NAK
     duplicates: int = 0
     stray_controls: int = 0  # ACK/NAK while nothing was outstanding
     write_timeouts: int = 0
@@ -322,12 +324,13 @@ class Link:
                 return
 
     def _expire_partial(self) -> None:
-        broken = self._decoder.flush_partial()
-        if broken is None:
+        items = self._decoder.flush_partial()
+        if not items:
             return
         if self.transcript is not None:
-            self.transcript.record_resync("rx", f"gave up: {broken.reason}")
-        self._handle([broken, *self._decoder.feed(b"")])
+            quiet_ms = round(self.partial_timeout * 1000)
+            self.transcript.record_resync("rx", f"{quiet_ms} ms of silence: dropped, no NAK")
+        self._handle(items)
 
     def _handle(self, items: list[Decoded]) -> None:
         for item in items:
@@ -343,6 +346,11 @@ class Link:
                     with self._stats_lock:
                         self._refused.append(RefusedFrame(time.monotonic(), item.reason, body))
                 self._reply(NAK, f"NAK sent: {item.reason}")
+            elif isinstance(item, NotAFrame):
+                # Noise, not a frame the peer sent: a NAK would make the peer resend (and
+                # count against) whatever frame of its own is waiting for an ACK.
+                self._count("false_starts")
+                log.debug("test port %r: STX started no frame: %s", self.name, item.reason)
             elif isinstance(item, Skipped):
                 self._count("skipped_bytes", len(item.raw))
 
