@@ -264,10 +264,13 @@ class FrameDecoder:
         got = int.from_bytes(buf[etx_at + 1 : total], "big")
         expected = crc16_ccitt_false(bytes(buf[1:etx_at]))
         if got != expected:
-            # ETX where LEN said: most likely a real frame hit by line noise, so NAK for
-            # a quick resend; and rescan, in case a stray STX's LEN happened to end on
-            # a real ETX and the frame it swallowed is inside.
             reason = f"bad CRC: got 0x{got:04X}, expected 0x{expected:04X}"
+            if self._frame_starts_in_len():
+                # A stray STX right before a frame takes that frame's STX into its LEN,
+                # and for a few BODY sizes (513 after one stray STX) ends on its ETX.
+                self._not_a_frame(out, f"{reason}, and a frame starts inside LEN", total)
+                return True
+            # ETX where LEN said: a real frame hit by line noise. NAK for a quick resend.
             out.append(Broken(reason, bytes(buf[:total])))
             self._drop_head(1)
             return True
@@ -281,6 +284,16 @@ class FrameDecoder:
         out.append(Frame(parsed, bytes(buf[:total])))
         self._drop_head(total)
         return True
+
+    def _frame_starts_in_len(self) -> bool:
+        """Whether a well-formed frame starts at an STX among the head candidate's LEN
+        bytes (rare path: only asked about a candidate whose CRC is wrong)."""
+        for at in (1, 2):
+            if self._buf[at] == STX:
+                first = FrameDecoder().feed(bytes(self._buf[at:]))[:1]
+                if first and isinstance(first[0], Frame):
+                    return True
+        return False
 
     def _not_a_frame(self, out: list[Decoded], reason: str, judged: int) -> None:
         """Drop the candidate's STX (no NAK) and rescan from the byte after it."""

@@ -13,6 +13,7 @@ from hil.protocol.framing import (
     ACK,
     ETX,
     NAK,
+    OVERHEAD,
     STX,
     Broken,
     Control,
@@ -262,6 +263,34 @@ def test_stray_stx_with_huge_len_ends_where_the_next_frame_starts() -> None:
     )
     assert frames(items) == [REQ]
     assert broken(items) == []
+
+
+def _event_with_body_of(size: int) -> bytes:
+    message: dict[str, Any] = {"type": "evt", "seq": 1, "name": "x", "ts_ms": 0, "data": {}}
+    message["data"]["pad"] = ""
+    message["data"]["pad"] = "x" * (size - len(encode_frame(message)) + OVERHEAD)
+    raw = encode_frame(message)
+    assert len(raw) - OVERHEAD == size
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("noise", "size"),
+    [
+        (bytes([STX]), 513),  # LEN 02 02 = 514: ends exactly on the frame's ETX
+        (bytes([STX]) * 10, 513),
+        (b"boot\r\n" + bytes([STX]), 513),
+        (bytes([STX, 0x01]), 256),  # LEN 01 02 = 258
+    ],
+)
+def test_false_start_ending_on_the_next_frames_etx_is_not_naked(noise: bytes, size: int) -> None:
+    # The false candidate has its ETX where its LEN says, only its CRC is wrong; what
+    # gives it away is the frame that starts inside its LEN.
+    frame = _event_with_body_of(size)
+    items = FrameDecoder().feed(noise + frame)
+    assert broken(items) == []
+    assert [i.raw for i in items if isinstance(i, Frame)] == [frame]
+    assert any(n.reason.endswith("and a frame starts inside LEN") for n in not_frames(items))
 
 
 def test_etx_inside_the_announced_body_ends_a_false_start() -> None:
