@@ -37,7 +37,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from hil import strictjson
 from hil.errors import ConfigError
+from hil.strictjson import StrictJsonError
 
 IMAGE_FORMAT = "pos-hil-fw/1"
 
@@ -77,10 +79,15 @@ class FirmwareImage:
 
 
 def canonical_manifest(manifest: Mapping[str, Any]) -> bytes:
-    """The exact bytes a signature covers."""
-    return json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
+    """The exact bytes a signature covers.
+
+    ValueError if the manifest holds what strict JSON refuses (NaN, an unpaired
+    surrogate): such a manifest has no canonical form to sign or verify.
+    """
+    text = json.dumps(
+        manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
+    return text.encode("utf-8")
 
 
 def version_is_valid(version: str) -> bool:
@@ -98,17 +105,16 @@ def load_image(path: str | Path) -> FirmwareImage:
 
 
 def image_from_bytes(raw: bytes, *, source: str = "<image>") -> FirmwareImage:
-    """Parse image file bytes (read once, so the hash and the verified image agree)."""
+    """Parse image file bytes (read once, so the hash and the verified image agree).
+
+    The file must be strict JSON (hil.strictjson): a manifest that names a key twice
+    would verify for a reader keeping one value and act on the other for a reader
+    keeping the first.
+    """
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{source}: firmware image is not UTF-8 text") from e
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(
-            f"{source}: firmware image is not valid JSON (line {e.lineno}: {e.msg})"
-        ) from e
+        data = strictjson.loads_object(raw)
+    except StrictJsonError as e:
+        raise ConfigError(f"{source}: firmware image: {e}") from e
     return parse_image(data, source=source)
 
 
@@ -119,7 +125,7 @@ def parse_image(data: Any, *, source: str = "<image>") -> FirmwareImage:
         return ConfigError(f"{source}: field '{field}': {why}")
 
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: firmware image must be a JSON object")
+        raise ConfigError(f"{source}: firmware image: JSON is not an object")
     for key in data:
         if key not in ("format", "manifest", "signature"):
             raise bad(key, "unknown field")
@@ -140,6 +146,10 @@ def parse_image(data: Any, *, source: str = "<image>") -> FirmwareImage:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise bad(f"manifest.{key}", "must be a list of strings")
         lists[key] = tuple(value)
+    try:
+        canonical_manifest(manifest)
+    except ValueError as e:  # UnicodeEncodeError too: an unpaired surrogate
+        raise bad("manifest", f"has no canonical JSON form: {e}") from e
 
     sig_hex = data.get("signature")
     if not isinstance(sig_hex, str) or len(sig_hex) != _SIGNATURE_HEX_LEN:
@@ -187,7 +197,13 @@ def verify(image: FirmwareImage, public_key_pem: bytes) -> bool:
     """True when the manifest's signature is valid for the given vendor key."""
     key = _load_public_key(public_key_pem)
     try:
-        key.verify(image.signature, canonical_manifest(image.manifest.raw))
+        signed = canonical_manifest(image.manifest.raw)
+    except ValueError as e:  # only for an image built by hand: parse_image refuses these
+        raise ConfigError(
+            f"{image.source}: field 'manifest': has no canonical JSON form: {e}"
+        ) from e
+    try:
+        key.verify(image.signature, signed)
     except InvalidSignature:
         return False
     return True
@@ -196,10 +212,14 @@ def verify(image: FirmwareImage, public_key_pem: bytes) -> bool:
 def sign_manifest(manifest: Mapping[str, Any], private_key_pem: bytes) -> dict[str, Any]:
     """Sign a manifest and return the full image dict (validated like a loaded one)."""
     key = _load_private_key(private_key_pem)
+    try:
+        signed = canonical_manifest(manifest)
+    except ValueError as e:
+        raise ConfigError(f"manifest to sign has no canonical JSON form: {e}") from e
     image = {
         "format": IMAGE_FORMAT,
         "manifest": dict(manifest),
-        "signature": key.sign(canonical_manifest(manifest)).hex(),
+        "signature": key.sign(signed).hex(),
     }
     parse_image(image, source="<signed manifest>")
     return image
@@ -213,11 +233,9 @@ def dump_image(image: Mapping[str, Any]) -> str:
 def sign_image(manifest_path: Path, key_path: Path, out_path: Path) -> dict[str, Any]:
     """Sign the manifest JSON file with the PEM key file and write the image file."""
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+        manifest = strictjson.loads_object(manifest_path.read_bytes())
+    except (OSError, StrictJsonError) as e:
         raise ConfigError(f"{manifest_path}: cannot read manifest: {e}") from e
-    if not isinstance(manifest, dict):
-        raise ConfigError(f"{manifest_path}: manifest must be a JSON object")
     image = sign_manifest(manifest, key_path.read_bytes())
     out_path.write_text(dump_image(image), encoding="utf-8")
     return image
@@ -254,8 +272,8 @@ def _edit_field(image: dict[str, Any], assignment: str) -> None:
     if not sep:
         raise ConfigError(f"--set {assignment!r}: expected FIELD=JSON")
     try:
-        value = json.loads(value_text)
-    except json.JSONDecodeError:
+        value = strictjson.loads(value_text)
+    except StrictJsonError:
         value = value_text  # bare words are taken as strings
     parts = path.split(".")
     if parts[0] != "manifest":
@@ -304,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sign_image(args.manifest, args.key, args.out)
         elif args.action == "edit":
             load_image(args.image)
-            image = json.loads(args.image.read_text(encoding="utf-8"))
+            image = strictjson.loads_object(args.image.read_bytes())
             for assignment in args.assignments:
                 _edit_field(image, assignment)
             args.out.write_text(dump_image(image), encoding="utf-8")

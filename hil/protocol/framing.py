@@ -8,18 +8,24 @@ CRC is CRC-16/CCITT-FALSE over LEN||BODY. Single ACK (0x06) / NAK (0x15) bytes
 travel between frames.
 
 ``FrameDecoder`` is incremental and total: any byte sequence, cut anywhere, yields
-``Frame``/``Control``/``Broken``/``Skipped`` items and never raises. It has no notion
-of time, so a frame whose announced length never arrives stays pending until the
-caller (the link, on a stall timer) calls ``flush_partial``.
+``Frame``/``Control``/``Broken``/``NotAFrame``/``Skipped`` items and never raises. It
+tells a frame that arrived damaged (``Broken``: the receiver NAKs it) from an STX that
+never started a frame (``NotAFrame``: noise, dropped without NAK, so it costs the
+peer's own frame nothing). It has no notion of time, so a candidate whose announced
+length never arrives stays pending until the caller (the link, on a stall timer) calls
+``flush_partial``.
 """
 
 from __future__ import annotations
 
+import binascii
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from hil import strictjson
 
 STX = 0x02
 ETX = 0x03
@@ -27,22 +33,12 @@ ACK = 0x06
 NAK = 0x15
 
 MAX_BODY = 0xFFFF
+MIN_BODY = 2  # "{}": a LEN below this cannot announce a JSON object
 HEADER_SIZE = 3  # STX + LEN
 TRAILER_SIZE = 3  # ETX + CRC
 OVERHEAD = HEADER_SIZE + TRAILER_SIZE
 
 
-def _make_crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-        table.append(crc & 0xFFFF)
-    return tuple(table)
-
-
-_CRC_TABLE = _make_crc_table()
 _OUTSIDE_RUN = re.compile(rb"[^\x02\x06\x15]+")
 
 
@@ -50,10 +46,10 @@ def crc16_ccitt_false(data: bytes, crc: int = 0xFFFF) -> int:
     """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, MSB first, xorout 0).
 
     ``crc`` lets a caller continue a running CRC over data that arrives in pieces.
+    binascii's CRC-CCITT is this very CRC when started at 0xFFFF, computed in C: a
+    Python loop over the bytes cost more than the rest of decoding a frame.
     """
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ byte) & 0xFF]
-    return crc
+    return binascii.crc_hqx(data, crc)
 
 
 def dump_body(message: Mapping[str, Any]) -> bytes:
@@ -110,11 +106,29 @@ class Control:
 
 @dataclass(frozen=True)
 class Broken:
-    """Something that started with STX but is not a valid frame; the receiver NAKs it.
+    """A frame that arrived damaged or says what the protocol does not allow; NAKed.
 
-    ``raw`` is what the decoder judged (the candidate frame, as far as it went).
-    Unless the frame was structurally sound (ETX and CRC right, content wrong), the
-    bytes after its STX are scanned again, so they may also appear in later items.
+    Its ETX sat where LEN put it, so a sender really wrote a frame here: either the
+    CRC does not match (``well_delimited`` False: the bytes after its STX are scanned
+    again, so they may also appear in later items) or ETX and CRC are right and the
+    BODY is not a strict JSON object (``well_delimited`` True: the whole frame is
+    skipped; it is the sender's fault, not the line's).
+    """
+
+    reason: str
+    raw: bytes
+    well_delimited: bool = False
+
+
+@dataclass(frozen=True)
+class NotAFrame:
+    """An STX that did not start a frame: noise. Dropped without NAK.
+
+    LEN could not announce a JSON object, a byte that no BODY can hold (STX, ETX)
+    came inside the announced BODY, the byte after the BODY was not ETX, or the
+    line went quiet before the announced bytes arrived (``flush_partial``). ``raw``
+    is the candidate as far as it was judged; scanning resumes at the byte after
+    its STX, so those bytes may also appear in later items.
     """
 
     reason: str
@@ -128,27 +142,19 @@ class Skipped:
     raw: bytes
 
 
-Decoded = Frame | Control | Broken | Skipped
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+Decoded = Frame | Control | Broken | NotAFrame | Skipped
 
 
 def parse_body(body: bytes) -> dict[str, Any] | str:
-    """The message in ``body``, or a one-line reason why it is not a valid message."""
+    """The message in ``body``, or a one-line reason why it is not a valid message.
+
+    A BODY must be a strict JSON object (hil.strictjson): a key named twice, NaN or
+    Infinity would let the two ends act on different values.
+    """
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return f"invalid UTF-8 at byte {e.start}"
-    try:
-        value = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as e:
-        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return f"invalid JSON: {detail}"
-    if not isinstance(value, dict):
-        return f"JSON is not an object but {type(value).__name__}"
-    return value
+        return strictjson.loads_object(body)
+    except strictjson.StrictJsonError as e:
+        return str(e)
 
 
 class FrameDecoder:
@@ -160,6 +166,9 @@ class FrameDecoder:
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        # How far the BODY of the candidate at the head has been searched for STX/ETX,
+        # so a big frame arriving in pieces is searched once, not once per piece.
+        self._searched = 0
 
     def feed(self, data: bytes) -> list[Decoded]:
         """Add ``data`` and return every item it completes. Never raises."""
@@ -177,76 +186,123 @@ class FrameDecoder:
         """True while a frame has started but not all its announced bytes are here."""
         return bool(self._buf) and self._buf[0] == STX
 
-    def flush_partial(self) -> Broken | None:
-        """Give up on the frame in progress (its sender stalled).
+    def flush_partial(self) -> list[Decoded]:
+        """The line went quiet: give up on every candidate still waiting for bytes.
 
-        Returns it as Broken and rescans from the byte after its STX: call
-        ``feed(b"")`` afterwards to get whatever those bytes hold.
+        The silence that stalls the candidate at the head stalls any candidate found
+        behind it too, so each is dropped in turn as ``NotAFrame`` (no NAK) and the
+        bytes after its STX rescanned; returns those items and whatever the rescans
+        find (ACK/NAK bytes and frames that a false STX had swallowed). Empty when
+        nothing was pending.
         """
-        if not self.pending():
-            return None
-        raw = bytes(self._buf)
-        if len(raw) < HEADER_SIZE:
-            reason = f"incomplete frame: {len(raw)} byte(s), LEN not received"
-        else:
-            expected = int.from_bytes(raw[1:3], "big") + OVERHEAD
-            reason = f"incomplete frame: got {len(raw)} of {expected} bytes"
-        del self._buf[:1]
-        return Broken(reason, raw)
+        out: list[Decoded] = []
+        while self.pending():
+            raw = bytes(self._buf)
+            if len(raw) < HEADER_SIZE:
+                reason = f"incomplete frame: {len(raw)} byte(s), LEN not received"
+            else:
+                expected = int.from_bytes(raw[1:3], "big") + OVERHEAD
+                reason = f"incomplete frame: got {len(raw)} of {expected} bytes"
+            self._not_a_frame(out, reason, len(raw))
+            out += self.feed(b"")
+        return out
 
     def reset(self) -> None:
         """Forget everything buffered (e.g. after the port was reopened)."""
         self._buf.clear()
+        self._searched = 0
 
     def _take_outside(self, out: list[Decoded]) -> None:
         byte = self._buf[0]
         if byte in (ACK, NAK):
             out.append(Control(byte, bytes((byte,))))
-            del self._buf[:1]
+            self._drop_head(1)
             return
         run = _OUTSIDE_RUN.match(self._buf)
         end = run.end() if run else 1
         out.append(Skipped(bytes(self._buf[:end])))
-        del self._buf[:end]
+        self._drop_head(end)
 
     def _take_frame(self, out: list[Decoded]) -> bool:
-        """Decode the frame at the head of the buffer; False if it is incomplete."""
+        """Judge the candidate at the head of the buffer; False if it needs more bytes.
+
+        It is dropped as noise as soon as it proves not to be a frame, without waiting
+        for the length it announced: that is what lets the next real frame through at
+        once after a stray STX.
+        """
         buf = self._buf
         if len(buf) < HEADER_SIZE:
             return False
         length = int.from_bytes(buf[1:3], "big")
-        if length == 0:
-            self._broken(out, "LEN 0", HEADER_SIZE, rescan=True)
+        if length < MIN_BODY:
+            self._not_a_frame(out, f"LEN {length} cannot announce a JSON object", HEADER_SIZE)
             return True
-        total = length + OVERHEAD
+        etx_at = HEADER_SIZE + length
+        # JSON escapes control characters, so STX and ETX never occur in a BODY: one
+        # there is the next frame's start or end, and this STX was not a frame's.
+        body_end = min(len(buf), etx_at)
+        start = max(self._searched, HEADER_SIZE)
+        if start < body_end:
+            stx_at = buf.find(STX, start, body_end)
+            etx_before = buf.find(ETX, start, body_end if stx_at < 0 else stx_at)
+            stray = etx_before if etx_before >= 0 else stx_at
+            if stray >= 0:
+                name = "STX" if buf[stray] == STX else "ETX"
+                reason = f"{name} at byte {stray}, inside the {length}-byte BODY LEN announced"
+                self._not_a_frame(out, reason, stray + 1)
+                return True
+            self._searched = body_end
+        if len(buf) <= etx_at:
+            return False
+        if buf[etx_at] != ETX:
+            reason = f"missing ETX: byte 0x{buf[etx_at]:02X} after LEN {length}"
+            self._not_a_frame(out, reason, etx_at + 1)
+            return True
+        total = etx_at + TRAILER_SIZE
         if len(buf) < total:
             return False
-        etx_at = HEADER_SIZE + length
-        if buf[etx_at] != ETX:
-            self._broken(
-                out, f"missing ETX: byte 0x{buf[etx_at]:02X} after LEN {length}", total, rescan=True
-            )
-            return True
         got = int.from_bytes(buf[etx_at + 1 : total], "big")
         expected = crc16_ccitt_false(bytes(buf[1:etx_at]))
         if got != expected:
-            self._broken(
-                out, f"bad CRC: got 0x{got:04X}, expected 0x{expected:04X}", total, rescan=True
-            )
+            reason = f"bad CRC: got 0x{got:04X}, expected 0x{expected:04X}"
+            if self._frame_starts_in_len():
+                # A stray STX right before a frame takes that frame's STX into its LEN,
+                # and for a few BODY sizes (513 after one stray STX) ends on its ETX.
+                self._not_a_frame(out, f"{reason}, and a frame starts inside LEN", total)
+                return True
+            # ETX where LEN said: a real frame hit by line noise. NAK for a quick resend.
+            out.append(Broken(reason, bytes(buf[:total])))
+            self._drop_head(1)
             return True
         parsed = parse_body(bytes(buf[HEADER_SIZE:etx_at]))
         if isinstance(parsed, str):
             # ETX and CRC both matched, so the frame boundaries are real: rescanning its
             # body would only misread body bytes as ACK/NAK or STX.
-            self._broken(out, parsed, total, rescan=False)
+            out.append(Broken(parsed, bytes(buf[:total]), well_delimited=True))
+            self._drop_head(total)
             return True
         out.append(Frame(parsed, bytes(buf[:total])))
-        del buf[:total]
+        self._drop_head(total)
         return True
 
-    def _broken(self, out: list[Decoded], reason: str, size: int, *, rescan: bool) -> None:
-        out.append(Broken(reason, bytes(self._buf[:size])))
-        del self._buf[: 1 if rescan else size]
+    def _frame_starts_in_len(self) -> bool:
+        """Whether a well-formed frame starts at an STX among the head candidate's LEN
+        bytes (rare path: only asked about a candidate whose CRC is wrong)."""
+        for at in (1, 2):
+            if self._buf[at] == STX:
+                first = FrameDecoder().feed(bytes(self._buf[at:]))[:1]
+                if first and isinstance(first[0], Frame):
+                    return True
+        return False
+
+    def _not_a_frame(self, out: list[Decoded], reason: str, judged: int) -> None:
+        """Drop the candidate's STX (no NAK) and rescan from the byte after it."""
+        out.append(NotAFrame(reason, bytes(self._buf[:judged])))
+        self._drop_head(1)
+
+    def _drop_head(self, size: int) -> None:
+        del self._buf[:size]
+        self._searched = 0
 
 
 def describe(message: Mapping[str, Any]) -> str:

@@ -28,12 +28,15 @@ from hil.errors import ProtocolError, RigError
 from hil.masking import mask_text
 from hil.protocol.framing import (
     ACK,
+    HEADER_SIZE,
     NAK,
+    TRAILER_SIZE,
     Broken,
     Control,
     Decoded,
     Frame,
     FrameDecoder,
+    NotAFrame,
     Skipped,
     describe,
     encode_frame,
@@ -44,6 +47,7 @@ from hil.protocol.transport import SerialLike, in_waiting
 log = logging.getLogger(__name__)
 
 DEFAULT_READ_TIMEOUT = 0.05
+REFUSED_FRAMES_KEPT = 16
 
 
 @dataclass
@@ -58,7 +62,8 @@ class LinkStats:
     naks_rx: int = 0
     retransmits: int = 0
     skipped_bytes: int = 0
-    broken_frames: int = 0
+    broken_frames: int = 0  # NAKed
+    false_starts: int = 0  # STX bytes that started no frame: noise, dropped without NAK
     duplicates: int = 0
     stray_controls: int = 0  # ACK/NAK while nothing was outstanding
     write_timeouts: int = 0
@@ -67,6 +72,16 @@ class LinkStats:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class RefusedFrame:
+    """A frame from the peer that was NAKed for its content: ETX and CRC were right, so
+    it is what the peer wrote, but the BODY is not a strict JSON object."""
+
+    at: float  # time.monotonic() when it was refused
+    reason: str
+    body: bytes
 
 
 class Link:
@@ -111,6 +126,7 @@ class Link:
         self._inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._decoder = FrameDecoder()
         self._last_delivered: tuple[bytes, float] | None = None
+        self._refused: deque[RefusedFrame] = deque(maxlen=REFUSED_FRAMES_KEPT)
         self._last_sent = "nothing sent yet"
         self._lifecycle = threading.Lock()
         self._reader: threading.Thread | None = None
@@ -168,6 +184,12 @@ class Link:
     def failure(self) -> BaseException | None:
         """The port error that stopped the link, if any."""
         return self._failure
+
+    def refused_since(self, since: float) -> list[RefusedFrame]:
+        """Frames refused for their content at or after ``since`` (time.monotonic()),
+        oldest first; the last few only."""
+        with self._stats_lock:
+            return [r for r in self._refused if r.at >= since]
 
     # -- sending ---------------------------------------------------------------
 
@@ -302,12 +324,13 @@ class Link:
                 return
 
     def _expire_partial(self) -> None:
-        broken = self._decoder.flush_partial()
-        if broken is None:
+        items = self._decoder.flush_partial()
+        if not items:
             return
         if self.transcript is not None:
-            self.transcript.record_resync("rx", f"gave up: {broken.reason}")
-        self._handle([broken, *self._decoder.feed(b"")])
+            quiet_ms = round(self.partial_timeout * 1000)
+            self.transcript.record_resync("rx", f"{quiet_ms} ms of silence: dropped, no NAK")
+        self._handle(items)
 
     def _handle(self, items: list[Decoded]) -> None:
         for item in items:
@@ -318,7 +341,16 @@ class Link:
             elif isinstance(item, Broken):
                 self._count("broken_frames")
                 log.debug("test port %r: NAK for broken frame: %s", self.name, item.reason)
+                if item.well_delimited:
+                    body = item.raw[HEADER_SIZE:-TRAILER_SIZE]
+                    with self._stats_lock:
+                        self._refused.append(RefusedFrame(time.monotonic(), item.reason, body))
                 self._reply(NAK, f"NAK sent: {item.reason}")
+            elif isinstance(item, NotAFrame):
+                # Noise, not a frame the peer sent: a NAK would make the peer resend (and
+                # count against) whatever frame of its own is waiting for an ACK.
+                self._count("false_starts")
+                log.debug("test port %r: STX started no frame: %s", self.name, item.reason)
             elif isinstance(item, Skipped):
                 self._count("skipped_bytes", len(item.raw))
 

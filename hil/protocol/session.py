@@ -22,13 +22,14 @@ from hil.errors import (
 )
 from hil.masking import mask_text
 from hil.protocol.framing import describe
-from hil.protocol.link import Link, LinkStats
+from hil.protocol.link import Link, LinkStats, RefusedFrame
 from hil.protocol.transcript import Transcript
 from hil.protocol.transport import SerialLike, open_serial
 
 log = logging.getLogger(__name__)
 
 MAX_NAMES_IN_TIMEOUT = 10
+REFUSED_EXCERPT_CHARS = 80
 
 # Request ids increase across all sessions of the process, not from 1 per session: a
 # new session's first request must never be byte-identical to the previous session's
@@ -59,6 +60,15 @@ class Event:
 
 def _seconds(timeout: float) -> str:
     return f"{timeout:.1f}" if round(timeout, 1) == timeout else f"{timeout:g}"
+
+
+def _refused_frame(refused: RefusedFrame) -> str:
+    """The reason and the start of the BODY, on one line and PAN-masked."""
+    # Masked before it is cut: a PAN cut short is no longer recognised as one.
+    text = mask_text(" ".join(refused.body.decode("utf-8", "replace").split()))
+    if len(text) > REFUSED_EXCERPT_CHARS:
+        text = text[: REFUSED_EXCERPT_CHARS - 3] + "..."
+    return f"{refused.reason} in {text!r}"
 
 
 class EventLog:
@@ -271,7 +281,9 @@ class ConsoleSession:
 
         ``timeout`` counts from the terminal's ACK of the request. Raises
         TerminalCommandError on ok:false, CommandTimeout without an answer,
-        ProtocolError if the request is never ACKed, RigError if the port fails.
+        ProtocolError if the request is never ACKed or if no answer came while the
+        rig refused frames from the terminal for their content (the answer may be
+        among them), RigError if the port fails.
         """
         with self._lock:
             if self._closed:
@@ -280,6 +292,7 @@ class ConsoleSession:
             pending = _Pending(cmd)
             self._pending[request_id] = pending
         message = {"type": "req", "id": request_id, "cmd": cmd, "args": dict(args or {})}
+        sent_at = time.monotonic()
         try:
             self.link.send(message)
             pending.done.wait(timeout)
@@ -289,6 +302,13 @@ class ConsoleSession:
                 # Read under the lock: an answer that raced the timeout still counts.
                 answered = pending.done.is_set()
         if not answered:
+            refused = self.link.refused_since(sent_at)
+            if refused:
+                raise ProtocolError(
+                    f"terminal did not answer {cmd!r} (id {request_id}) within "
+                    f"{_seconds(timeout)} s; meanwhile the rig refused {len(refused)} "
+                    f"frame(s) from it with NAK, the last: {_refused_frame(refused[-1])}"
+                )
             raise CommandTimeout(
                 f"terminal did not answer {cmd!r} (id {request_id}) within {_seconds(timeout)} s",
                 command=cmd,

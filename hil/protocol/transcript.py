@@ -15,7 +15,16 @@ from collections import deque
 from dataclasses import dataclass
 
 from hil.masking import mask_text
-from hil.protocol.framing import ACK, Broken, Control, Decoded, Frame, FrameDecoder, Skipped
+from hil.protocol.framing import (
+    ACK,
+    Broken,
+    Control,
+    Decoded,
+    Frame,
+    FrameDecoder,
+    NotAFrame,
+    Skipped,
+)
 
 DIRECTIONS = ("tx", "rx")
 HEX_LIMIT = 512  # bytes of hex shown per chunk; decoded JSON carries the content anyway
@@ -49,9 +58,9 @@ class Transcript:
         self._append(direction, data, note, resync=False)
 
     def record_resync(self, direction: str, note: str) -> None:
-        """Record that the receiver gave up on a partial frame in ``direction``.
+        """Record that the receiver gave up on partial frames in ``direction``.
 
-        ``render`` needs this to drop the same partial frame from its own decoder.
+        ``render`` needs this to drop the same partial frames from its own decoder.
         """
         self._append(direction, b"", note, resync=True)
 
@@ -92,14 +101,7 @@ class Transcript:
             lines.append(f"({dropped} older entries dropped)")
         for entry, shown in zip(entries, masked, strict=True):
             decoder = decoders[entry.direction]
-            if entry.resync:
-                items: list[Decoded] = []
-                broken = decoder.flush_partial()
-                if broken is not None:
-                    items.append(broken)
-                items += decoder.feed(b"")
-            else:
-                items = decoder.feed(entry.data)
+            items = decoder.flush_partial() if entry.resync else decoder.feed(entry.data)
             notes = [_describe(item) for item in items if not (entry.note and _is_control(item))]
             if entry.note:
                 notes.append(entry.note)
@@ -120,6 +122,8 @@ def _describe(item: Decoded) -> str:
         return "ACK" if item.byte == ACK else "NAK"
     if isinstance(item, Broken):
         return f"broken frame: {item.reason}"
+    if isinstance(item, NotAFrame):
+        return f"not a frame: {item.reason}"
     if isinstance(item, Skipped):
         return f"skipped {len(item.raw)} byte(s)"
     raise AssertionError(item)

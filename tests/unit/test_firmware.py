@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -140,13 +141,75 @@ def test_malformed_image_names_file_and_field(
 
 @pytest.mark.parametrize(
     ("content", "words"),
-    [("{not json", "not valid JSON"), (b"\xff\xfe", "not UTF-8"), ("[]", "JSON object")],
+    [
+        ("{not json", "invalid JSON: Expecting property name"),
+        (b"\xff\xfe", "invalid UTF-8 at byte 0"),
+        ("[]", "JSON is not an object but list"),
+    ],
 )
 def test_unparseable_image(tmp_path: Path, content: str | bytes, words: str) -> None:
     path = _write(tmp_path, content)
-    with pytest.raises(ConfigError, match=words) as err:
+    with pytest.raises(ConfigError) as err:
         load_image(path)
-    assert str(path) in str(err.value)
+    assert str(err.value) == f"{path}: firmware image: {words}" or str(err.value).startswith(
+        f"{path}: firmware image: {words}"
+    )
+
+
+def _signed_text(key_pem: bytes, manifest: dict[str, Any]) -> str:
+    return json.dumps(sign_manifest(manifest, key_pem), indent=2)
+
+
+def test_duplicate_key_in_signed_manifest_is_refused(key_pem: bytes, tmp_path: Path) -> None:
+    # Signed with seeded_defects [] (the value Python's json keeps, the last one); a
+    # terminal whose parser keeps the first key would run the defect.
+    text = _signed_text(key_pem, MANIFEST).replace(
+        '"seeded_defects": []', '"seeded_defects": ["comm_selfcheck_lies"], "seeded_defects": []'
+    )
+    assert verify(parse_image(json.loads(text)), firmware.public_key_pem(key_pem))  # the hole
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_image(path)
+    assert str(err.value) == (
+        f"{path}: firmware image: not strict JSON: duplicate key 'seeded_defects'"
+    )
+    with pytest.raises(ConfigError, match="duplicate key 'seeded_defects'"):
+        firmware.image_from_bytes(text.encode(), source="flash")
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (('"format"', '"format": "x", "format"'), "not strict JSON: duplicate key 'format'"),
+        (('"build": "unit"', '"build": NaN'), "invalid JSON: NaN is not JSON"),
+        (('"build": "unit"', '"build": 1e400'), "not strict JSON: number 1e400 is beyond"),
+        (('"build": "unit"', '"build": "\\udc00"'), "not strict JSON: unpaired surrogate"),
+    ],
+)
+def test_image_that_is_not_strict_json_is_refused(
+    key_pem: bytes, tmp_path: Path, edit: tuple[str, str], reason: str
+) -> None:
+    text = _signed_text(key_pem, MANIFEST).replace(*edit, 1)
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_image(path)
+    assert str(err.value).startswith(f"{path}: firmware image: {reason}")
+    assert "\n" not in str(err.value)
+
+
+def test_manifest_without_canonical_form_is_refused_not_a_crash(key_pem: bytes) -> None:
+    # Built in Python rather than read from a file: parse_image and verify must still
+    # refuse it with ConfigError, never UnicodeEncodeError or a signature over "NaN".
+    with pytest.raises(ConfigError, match="manifest to sign has no canonical JSON form"):
+        sign_manifest({**MANIFEST, "build": float("nan")}, key_pem)
+    image = _valid(key_pem)
+    image["manifest"]["build"] = "\ud800"
+    with pytest.raises(ConfigError, match="field 'manifest': has no canonical JSON form"):
+        parse_image(image, source="hand-made")
+    good = parse_image(_valid(key_pem), source="hand-made")
+    odd = replace(good, manifest=replace(good.manifest, raw={"x": "\ud800"}))
+    with pytest.raises(ConfigError, match="hand-made: field 'manifest'"):
+        verify(odd, firmware.public_key_pem(key_pem))
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -188,3 +251,19 @@ def test_cli_sign_edit_verify(key_pem: bytes, tmp_path: Path, capsys: Any) -> No
     assert firmware.main(["verify", "--pub", str(pub), str(bad)]) == 1
     assert "INVALID" in capsys.readouterr().out
     assert firmware.main(["keygen", "--out", str(key)]) == 2  # never overwrites a key
+
+
+def test_cli_refuses_a_manifest_with_a_duplicate_key(
+    key_pem: bytes, tmp_path: Path, capsys: Any
+) -> None:
+    key = tmp_path / "k.pem"
+    key.write_bytes(key_pem)
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps(MANIFEST)[:-1] + ', "version": "9.9.9"}', encoding="utf-8")
+    out = tmp_path / "i.fw.json"
+    sign = ["sign", "--key", str(key), "--manifest", str(manifest), "--out", str(out)]
+    assert firmware.main(sign) == 2
+    assert capsys.readouterr().err == (
+        f"error: {manifest}: cannot read manifest: not strict JSON: duplicate key 'version'\n"
+    )
+    assert not out.exists()

@@ -13,12 +13,14 @@ from hil.protocol.framing import (
     ACK,
     ETX,
     NAK,
+    OVERHEAD,
     STX,
     Broken,
     Control,
     Decoded,
     Frame,
     FrameDecoder,
+    NotAFrame,
     Skipped,
     crc16_ccitt_false,
     describe,
@@ -44,10 +46,8 @@ def decode_all(data: bytes, *, chunk: int | None = None) -> list[Decoded]:
         for i in range(0, len(data), chunk):
             out += decoder.feed(data[i : i + chunk])
     # What the link does when the line goes quiet mid-frame.
-    while decoder.pending():
-        broken = decoder.flush_partial()
-        assert broken is not None
-        out += [broken, *decoder.feed(b"")]
+    out += decoder.flush_partial()
+    assert not decoder.pending()
     return out
 
 
@@ -57,6 +57,10 @@ def frames(items: list[Decoded]) -> list[dict[str, Any]]:
 
 def broken(items: list[Decoded]) -> list[Broken]:
     return [i for i in items if isinstance(i, Broken)]
+
+
+def not_frames(items: list[Decoded]) -> list[NotAFrame]:
+    return [i for i in items if isinstance(i, NotAFrame)]
 
 
 # -- CRC and encoding ----------------------------------------------------------
@@ -72,6 +76,22 @@ def test_crc_of_nothing_is_init() -> None:
 
 def test_crc_can_be_continued() -> None:
     assert crc16_ccitt_false(b"6789", crc16_ccitt_false(b"12345")) == 0x29B1
+
+
+def _crc_as_the_doc_writes_it(data: bytes) -> int:
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc
+
+
+@settings(deadline=None)
+@given(st.binary(max_size=300))
+def test_crc_matches_the_documented_bitwise_algorithm(data: bytes) -> None:
+    assert crc16_ccitt_false(data) == _crc_as_the_doc_writes_it(data)
 
 
 def test_encode_layout() -> None:
@@ -181,15 +201,21 @@ def test_bad_crc() -> None:
     assert not frames(items)
 
 
-def test_missing_etx() -> None:
+def test_missing_etx_is_not_a_frame() -> None:
+    # Nothing confirms where this candidate ends, so nothing says a sender wrote it.
     raw = frame_with(b'{"a":1}', etx=0x00)
-    [b] = broken(decode_all(raw))
-    assert b.reason.startswith("missing ETX")
+    items = decode_all(raw)
+    assert broken(items) == []
+    [n] = not_frames(items)
+    assert n == NotAFrame("missing ETX: byte 0x00 after LEN 7", raw[:-2])
 
 
-def test_len_zero() -> None:
-    items = decode_all(bytes([STX, 0, 0]) + encode_frame(REQ))
-    assert [b.reason for b in broken(items)] == ["LEN 0"]
+@pytest.mark.parametrize("length", [0, 1])
+def test_len_that_cannot_announce_an_object_is_not_a_frame(length: int) -> None:
+    stray = bytes([STX]) + length.to_bytes(2, "big")
+    items = decode_all(stray + encode_frame(REQ))
+    assert broken(items) == []
+    assert not_frames(items) == [NotAFrame(f"LEN {length} cannot announce a JSON object", stray)]
     assert frames(items) == [REQ]
 
 
@@ -198,14 +224,11 @@ def test_truncated_frame_stays_pending_then_flushes() -> None:
     raw = encode_frame(REQ)
     assert decoder.feed(raw[:10]) == []
     assert decoder.pending()
-    b = decoder.flush_partial()
-    assert b is not None
-    assert b.reason == f"incomplete frame: got 10 of {len(raw)} bytes"
-    assert b.raw == raw[:10]
-    rest = decoder.feed(b"")
+    n, *rest = decoder.flush_partial()
+    assert n == NotAFrame(f"incomplete frame: got 10 of {len(raw)} bytes", raw[:10])
     assert not decoder.pending()
     assert all(isinstance(i, Skipped) for i in rest)
-    assert decoder.flush_partial() is None
+    assert decoder.flush_partial() == []
     # The decoder is usable afterwards.
     assert frames(decoder.feed(raw)) == [REQ]
 
@@ -213,15 +236,85 @@ def test_truncated_frame_stays_pending_then_flushes() -> None:
 def test_truncated_before_len() -> None:
     decoder = FrameDecoder()
     decoder.feed(bytes([STX, 0]))
-    b = decoder.flush_partial()
-    assert b is not None and "LEN not received" in b.reason
+    [n, skipped] = decoder.flush_partial()
+    assert n == NotAFrame("incomplete frame: 2 byte(s), LEN not received", bytes([STX, 0]))
+    assert skipped == Skipped(b"\x00")
 
 
-def test_stalled_frame_that_swallowed_a_good_one_is_recovered() -> None:
-    # A stray STX with a huge LEN eats the next frame; flushing rescans and finds it.
-    items = decode_all(bytes([STX, 0xFF, 0xF0]) + encode_frame(REQ))
+@pytest.mark.parametrize("count", [1, 10, 200])
+def test_stray_stx_run_costs_the_next_frame_nothing(count: int) -> None:
+    # Each stray STX sees another STX (or the frame's own ETX) inside the BODY its LEN
+    # announces, so it is dropped at once: no NAK, no wait for the stall timer.
+    decoder = FrameDecoder()
+    items = decoder.feed(bytes([STX]) * count + encode_frame(REQ))
+    assert not decoder.pending()
+    assert [type(i) for i in items] == [NotAFrame] * count + [Frame]
     assert frames(items) == [REQ]
-    assert broken(items)[0].reason.startswith("incomplete frame")
+
+
+def test_stray_stx_with_huge_len_ends_where_the_next_frame_starts() -> None:
+    decoder = FrameDecoder()
+    stray = bytes([STX, 0xFF, 0xF0]) + b"line noise "
+    assert decoder.feed(stray) == []
+    assert decoder.pending()  # it could still be a frame
+    items = decoder.feed(encode_frame(REQ))
+    assert items[0] == NotAFrame(
+        "STX at byte 14, inside the 65520-byte BODY LEN announced", stray + bytes([STX])
+    )
+    assert frames(items) == [REQ]
+    assert broken(items) == []
+
+
+def _event_with_body_of(size: int) -> bytes:
+    message: dict[str, Any] = {"type": "evt", "seq": 1, "name": "x", "ts_ms": 0, "data": {}}
+    message["data"]["pad"] = ""
+    message["data"]["pad"] = "x" * (size - len(encode_frame(message)) + OVERHEAD)
+    raw = encode_frame(message)
+    assert len(raw) - OVERHEAD == size
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("noise", "size"),
+    [
+        (bytes([STX]), 513),  # LEN 02 02 = 514: ends exactly on the frame's ETX
+        (bytes([STX]) * 10, 513),
+        (b"boot\r\n" + bytes([STX]), 513),
+        (bytes([STX, 0x01]), 256),  # LEN 01 02 = 258
+    ],
+)
+def test_false_start_ending_on_the_next_frames_etx_is_not_naked(noise: bytes, size: int) -> None:
+    # The false candidate has its ETX where its LEN says, only its CRC is wrong; what
+    # gives it away is the frame that starts inside its LEN.
+    frame = _event_with_body_of(size)
+    items = FrameDecoder().feed(noise + frame)
+    assert broken(items) == []
+    assert [i.raw for i in items if isinstance(i, Frame)] == [frame]
+    assert any(n.reason.endswith("and a frame starts inside LEN") for n in not_frames(items))
+
+
+def test_etx_inside_the_announced_body_ends_a_false_start() -> None:
+    # A stray STX just before a frame's last bytes: the frame's ETX lands in its BODY.
+    items = decode_all(bytes([STX, 0x00, 0x40]) + encode_frame(REQ)[-5:])
+    assert not_frames(items)[0].reason == "ETX at byte 5, inside the 64-byte BODY LEN announced"
+    assert broken(items) == []
+
+
+def test_ack_swallowed_by_a_false_start_is_recovered() -> None:
+    # The peer's ACK right after a stray STX first looks like LEN, then comes back out.
+    items = decode_all(bytes([STX, ACK]) + encode_frame(REQ))
+    assert [type(i) for i in items] == [NotAFrame, Control, Frame]
+
+
+def test_silence_flushes_every_pending_false_start_at_once() -> None:
+    # Stray STX bytes and then the peer's ACK, then nothing: the ACK must come out after
+    # one stall, not one stall per STX.
+    decoder = FrameDecoder()
+    first = decoder.feed(bytes([STX]) * 10 + bytes([ACK]))
+    assert [type(i) for i in first] == [NotAFrame] * 7  # the last three could be frames
+    items = decoder.flush_partial()
+    assert [type(i) for i in items] == [NotAFrame] * 3 + [Control]
+    assert not decoder.pending()
 
 
 def test_invalid_utf8() -> None:
@@ -237,6 +330,23 @@ def test_invalid_json() -> None:
 def test_nan_is_not_json() -> None:
     [b] = broken(decode_all(frame_with(b'{"a":NaN}')))
     assert b.reason.startswith("invalid JSON")
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"type":"res","id":7,"ok":true,"ok":false}', "not strict JSON: duplicate key 'ok'"),
+        (b'{"a":{"b":1,"b":2}}', "not strict JSON: duplicate key 'b'"),
+        (b'{"a":-Infinity}', "invalid JSON: -Infinity is not JSON"),
+        (b'{"a":1e999}', "not strict JSON: number 1e999 is beyond the range of a double"),
+        (b'{"a":"\\ud800"}', "not strict JSON: unpaired surrogate \\ud800 in a string"),
+    ],
+)
+def test_body_that_is_not_strict_json_is_naked_and_skipped_whole(body: bytes, reason: str) -> None:
+    # Two parsers would read these two ways: the receiver must not pick one.
+    raw = frame_with(body)
+    items = decode_all(raw + encode_frame(REQ))
+    assert items == [Broken(reason, raw, well_delimited=True), Frame(REQ, encode_frame(REQ))]
 
 
 def test_deep_nesting_is_broken_not_a_crash() -> None:
@@ -264,12 +374,12 @@ def test_garbage_before_and_between_frames() -> None:
     assert skipped == garbage + b"noise"
 
 
-def test_resync_scans_from_byte_after_broken_stx() -> None:
+def test_resync_scans_from_byte_after_a_false_stx() -> None:
     good = encode_frame(REQ)
-    # A frame whose LEN covers the start of the good frame: missing ETX, then rescan.
+    # A candidate whose LEN covers the start of the good frame, then rescan.
     bad = bytes([STX, 0x00, 0x04]) + b"ab"
     items = decode_all(bad + good)
-    assert broken(items)[0].reason.startswith("missing ETX")
+    assert not_frames(items)[0].reason.startswith("STX at byte 5")
     assert frames(items) == [REQ]
 
 
@@ -322,13 +432,7 @@ def test_any_message_round_trips_in_chunks(message: dict[str, Any], chunk: int) 
     assert frames(decode_all(encode_frame(message), chunk=chunk)) == [message]
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=300), st.lists(st.integers(min_value=1, max_value=40), min_size=1))
-def test_garbage_never_raises_and_a_following_frame_is_found(
-    garbage: bytes, cuts: list[int]
-) -> None:
-    decoder = FrameDecoder()
-    stream = garbage + encode_frame(REQ)
+def _feed_in_pieces(decoder: FrameDecoder, stream: bytes, cuts: list[int]) -> list[Decoded]:
     out: list[Decoded] = []
     position = 0
     i = 0
@@ -337,29 +441,54 @@ def test_garbage_never_raises_and_a_following_frame_is_found(
         out += decoder.feed(stream[position : position + size])
         position += size
         i += 1
-    while decoder.pending():
-        b = decoder.flush_partial()
-        assert isinstance(b, Broken)
-        out += [b, *decoder.feed(b"")]
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.lists(st.integers(min_value=1, max_value=40), min_size=1))
+def test_noise_never_raises_and_costs_the_following_frame_nothing(
+    garbage: bytes, cuts: list[int]
+) -> None:
+    decoder = FrameDecoder()
+    out = _feed_in_pieces(decoder, garbage + encode_frame(REQ), cuts)
+    # Found as soon as its bytes are in, without the stall timer (no flush_partial).
     assert frames(out)[-1] == REQ
+    assert not decoder.pending()
+    # The only NAKs are for candidates wholly inside the noise, which the noise alone
+    # gives too: nothing that reaches into the frame is NAKed.
+    assert broken(out) == broken(decode_all(garbage))
     for item in out:
-        assert isinstance(item, Frame | Control | Broken | Skipped)
-        if isinstance(item, Broken):
+        assert isinstance(item, Frame | Control | Broken | NotAFrame | Skipped)
+        if isinstance(item, Broken | NotAFrame):
             assert "\n" not in item.reason
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.lists(st.integers(min_value=1, max_value=40), min_size=1))
+def test_how_the_bytes_are_cut_changes_nothing(stream: bytes, cuts: list[int]) -> None:
+    # Guards the decoder's memory of how far a candidate's BODY was searched.
+    stream += encode_frame(REQ) + stream
+    whole = decode_all(stream)
+    decoder = FrameDecoder()
+    pieces = _feed_in_pieces(decoder, stream, cuts) + decoder.flush_partial()
+    assert [i for i in pieces if not isinstance(i, Skipped)] == [
+        i for i in whole if not isinstance(i, Skipped)
+    ]
 
 
 @settings(deadline=None)
 @given(st.binary(max_size=200))
 def test_arbitrary_body_never_raises(body: bytes) -> None:
     items = decode_all(frame_with(body) if body else bytes([STX, 0, 0]))
-    assert len(frames(items)) + len(broken(items)) >= 1
+    assert len(frames(items)) + len(broken(items)) + len(not_frames(items)) >= 1
 
 
 # -- the published test vectors ------------------------------------------------
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "test-port-protocol.md"
 _BLOCK = re.compile(r"```(json|hex|hex-broken)\n(.*?)```", re.S)
-_NAK_REASON = re.compile(r"NAK\s+\(`([^`]+)`\)")
+# "NAK (`reason`)" for a broken frame, "dropped (`reason`)" for noise (no NAK).
+_STATED = re.compile(r"\b(NAK|[Dd]ropped)\s+\(`([^`]+)`\)")
 
 
 def _vector_section() -> str:
@@ -372,7 +501,7 @@ def _vector_section() -> str:
 def test_published_vectors_match_the_codec() -> None:
     section = _vector_section()
     last_json: dict[str, Any] | None = None
-    checked = {"hex": 0, "hex-broken": 0}
+    checked = {"hex": 0, "NAK": 0, "dropped": 0}
     previous_end = 0
     for block in _BLOCK.finditer(section):
         kind, content = block.group(1), block.group(2)
@@ -383,18 +512,28 @@ def test_published_vectors_match_the_codec() -> None:
             continue
         data = bytes.fromhex(content.replace("\n", " "))
         items = decode_all(data)
-        checked[kind] += 1
         if kind == "hex":
+            checked["hex"] += 1
             assert last_json is not None
-            assert broken(items) == []
+            assert broken(items) == [] and not_frames(items) == []
             [frame] = [i for i in items if isinstance(i, Frame)]
             assert frame.message == last_json
             assert frame.raw == encode_frame(last_json)
-        else:
+            continue
+        verdict, reason = _STATED.findall(prose)[-1]
+        stated = " ".join(reason.split())
+        if verdict == "NAK":
+            checked["NAK"] += 1
             assert isinstance(items[0], Broken), content
-            stated = " ".join(_NAK_REASON.findall(prose)[-1].split())
-            if stated.endswith("..."):
-                assert items[0].reason.startswith(stated[:-3])
-            else:
-                assert items[0].reason == stated
-    assert checked == {"hex": 7, "hex-broken": 8}
+        else:
+            checked["dropped"] += 1
+            assert isinstance(items[0], NotAFrame), content
+            assert broken(items) == [], content  # noise: nothing in it is NAKed
+        if stated.endswith("..."):
+            assert items[0].reason.startswith(stated[:-3])
+        else:
+            assert items[0].reason == stated
+        if "finds the request" in prose:
+            assert last_json is not None
+            assert frames(items) == [last_json]
+    assert checked == {"hex": 7, "NAK": 5, "dropped": 4}

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hil.errors import CommandTimeout, DutError, RigError, TerminalCommandError
+from hil.errors import CommandTimeout, DutError, ProtocolError, RigError, TerminalCommandError
 from hil.protocol import (
     CommandFailed,
     ConsoleSession,
@@ -26,7 +26,7 @@ from hil.protocol import (
     Transcript,
     open_serial,
 )
-from hil.protocol.framing import ACK, NAK, STX, encode_frame
+from hil.protocol.framing import ACK, NAK, STX, encode_body, encode_frame
 
 WAIT = 3.0
 
@@ -168,6 +168,37 @@ def test_timeout_names_the_command(rig: Rig) -> None:
     rig.terminal.release.set()
     # The late answer is dropped; the next request is unaffected.
     assert rig.session.request("echo", {"after": True}) == {"after": True}
+
+
+def test_answer_refused_for_its_content_is_a_protocol_error_naming_it(rig: Rig) -> None:
+    # The terminal ACKs 'slow', then sends an answer naming "ok" twice: the rig must act
+    # on neither reading. It NAKs the frame, and the request fails naming it.
+    caught: queue.Queue[BaseException] = queue.Queue()
+
+    def call() -> None:
+        try:
+            rig.session.request("slow", timeout=0.5)
+        except BaseException as e:
+            caught.put(e)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert rig.terminal.slow_started.wait(WAIT)
+    body = b'{"type":"res","id":1,"ok":true,"ok":false,"result":{"pan":"4111111111111111"}}'
+    os.write(rig.master_fd, encode_body(body))
+    error = caught.get(timeout=WAIT)
+    caller.join(WAIT)
+    assert type(error) is ProtocolError
+    assert re.fullmatch(
+        r"terminal did not answer 'slow' \(id \d+\) within 0\.5 s; meanwhile the rig refused "
+        r"1 frame\(s\) from it with NAK, the last: not strict JSON: duplicate key 'ok' in "
+        r"'\{\"type\":\"res\",\"id\":1,\"ok\":true,\"ok\":false,\"result\":\{\"pan\":\"411111\*{6}1111\"\}\}'",
+        str(error),
+    ), str(error)
+    assert rig.session.stats.naks_tx == 1 and rig.session.dropped_messages == 0
+    # An unanswered request with nothing refused meanwhile stays a plain timeout.
+    with pytest.raises(CommandTimeout):
+        rig.session.request("slow", timeout=0.2)
 
 
 def test_late_response_is_dropped(rig: Rig) -> None:
@@ -406,7 +437,9 @@ def test_garbage_on_the_wire_is_skipped(rig: Rig) -> None:
     for n in range(2, 5):
         assert rig.session.request("echo", {"n": n}) == {"n": n}
     assert rig.session.stats.skipped_bytes >= len(b"U-Boot 2024.01\r\n")
-    assert rig.endpoint.link.stats.broken_frames >= 1
+    # Both false starts were noise, not frames: dropped, and nobody was NAKed for them.
+    assert rig.session.stats.false_starts == 1 and rig.endpoint.link.stats.false_starts == 1
+    assert rig.session.stats.naks_tx == 0 and rig.endpoint.link.stats.naks_tx == 0
 
 
 def test_transcript_records_both_directions(rig: Rig) -> None:
