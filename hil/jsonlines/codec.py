@@ -11,6 +11,9 @@ import json
 import logging
 from typing import Any
 
+from hil import strictjson
+from hil.strictjson import StrictJsonError
+
 log = logging.getLogger(__name__)
 
 MAX_LINE = 64 * 1024
@@ -41,10 +44,7 @@ class LineDecoder:
         while b"\n" in self._buffer:
             line, self._buffer = self._buffer.split(b"\n", 1)
             try:
-                message = json.loads(line)
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                log.warning("%s: line that is not JSON ignored", self.name)
-                continue
-            if isinstance(message, dict):
-                messages.append(message)
+                messages.append(strictjson.loads_object(line))
+            except StrictJsonError as e:
+                log.warning("%s: line ignored: %s", self.name, e)
         return messages

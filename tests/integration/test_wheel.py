@@ -50,10 +50,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ],
         check=True,
         capture_output=True,
+        env=_environment(),
     )
     (wheel,) = dist.glob("pos_hil-*.whl")
     venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, env=_environment()
+    )
     python = venv / "bin" / "python"
     site = Path(
         subprocess.run(
@@ -61,6 +64,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
             check=True,
             capture_output=True,
             text=True,
+            env=_environment(),
         ).stdout.strip()
     )
     (site / "project-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
@@ -79,6 +83,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ],
         check=True,
         capture_output=True,
+        env=_environment(),
     )
     where = subprocess.run(
         [str(python), "-c", "import hil, hil.suite; print(hil.__file__, hil.suite.DEFAULT_RIG)"],
@@ -86,6 +91,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
         text=True,
         cwd=base,
+        env=_environment(),
     ).stdout
     assert str(REPO) not in where, f"pos-hil imported from the checkout: {where}"
     assert str(site) in where
@@ -93,6 +99,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _environment() -> dict[str, str]:
+    # Nothing of the checkout may reach the installed package's processes.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     # The report generator a lab installs once with `hil report --install-tools`;
     # here the one this checkout's set-up installed.

@@ -28,7 +28,10 @@ def test_unfinished_line_waits_for_its_newline() -> None:
     assert decoder.feed(b"7}\n") == [{"id": 7}]
 
 
-@pytest.mark.parametrize("garbage", [b"not json", b"\xff\xfe", b"[1, 2]", b'"text"', b""])
+@pytest.mark.parametrize(
+    "garbage",
+    [b"not json", b"\xff\xfe", b"[1, 2]", b'"text"', b"", b'{"id": 1, "id": 2}', b'{"v": NaN}'],
+)
 def test_lines_that_are_not_json_objects_are_skipped(garbage: bytes) -> None:
     decoder = LineDecoder("test")
     assert decoder.feed(garbage + b"\n" + encode_line({"id": 1})) == [{"id": 1}]
