@@ -1,28 +1,62 @@
 """``hil``: run the self-check suite, check a rig, start the sim, build the report.
 
-Exit codes (documented in README.md):
-  0  every scenario passed
-  1  the terminal failed at least one scenario
-  2  usage or configuration error (bad rig file, unknown option)
-  3  rig fault (an instrument failed; the result says nothing about the firmware)
-  130 interrupted (Ctrl-C); the rig was still torn down
+Exit codes (documented in README.md; ``hil.summary.exit_code_for`` maps a run):
+  0   every selected scenario ran and passed
+  1   the terminal failed at least one scenario
+  2   usage, configuration or authoring error (bad rig file, option, feature, card
+      profile...), one line each on stderr; no report touched unless the run started
+  3   rig fault (an instrument failed; the result says nothing about the firmware)
+  70  framework bug: pos-hil, a step or a tool it runs broke (never the terminal)
+  130 interrupted (Ctrl-C); the rig was still torn down, the reports say so
+
+Every line hil prints about a failure passes the PAN mask.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import io
+import os
+import shutil
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import pluggy
 import typer
 from rich.console import Console
 
 from hil.errors import ConfigError, DutError, HilError
+from hil.masking import mask_text
+from hil.summary import (
+    EXIT_DUT_FAILED,
+    EXIT_FRAMEWORK_BUG,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_RIG_FAULT,
+    EXIT_USAGE,
+    exit_code_for,
+)
 
-EXIT_OK, EXIT_DUT_FAILED, EXIT_USAGE, EXIT_RIG_FAULT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+if TYPE_CHECKING:
+    import pytest
+
+    from hil.summary import RunSummary
+
+__all__ = [
+    "EXIT_DUT_FAILED",
+    "EXIT_FRAMEWORK_BUG",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_RIG_FAULT",
+    "EXIT_USAGE",
+    "app",
+    "exit_code_for",
+    "main",
+]
 
 app = typer.Typer(
     name="hil",
@@ -45,27 +79,102 @@ FirmwareOption = Annotated[
 ]
 
 
+def _say(message: str) -> None:
+    """One line on stderr, masked, never read as rich markup."""
+    err.print(f"hil: {mask_text(message)}", markup=False)
+
+
 def _fail(code: int, message: str) -> typer.Exit:
-    err.print(f"hil: {message}", markup=False)
+    _say(message)
     return typer.Exit(code)
 
 
-def exit_code_for(summary: dict[str, Any], pytest_code: int) -> int:
-    """Map a run's outcome to hil's documented exit codes."""
-    if summary.get("interrupted") or (pytest_code == 2 and not summary):
-        return EXIT_INTERRUPTED
-    # pytest's 2 without a Ctrl-C is a collection error or pytest.exit (a rig file
-    # the rig could not build): ours or the lab's, never the terminal's.
-    if summary.get("errors") or summary.get("config_errors") or pytest_code in (2, 3, 4):
-        return EXIT_USAGE
-    if summary.get("rig_faults", 0):
-        return EXIT_RIG_FAULT
-    counts = summary.get("counts", {})
-    if counts.get("failed", 0) or counts.get("broken", 0) or pytest_code == 1:
-        return EXIT_DUT_FAILED
-    if pytest_code == 5:
-        return EXIT_USAGE
-    return EXIT_OK
+@contextlib.contextmanager
+def _interruptible(what: str) -> Iterator[None]:
+    """A Ctrl-C here exits 130 with one line; click would print "Aborted!" and exit 1,
+    which reads as a terminal failure."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise _fail(EXIT_INTERRUPTED, f"interrupted {what}") from None
+
+
+def _check_firmware(path: Path, where: str) -> None:
+    """A firmware image that is a readable, well-formed image file, or a ConfigError
+    naming ``where`` it was given: found before the run, so no report is touched."""
+    from hil.firmware import load_image
+
+    if path.is_dir():
+        raise ConfigError(f"{where}: {path} is a folder, not a firmware image file")
+    if not path.exists():
+        raise ConfigError(f"{where}: file not found: {path}")
+    try:
+        load_image(path)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def _check_output_folder(folder: Path, option: str) -> None:
+    """``folder`` is a folder hil can write into, or will be: one line if not."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{option}: {folder} exists and is not a folder")
+    parent = folder
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{option}: {parent} is not a folder, so {folder} cannot be made")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option}: cannot write into {parent}")
+
+
+_pytest_hookimpl = pluggy.HookimplMarker("pytest")
+
+
+class _RunWatch:
+    """What ``hil run`` learns from inside the pytest session it runs."""
+
+    def __init__(self, html_dir: Path | None) -> None:
+        self.html_dir = html_dir
+        self.configured = False
+        self.started = False
+        self.summary: RunSummary | None = None
+        self.selection = ""
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        from hil.plugin import run_summary
+
+        self.configured = True
+        self.summary = run_summary(config)
+        keyword, marks = config.option.keyword, config.option.markexpr
+        self.selection = " and ".join(
+            f"{flag} {expr!r}" for flag, expr in (("-k", keyword), ("-m", marks)) if expr
+        )
+
+    @_pytest_hookimpl(optionalhook=True)  # a hook of hil's plugin, not of pytest
+    def pytest_hil_run_started(self, session: pytest.Session) -> None:
+        """The earlier run's HTML report goes with its other reports, now."""
+        self.started = True
+        if self.html_dir is not None and _holds_only_a_report(self.html_dir):
+            shutil.rmtree(self.html_dir, ignore_errors=True)
+
+
+def _holds_only_a_report(folder: Path) -> bool:
+    return folder.is_dir() and (not any(folder.iterdir()) or (folder / "index.html").is_file())
+
+
+def _pytest_usage_lines(stderr: str) -> list[str]:
+    """pytest's own usage error ("ERROR: usage: ...", "pytest.main(): error: ...", an
+    unknown step's lines) as the lines that say what is wrong."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    said = [line.split("error: ", 1)[1] for line in lines if ": error: " in line]
+    if said:
+        return [f"pytest: {line}" for line in said]
+    wanted = [
+        line.removeprefix("ERROR: ")
+        for line in lines
+        if not line.startswith(("ERROR: usage:", "inifile:", "rootdir:", "usage:"))
+    ]
+    return wanted or ["pytest stopped on a usage error"]
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -80,19 +189,30 @@ def run(
     reports: Annotated[Path, typer.Option(help="output folder")] = Path("reports"),
     html: Annotated[bool, typer.Option(help="generate reports/html/index.html")] = True,
 ) -> None:
-    """Run the self-check suite on a rig; extra arguments after -- go to pytest."""
+    """Run the self-check suite on a rig; extra arguments after -- go to pytest.
+
+    Nothing in ``--reports`` changes until the run starts (its first scenario is about
+    to run): a usage error leaves the earlier reports as they were.
+    """
     import pytest
 
     from hil.config import load_rig
+    from hil.drivers import display_path
     from hil.rig import default_rig_path
+    from hil.runinfo import run_id
 
     rig_path = rig or default_rig_path()
     try:
-        load_rig(rig_path)  # fail fast, before pytest starts, with the field path
+        run_id()  # a malformed HIL_RUN_ID is refused before anything starts
+        rig_config = load_rig(rig_path)  # fail fast, before pytest starts, with the field path
+        if firmware is not None:
+            _check_firmware(firmware, "--firmware")
+        elif rig_config.dut.firmware is not None:
+            where = f"{display_path(rig_config.source)}: dut.firmware"
+            _check_firmware(rig_config.dut.firmware, where)
+        _check_output_folder(reports, "--reports")
     except ConfigError as e:
         raise _fail(EXIT_USAGE, str(e)) from None
-    if firmware is not None and not firmware.is_file():
-        raise _fail(EXIT_USAGE, f"--firmware: file not found: {firmware}")
     if features is None:
         from hil.suite import FEATURES
 
@@ -100,8 +220,7 @@ def run(
     if not features.is_dir():
         raise _fail(EXIT_USAGE, f"--features: no such folder: {features}")
     results = reports / "allure-results"
-    summary_path = reports / "summary.json"
-    summary_path.unlink(missing_ok=True)
+    summary_path, junit_path = reports / "summary.json", reports / "junit.xml"
     args = [
         str(features),
         "-p",
@@ -114,31 +233,120 @@ def run(
         f"--rig={rig_path}",
         f"--alluredir={results}",
         "--clean-alluredir",
-        f"--junitxml={reports / 'junit.xml'}",
+        f"--hil-junit={junit_path}",
         f"--hil-summary={summary_path}",
         *([f"--firmware={firmware}"] if firmware is not None else []),
         *ctx.args,
     ]
-    pytest_code = int(pytest.main(args))
-    try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        summary = {}
-    code = exit_code_for(summary, pytest_code)
-    for error in summary.get("errors", []):
-        err.print(f"hil: {error}", markup=False)
-    if pytest_code == 5:
-        err.print(f"hil: no scenarios collected from {features}", markup=False)
-    if summary and html and code != EXIT_INTERRUPTED:
+    watch = _RunWatch(reports / "html" if html else None)
+    # pytest's own stderr (its usage errors, internal errors) is held and said in
+    # hil's words afterwards; hil run's progress goes to stdout.
+    held = io.StringIO()
+    with (
+        _interruptible("before the run started; no report was touched"),
+        contextlib.redirect_stderr(held),
+    ):
+        pytest_code = int(pytest.main(args, plugins=[watch]))
+    code = _run_verdict(watch, pytest_code, held.getvalue(), features)
+    if watch.started and html:
         from hil.htmlreport import ReportError, generate_html
 
         try:
-            index = generate_html(results, reports / "html")
-            out.print(f"HTML report: {index}")
+            with _interruptible(
+                f"while making the HTML report; the run's results are complete in {results} "
+                f"(hil report --results {results} --out {reports / 'html'} makes it)"
+            ):
+                index = generate_html(results, reports / "html")
+            out.print(f"HTML report: {index}", markup=False)
         except ReportError as e:
-            err.print(f"hil: HTML report not generated: {e}", markup=False)
-    out.print(f"summary: {summary_path}   junit: {reports / 'junit.xml'}   allure: {results}")
+            _say(f"HTML report not generated: {e}")
+    if watch.started:
+        out.print(
+            f"summary: {summary_path}   junit: {junit_path}   allure: {results}", markup=False
+        )
     raise typer.Exit(code)
+
+
+def _run_verdict(watch: _RunWatch, pytest_code: int, held_stderr: str, features: Path) -> int:
+    """The exit code of a ``hil run``, with its reason said on stderr in one line each."""
+    import pytest
+
+    summary = watch.summary
+    if not watch.configured or pytest_code == pytest.ExitCode.USAGE_ERROR or summary is None:
+        for line in _pytest_usage_lines(held_stderr):
+            _say(line)
+        return EXIT_USAGE
+    if pytest_code == pytest.ExitCode.INTERNAL_ERROR:
+        lines = [line for line in held_stderr.splitlines() if line.strip()]
+        last = lines[-1].removeprefix("INTERNALERROR>").strip() if lines else "no detail"
+        _say(f"internal error in pos-hil or a pytest plug-in (not the terminal): {last}")
+        return EXIT_FRAMEWORK_BUG
+    if held_stderr.strip():
+        err.print(mask_text(held_stderr.rstrip()), markup=False)
+    data = summary.as_dict()
+    if summary.status == "not started":
+        for error in summary.errors:
+            _say(error)
+        if summary.errors:
+            return EXIT_USAGE
+        if summary.ended_by.startswith("interrupted"):
+            return int(_fail(EXIT_INTERRUPTED, "interrupted before the run started").exit_code)
+        if summary.deselected and watch.selection:
+            _say(f"no scenario matches {watch.selection} ({summary.deselected} deselected)")
+        else:
+            _say(f"no scenarios collected from {features}")
+        return EXIT_USAGE
+    code = exit_code_for(data)
+    _say_why(code, summary, data)
+    return code
+
+
+def _say_why(code: int, summary: RunSummary, data: dict[str, Any]) -> None:
+    """One line per distinct reason a run did not pass (a bad card profile breaks every
+    scenario that uses it: one line, with the count)."""
+    scenarios = data["scenarios"]
+
+    def by_reason(blame: str) -> dict[str, int]:
+        reasons: dict[str, int] = {}
+        for entry in scenarios:
+            if entry["blame"] == blame:
+                reason = _without_exception_name(entry["message"])
+                reasons[reason] = reasons.get(reason, 0) + 1
+        return reasons
+
+    def counted(reasons: dict[str, int]) -> list[str]:
+        return [f"{r} ({n} scenarios)" if n > 1 else r for r, n in reasons.items()]
+
+    if code == EXIT_INTERRUPTED:
+        reason = summary.incomplete_reason().removeprefix("Run incomplete: ")
+        _say(f"{reason}; the reports say the run is incomplete")
+    elif code == EXIT_USAGE:
+        for error in summary.errors:
+            _say(error)
+        for line in counted(by_reason("config")):
+            _say(f"configuration error: {line}")
+        if not summary.errors and not by_reason("config"):
+            _say(summary.incomplete_reason().removeprefix("Run incomplete: "))
+    elif code == EXIT_FRAMEWORK_BUG:
+        for line in counted(by_reason("framework")):
+            _say(f"framework bug (pos-hil or a step; not the terminal): {line}")
+    elif code == EXIT_RIG_FAULT:
+        for line in counted(by_reason("rig")):
+            _say(f"rig fault (says nothing about the firmware): {line}")
+    elif code == EXIT_DUT_FAILED:
+        failed = data["counts"]["failed"]
+        _say(f"the terminal failed {failed} of {data['collected']} scenarios")
+
+
+def _without_exception_name(message: str) -> str:
+    """``hil.errors.ConfigError: x.yaml: bogus: unknown key`` -> ``x.yaml: bogus: unknown
+    key``; a message whose exception name says something (``TypeError: ...``) keeps a
+    short name."""
+    name, sep, rest = message.partition(": ")
+    if not sep or " " in name:
+        return message
+    short = name.rsplit(".", 1)[-1]
+    return rest if short in ("ConfigError", "RigError", "StepValueError") else f"{short}: {rest}"
 
 
 @app.command()
@@ -158,23 +366,39 @@ def report(
         ),
     ] = False,
 ) -> None:
-    """Generate the single-file HTML report from allure results (works offline)."""
-    from hil.htmlreport import ReportError, generate_html, install_report_tools, user_tools_dir
+    """Generate the single-file HTML report from allure results (works offline).
+
+    Exit 2 for a usage error or missing report tools (the message names the command
+    that installs them), 70 if the generator itself fails, 130 on Ctrl-C; the earlier
+    report stays until the new one is complete.
+    """
+    from hil.htmlreport import (
+        ReportError,
+        ReportToolsMissing,
+        ReportUsageError,
+        check_report_folders,
+        generate_html,
+        install_report_tools,
+        user_tools_dir,
+    )
 
     if install_tools:
         try:
-            allure = install_report_tools(user_tools_dir())
+            with _interruptible("while installing the report tools"):
+                allure = install_report_tools(user_tools_dir())
         except ReportError as e:
-            raise _fail(EXIT_RIG_FAULT, str(e)) from None
+            raise _fail(EXIT_USAGE, str(e)) from None
         out.print(f"report tools installed: {allure}", markup=False)
         return
-    if not results.is_dir():
-        raise _fail(EXIT_USAGE, f"--results: no such folder: {results}")
     try:
-        index = generate_html(results, output)
+        check_report_folders(results, output)
+        with _interruptible("while making the HTML report; the earlier report is unchanged"):
+            index = generate_html(results, output)
+    except (ReportUsageError, ReportToolsMissing) as e:
+        raise _fail(EXIT_USAGE, str(e)) from None
     except ReportError as e:
-        raise _fail(EXIT_RIG_FAULT, str(e)) from None
-    out.print(f"HTML report: {index}")
+        raise _fail(EXIT_FRAMEWORK_BUG, str(e)) from None
+    out.print(f"HTML report: {index}", markup=False)
 
 
 @app.command()
@@ -223,27 +447,29 @@ def rig_check(rig: RigOption = None, firmware: FirmwareOption = None) -> None:
         the_rig = Rig.from_file(rig_path, firmware=firmware)
     except ConfigError as e:
         raise _fail(EXIT_USAGE, str(e)) from None
-    out.print(f"rig '{the_rig.name}' from {rig_path}")
+    out.print(f"rig '{the_rig.name}' from {rig_path}", markup=False)
     boot_problem = ""
     try:
-        terminal = the_rig.start()
-        try:
-            # Wait for the boot so device.info reports the verified firmware, not
-            # "booting"; a terminal that cannot boot is reported, not hidden.
-            terminal.ensure_idle()
-        except DutError as e:
-            boot_problem = str(e)
-        lines = the_rig.preflight()
+        with _interruptible("during the rig check; the rig was torn down"):
+            terminal = the_rig.start()
+            try:
+                # Wait for the boot so device.info reports the verified firmware, not
+                # "booting"; a terminal that cannot boot is reported, not hidden.
+                terminal.ensure_idle()
+            except DutError as e:
+                boot_problem = str(e)
+            lines = the_rig.preflight()
     except HilError as e:
+        code = EXIT_USAGE if isinstance(e, ConfigError) else EXIT_RIG_FAULT
+        raise _fail(code, f"rig did not start: {e}") from None
+    finally:
         the_rig.close()
-        raise _fail(EXIT_RIG_FAULT, f"rig did not start: {e}") from None
-    the_rig.close()
     if boot_problem:
         lines.append(PreflightLine("boot", the_rig.config.dut.driver, False, boot_problem))
     for line in lines:
         mark = "[green]ok  [/]" if line.ok else "[red]FAIL[/]"
         out.print(f"{mark} {line.instrument:<10} {line.driver:<10} ", end="")
-        out.print(line.detail, markup=False)
+        out.print(mask_text(line.detail), markup=False)
     if not all(line.ok for line in lines if line.instrument != "boot"):
         raise typer.Exit(EXIT_RIG_FAULT)
     raise typer.Exit(EXIT_DUT_FAILED if boot_problem else EXIT_OK)
@@ -298,8 +524,14 @@ def main() -> None:
     try:
         app()
     except ConfigError as e:
-        err.print(f"hil: {e}", markup=False)
+        _say(str(e))
         sys.exit(EXIT_USAGE)
     except HilError as e:
-        err.print(f"hil: rig fault: {e}", markup=False)
+        _say(f"rig fault: {e}")
         sys.exit(EXIT_RIG_FAULT)
+    except KeyboardInterrupt:
+        _say("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as e:  # a bug of ours must not read as the terminal's failure
+        _say(f"internal error (a bug in pos-hil, not the terminal): {type(e).__name__}: {e}")
+        sys.exit(EXIT_FRAMEWORK_BUG)

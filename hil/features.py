@@ -103,6 +103,14 @@ def _scenario_of(item: pytest.Item) -> Any:
     return scenario_wrapper_template_registry.get(function)
 
 
+def scenario_title(item: pytest.Item) -> tuple[str, str] | None:
+    """(feature name, scenario name) of a scenario test, as its Gherkin says them."""
+    template = _scenario_of(item)
+    if template is None:
+        return None
+    return str(template.feature.name), str(template.name)
+
+
 def drop_duplicates(items: list[pytest.Item]) -> list[pytest.Item]:
     """Leave out scenarios this plug-in collected that a glue module binds too."""
     bound_elsewhere = set()

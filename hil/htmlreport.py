@@ -82,6 +82,14 @@ class ReportError(HilError):
     """The HTML report could not be made: a tool is missing, or allure failed."""
 
 
+class ReportUsageError(ReportError):
+    """The folders given do not allow a report (no results, output over the results)."""
+
+
+class ReportToolsMissing(ReportError):
+    """The Allure 2 command line or Java is missing; the message names the installer."""
+
+
 # --------------------------------------------------------------------------------------
 # Finding the tools
 # --------------------------------------------------------------------------------------
@@ -157,7 +165,7 @@ def _locate_allure(tools_dir: Path | None) -> tuple[Path | None, list[str]]:
         if env_bin:
             if _executable(Path(env_bin)):
                 return Path(env_bin), looked
-            raise ReportError(
+            raise ReportToolsMissing(
                 f"${ALLURE_BIN_ENV}={env_bin} is not an executable file: "
                 f"unset it or run `{INSTALL_HINT}`"
             )
@@ -186,7 +194,7 @@ def find_allure(tools_dir: Path | None = None) -> Path:
     """
     found, looked = _locate_allure(tools_dir)
     if found is None:
-        raise ReportError(
+        raise ReportToolsMissing(
             f"Allure 2 command line not found (looked in {', '.join(looked)}): run `{INSTALL_HINT}`"
         )
     return found
@@ -209,7 +217,7 @@ def _raise_missing(*, allure_missing: bool, java_missing: bool) -> NoReturn:
     hint = (
         " (as root, to get Java; or apt-get install default-jre-headless)" if java_missing else ""
     )
-    raise ReportError(
+    raise ReportToolsMissing(
         f"cannot make the HTML report: missing {' and '.join(missing)}; run `{INSTALL_HINT}`{hint}"
     )
 
@@ -280,27 +288,54 @@ def _error_detail(*texts: str) -> str:
     return said[-1][:_MAX_ERROR_DETAIL] if said else "no output"
 
 
-def generate_html(results_dir: Path, out_dir: Path, *, tools_dir: Path | None = None) -> Path:
-    """Render ``results_dir`` (allure-results) into ``out_dir``; return ``out_dir/index.html``.
-
-    The report is a single self-contained file. ``out_dir`` is emptied first (allure's
-    ``--clean``), so it must not hold the results, nor anything but an earlier report.
-    Raises ``ReportError`` with one line naming what is missing or what allure said.
-    """
+def check_report_folders(results_dir: Path, out_dir: Path) -> None:
+    """Raise ``ReportUsageError`` (one line) unless ``results_dir`` is a results folder
+    and ``out_dir`` may take a report: not the results, not around or inside them, not
+    a file, and not a folder holding anything but an earlier report (it is replaced)."""
     results = Path(results_dir).resolve()
     out = Path(out_dir).resolve()
     if not results.is_dir():
-        raise ReportError(f"allure results directory not found: {results}")
-    if out == results or out in results.parents:
-        raise ReportError(f"report directory {out} would contain the results {results}")
-    if out.exists() and (
-        not out.is_dir() or (any(out.iterdir()) and not (out / "index.html").exists())
-    ):
-        raise ReportError(
-            f"report directory {out} exists and holds no report; refusing to let allure clean it"
+        raise ReportUsageError(f"allure results directory not found: {results_dir}")
+    if out == results or out in results.parents or results in out.parents:
+        raise ReportUsageError(
+            f"report directory {out_dir} would contain the results {results_dir} or sit "
+            "inside them: the report needs a folder of its own"
         )
+    if out.exists() and not out.is_dir():
+        raise ReportUsageError(f"report directory {out_dir} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "index.html").exists():
+        raise ReportUsageError(
+            f"report directory {out_dir} exists and holds no report; refusing to replace it"
+        )
+
+
+def generate_html(results_dir: Path, out_dir: Path, *, tools_dir: Path | None = None) -> Path:
+    """Render ``results_dir`` (allure-results) into ``out_dir``; return ``out_dir/index.html``.
+
+    The report is a single self-contained file. It is made in a folder beside
+    ``out_dir`` and replaces ``out_dir`` only once complete: an interrupted or failed
+    generation leaves the earlier report (or none), never half of one. ``out_dir`` must
+    not hold the results, nor anything but an earlier report. Raises ``ReportError``
+    with one line naming what is missing or what allure said.
+    """
+    results = Path(results_dir).resolve()
+    out = Path(out_dir).resolve()
+    check_report_folders(results, out)
     allure = check_report_tools(tools_dir)
-    cmd = [str(allure), "generate", "--single-file", "--clean", "-o", str(out), str(results)]
+    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    cmd = [str(allure), "generate", "--single-file", "--clean", "-o", str(partial), str(results)]
+    try:
+        _run_allure_generate(cmd, allure, partial)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(partial, out)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return out / "index.html"
+
+
+def _run_allure_generate(cmd: list[str], allure: Path, out: Path) -> None:
     try:
         proc = subprocess.run(
             cmd,
@@ -314,7 +349,9 @@ def generate_html(results_dir: Path, out_dir: Path, *, tools_dir: Path | None = 
     except subprocess.TimeoutExpired as exc:
         raise ReportError(f"allure generate did not finish within {exc.timeout:.0f} s") from exc
     except OSError as exc:
-        raise ReportError(f"cannot run {allure}: {exc.strerror}; run `{INSTALL_HINT}`") from exc
+        raise ReportToolsMissing(
+            f"cannot run {allure}: {exc.strerror}; run `{INSTALL_HINT}`"
+        ) from exc
     if proc.returncode != 0:
         if "JAVA_HOME" in proc.stderr:  # the launcher found no usable java after all
             _raise_missing(allure_missing=False, java_missing=True)
@@ -323,4 +360,3 @@ def generate_html(results_dir: Path, out_dir: Path, *, tools_dir: Path | None = 
     index = out / "index.html"
     if not index.is_file():
         raise ReportError(f"allure generate wrote no {index}: {_error_detail(proc.stdout)}")
-    return index

@@ -61,24 +61,37 @@ def contains_full_pan(text: str) -> bool:
     return mask_text(text) != text
 
 
-def mask_data(value: Any) -> Any:
+def full_pans(text: str) -> list[str]:
+    """Every Luhn-valid 13-19 digit run in ``text`` (as written, separators kept): what a
+    scan of a report for card numbers in clear looks for."""
+    found = []
+    for match in _PAN_CANDIDATE.finditer(text):
+        if _replace(match) != match.group(0):
+            found.append(match.group(0))
+    return found
+
+
+def mask_data(value: Any, *, numbers: bool = True) -> Any:
     """Mask PANs inside structured data (JSON-like), keeping it valid structured data.
 
     Masking serialised JSON text instead could star digits of a float and break the
     document. Integers of PAN length that pass Luhn are masked too (as strings): a PAN
-    sent as a JSON number is still a PAN. Floats cannot hold one and are left alone.
+    sent as a JSON number is still a PAN. ``numbers=False`` leaves integers alone, for
+    documents whose schema holds only counters and epoch-millisecond timestamps in them
+    (an Allure result: a 13-digit timestamp passes Luhn one time in ten). Floats cannot
+    hold a PAN and are left alone; ``None`` stays ``None`` (JSON null).
     """
     if isinstance(value, str):
         return mask_text(value)
-    if isinstance(value, bool | float):
+    if value is None or isinstance(value, bool | float):
         return value
     if isinstance(value, int):
         digits = str(abs(value))
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
+        if numbers and 13 <= len(digits) <= 19 and luhn_valid(digits):
             return mask_pan(digits)
         return value
     if isinstance(value, dict):
-        return {mask_text(str(k)): mask_data(v) for k, v in value.items()}
+        return {mask_text(str(k)): mask_data(v, numbers=numbers) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [mask_data(v) for v in value]
+        return [mask_data(v, numbers=numbers) for v in value]
     return mask_text(str(value))

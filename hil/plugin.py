@@ -2,23 +2,33 @@
 
 Loaded through the ``pytest11`` entry point. It stays inert until a test asks for a
 rig fixture, so installing pos-hil never changes unrelated test suites.
+
+The reports of a run (``--hil-summary``, ``--hil-junit``, ``--alluredir``) say the
+truth about it at every moment: an earlier run's reports are replaced only when this
+run starts (its first scenario is about to run; a usage error before that touches no
+report), they are rewritten as each scenario ends, and until the run finishes they say
+it is incomplete. Every text they hold passes the PAN mask on its way out
+(``hil.reporting``'s last gate).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
+import shutil
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hil import features, reporting
 from hil.errors import ConfigError, RigError
-from hil.masking import mask_text
 from hil.rig import Rig, default_rig_path
-from hil.summary import RunSummary
+from hil.runinfo import run_id
+from hil.summary import BLAME_TITLES, CONFIG_STOP_RETURNCODE, RunSummary
 from hil.terminal import Terminal
 
 log = logging.getLogger(__name__)
@@ -28,6 +38,40 @@ LABEL_TAGS = ("epic", "story", "severity", "feature")
 
 _summary_key = pytest.StashKey["RunSummary"]()
 _rig_key = pytest.StashKey["Rig"]()
+_outputs_key = pytest.StashKey["RunOutputs"]()
+
+
+@dataclass
+class RunOutputs:
+    """Where this session's reports go, and what replacing the earlier ones means."""
+
+    summary: Path | None
+    junit: Path | None
+    alluredir: Path | None
+    #: ``--clean-alluredir``: done when the run starts, not when pytest configures
+    clean_alluredir: bool
+    started_ms: int
+    #: the PAN mask guards every report and the console (see ``_guard_outputs``)
+    guarded: bool = False
+
+
+class HilHookSpecs:
+    """Hooks pos-hil calls, for ``hil run`` and a lab's own plug-ins."""
+
+    @pytest.hookspec
+    def pytest_hil_run_started(self, session: pytest.Session) -> None:
+        """The run starts: its first scenario is about to run and the reports of an
+        earlier run have just been replaced. Not called when the run never starts (a
+        usage error, a collection error, nothing selected)."""
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(HilHookSpecs)
+
+
+def run_summary(config: pytest.Config) -> RunSummary | None:
+    """This session's summary (``hil run`` reads the verdict from it)."""
+    return config.stash.get(_summary_key, None)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,6 +80,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--firmware", default=None, help="firmware image to flash before the run")
     group.addoption(
         "--hil-summary", default=None, help="write a per-scenario summary JSON to this path"
+    )
+    group.addoption(
+        "--hil-junit",
+        default=None,
+        help="write JUnit XML to this path, rewritten as each scenario ends, with an "
+        "error entry while the run is not complete",
     )
     parser.addini(
         features.INI_OPTION,
@@ -51,6 +101,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# First, so that a --clean-alluredir is taken over before allure-pytest-bdd acts on it.
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "hil_requires(*kinds): skip unless the rig has these instruments or channels"
@@ -60,22 +112,90 @@ def pytest_configure(config: pytest.Config) -> None:
     pytest.register_assert_rewrite("hil.steps")
     for module in step_modules():
         config.pluginmanager.import_plugin(module)
+    try:
+        this_run = run_id()
+    except ConfigError as e:
+        raise pytest.UsageError(str(e)) from None
 
     def environment() -> Mapping[str, str]:
         rig = config.stash.get(_rig_key, None)
-        return rig.environment() if rig is not None else {}
+        return {"run_id": this_run, **(rig.environment() if rig is not None else {})}
 
-    summary = RunSummary(environment)
+    summary = RunSummary(this_run, environment)
     config.stash[_summary_key] = summary
     config.pluginmanager.register(summary, "hil-summary")
     if config.getoption("hil_progress"):
         from hil.progress import LiveProgress
 
         config.pluginmanager.register(LiveProgress(config, summary), "hil-progress")
-    if getattr(config.option, "allure_report_dir", None):
+    alluredir = getattr(config.option, "allure_report_dir", None)
+    clean = bool(getattr(config.option, "clean_alluredir", False))
+    if clean:
+        # allure-pytest-bdd would empty the folder now, before collection: a usage
+        # error found then would leave an earlier run's report half gone.
+        config.option.clean_alluredir = False
+    outputs = RunOutputs(
+        summary=_path_option(config, "hil_summary"),
+        junit=_path_option(config, "hil_junit"),
+        alluredir=Path(alluredir).absolute() if alluredir else None,
+        clean_alluredir=clean,
+        started_ms=int(time.time() * 1000),
+    )
+    config.stash[_outputs_key] = outputs
+    config.pluginmanager.register(RunReports(config, summary, outputs), "hil-reports")
+    if outputs.alluredir is not None:
         sink = AllureSink()
         reporting.add_sink(sink)
         config.add_cleanup(lambda: reporting.remove_sink(sink))
+
+
+def _path_option(config: pytest.Config, name: str) -> Path | None:
+    value = config.getoption(name)
+    return Path(value) if value else None
+
+
+def _is_hil_session(config: pytest.Config) -> bool:
+    """A session run for a rig or for hil's feature files (not another project's suite
+    in the same environment, whose output the plugin leaves as it is)."""
+    options = ("rig", "firmware", "hil_summary", "hil_junit", "hil_progress")
+    return bool(config.getini(features.INI_OPTION)) or any(config.getoption(o) for o in options)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _is_hil_session(session.config):
+        _guard_outputs(session.config)
+
+
+def _guard_outputs(config: pytest.Config) -> None:
+    """The last gate: from now on, pytest's reports, the terminal writer of plain pytest
+    and Allure's file writer pass every text through the PAN mask. Installed once every
+    plug-in is configured, and before any scenario reports."""
+    outputs = config.stash[_outputs_key]
+    if outputs.guarded:
+        return
+    outputs.guarded = True
+    if config.pluginmanager.get_plugin("terminalreporter") is not None:
+        reporting.mask_terminal_writer(config.get_terminal_writer())
+    if outputs.alluredir is not None:
+        summary = config.stash[_summary_key]
+        undo = reporting.install_allure_gate(outputs.alluredir, _blame_restated(summary))
+        config.add_cleanup(undo)
+
+
+def _blame_restated(summary: RunSummary) -> reporting.ResultAmendment:
+    """An Allure result restated with pos-hil's blame: status, and the blame's title
+    leading the message (what the Allure categories match)."""
+
+    def amend(result: dict[str, Any]) -> None:
+        blame = summary.blame_now()
+        if blame is None or result.get("status") not in ("failed", "broken"):
+            return
+        result["status"] = "failed" if blame == "terminal" else "broken"
+        if blame != "terminal":
+            details = result.setdefault("statusDetails", {})
+            details["message"] = f"{BLAME_TITLES[blame]}: {details.get('message', '')}"
+
+    return amend
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -107,6 +227,9 @@ def pytest_collection_modifyitems(
         or config.getoption("rig")
         or config.getoption("hil_progress")
     ]
+    wanted = {name for item in items for name in getattr(item, "fixturenames", ())}
+    if ours or "hil_rig" in wanted:
+        _guard_outputs(config)
     unknown = features.unknown_steps(ours)
     if unknown:
         raise pytest.UsageError("\n".join(unknown))
@@ -128,6 +251,7 @@ def step_modules() -> list[str]:
 def hil_rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
     """The rig for the whole session: started once, torn down even after Ctrl-C."""
     config = request.config
+    _guard_outputs(config)  # a step that asked for the rig at run time: guard from now on
     rig_option = config.getoption("rig")
     firmware_option = config.getoption("firmware")
     try:
@@ -136,7 +260,7 @@ def hil_rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
             firmware=Path(firmware_option) if firmware_option else None,
         )
     except ConfigError as e:
-        pytest.exit(f"configuration error: {e}", returncode=2)
+        pytest.exit(f"configuration error: {e}", returncode=CONFIG_STOP_RETURNCODE)
     config.stash[_rig_key] = rig
     try:
         try:
@@ -144,7 +268,7 @@ def hil_rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
         except ConfigError as e:
             # Found only while building (a parameter file that does not parse, a
             # command a driver cannot find): still the lab's input, not the terminal.
-            pytest.exit(f"configuration error: {e}", returncode=2)
+            pytest.exit(f"configuration error: {e}", returncode=CONFIG_STOP_RETURNCODE)
         yield rig
     finally:
         rig.close()
@@ -182,38 +306,85 @@ def terminal(hil_rig: Rig, hil_requirements: None) -> Iterator[Terminal]:
         hil_rig.put_back()
 
 
-# --- outcome collection ---------------------------------------------------------
+# --- the run's reports ----------------------------------------------------------
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    config = session.config
-    summary = config.stash.get(_summary_key, None)
-    summary_path = config.getoption("hil_summary")
-    if summary is not None and summary_path:
-        summary.write(Path(summary_path))
-    alluredir = getattr(config.option, "allure_report_dir", None)
-    rig = config.stash.get(_rig_key, None)
-    if alluredir:
-        write_allure_extras(Path(alluredir), rig.environment() if rig is not None else {})
+# Inner wrappers (trylast): the report is masked before any other hook wrapper (the
+# summary's, Allure's) or pytest's junit and terminal reporters read it.
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, Any, None]:
+    outcome = yield
+    if item.config.stash[_outputs_key].guarded:
+        reporting.mask_report(outcome.get_result())
 
 
-def write_allure_extras(alluredir: Path, environment: Mapping[str, str]) -> None:
-    """Environment panel and categories (a rig fault is never blamed on firmware)."""
-    alluredir.mkdir(parents=True, exist_ok=True)
-    lines = [f"{key}={mask_text(value)}" for key, value in sorted(environment.items())]
-    (alluredir / "environment.properties").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    categories = [
-        {"name": "Rig fault", "matchedStatuses": ["broken"], "traceRegex": ".*RigError.*"},
-        {
-            "name": "Configuration or authoring error",
-            "matchedStatuses": ["broken"],
-            "traceRegex": ".*ConfigError.*",
-        },
-        {"name": "Terminal failure", "matchedStatuses": ["failed"]},
-        {"name": "Framework or test defect", "matchedStatuses": ["broken"]},
-    ]
-    (alluredir / "categories.json").write_text(json.dumps(categories, indent=2), encoding="utf-8")
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, None]:
+    outcome = yield
+    ours = isinstance(collector, features.FeatureFile)
+    if ours or collector.config.stash[_outputs_key].guarded:
+        reporting.mask_report(outcome.get_result())
+
+
+class RunReports:
+    """Writes the run's reports: when it starts, as each scenario ends, at the end."""
+
+    def __init__(self, config: pytest.Config, summary: RunSummary, outputs: RunOutputs) -> None:
+        self.config = config
+        self.summary = summary
+        self.outputs = outputs
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        """The run starts here, if it starts at all: earlier reports are replaced now."""
+        if session.testsfailed and not self.config.option.continue_on_collection_errors:
+            return  # pytest stops on the collection errors: the run never starts
+        if not session.items or self.config.option.collectonly:
+            return
+        self.summary.begin(session.items)
+        alluredir = self.outputs.alluredir
+        if alluredir is not None:
+            if self.outputs.clean_alluredir:
+                shutil.rmtree(alluredir, ignore_errors=True)
+            reporting.write_allure_categories(alluredir)
+        self.write()
+        self.config.hook.pytest_hil_run_started(session=session)
+
+    def pytest_runtest_logfinish(self) -> None:
+        """Each scenario's end is on disk at once: a killed run leaves what it had done."""
+        if self.summary.status == "running":
+            self.write()
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self) -> None:
+        if self.summary.status != "not started":
+            self.write()
+        # pytest's own --junitxml (written just before, by its own sessionfinish) names
+        # tests by node ID, and an Examples row can put a card number there.
+        xmlpath = getattr(self.config.option, "xmlpath", None)
+        if xmlpath and Path(xmlpath).is_file():
+            junit = Path(xmlpath)
+            reporting.write_atomically(junit, reporting.masked_bytes(junit.read_bytes()))
+
+    def write(self) -> None:
+        """summary.json, junit.xml and the Allure run files as the run stands now."""
+        summary, outputs = self.summary, self.outputs
+        if outputs.summary is not None:
+            summary.write(outputs.summary)
+        if outputs.junit is not None:
+            summary.write_junit(outputs.junit)
+        if outputs.alluredir is not None:
+            environment = {**summary.environment(), "run_status": summary.status}
+            reporting.write_allure_environment(outputs.alluredir, environment)
+            if summary.complete:
+                reporting.run_marker_path(outputs.alluredir, summary.run_id).unlink(missing_ok=True)
+            else:
+                reporting.write_run_marker(
+                    outputs.alluredir,
+                    summary.run_id,
+                    summary.incomplete_reason(),
+                    outputs.started_ms,
+                )
 
 
 class AllureSink:

@@ -53,7 +53,12 @@ class LiveProgress:
             self._console.file.flush()
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self._print(f"[bold]pos-hil[/]: {len(session.items)} scenario(s) collected")
+        self._print(
+            Text.assemble(
+                ("pos-hil", "bold"),
+                f": run {self.summary.run_id}: {len(session.items)} scenario(s) collected",
+            )
+        )
 
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         self.index += 1
@@ -90,6 +95,8 @@ class LiveProgress:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.summary.status == "not started":
+            return  # hil run says why in one line; an empty table would say nothing
         table = Table(title="Self-check results", show_lines=False)
         table.add_column("#", justify="right")
         table.add_column("Feature")
@@ -100,13 +107,14 @@ class LiveProgress:
         results = self.summary.finished_results()
         for number, entry in enumerate(results, start=1):
             outcome = entry["outcome"]
+            # Text, never a str: rich would read "[...]" in a reason as markup and eat it.
             table.add_row(
                 str(number),
-                entry["feature"],
-                entry["scenario"],
+                Text(entry["feature"]),
+                Text(entry["scenario"]),
                 Text(outcome, style=_STYLE.get(outcome, "white")),
                 f"{entry['duration_s']:.2f} s",
-                entry["message"],
+                Text(entry["message"]),
             )
         self._print(table)
         counts: dict[str, int] = {}
@@ -115,4 +123,7 @@ class LiveProgress:
         shown = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing ran"
         if self.summary.interrupted:
             shown += " (interrupted)"
-        self._print(f"{shown} in {time.monotonic() - self.started:.1f} s")
+        line = Text(f"{shown} in {time.monotonic() - self.started:.1f} s")
+        if self.summary.status not in ("finished", "not started"):
+            line.append(f"; run {self.summary.run_id} is INCOMPLETE", style="bold yellow")
+        self._print(line)

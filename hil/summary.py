@@ -1,93 +1,265 @@
-"""The outcome of a run, scenario by scenario: summary.json and the basis of hil's exit code.
+"""The outcome of a run, scenario by scenario: summary.json, junit.xml and hil's exit code.
 
 A pytest plugin object (registered by hil.plugin): it records each scenario's outcome,
-reason, duration and measurements, and what kept scenarios from running at all
-(collection errors, configuration errors), which ``hil run`` must report as exit 2,
-never as a terminal failure or an interruption.
+who is to blame for a scenario that did not pass, its reason, duration and
+measurements, and what kept scenarios from running at all (collection errors,
+configuration errors, an interruption).
+
+Blame decides the exit code, the Allure category and the words in every report; it is
+decided here, once, from the exception:
+
+- ``terminal``: a ``DutError`` or an assertion of a step: the terminal failed (exit 1);
+- ``rig``: a ``RigError``: an instrument or the rig failed (exit 3);
+- ``config``: a ``ConfigError`` or an authoring error in a feature or step module (a
+  step pytest-bdd cannot find, a fixture that does not exist) (exit 2);
+- ``framework``: anything else: a bug in pos-hil or in a step (a ``TypeError``, an
+  ``OSError`` an instrument failed to turn into a ``RigError``, a bare ``assert`` of
+  pos-hil's own library) (exit 70). Never the terminal's fault.
+
+The run itself has a status: ``running`` while it runs (what a killed run leaves
+behind), then ``finished`` (every selected scenario ran), ``interrupted`` (Ctrl-C) or
+``stopped`` (a configuration error while the rig started, ``-x``...). Only a finished
+run is ``complete``.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import time
-from collections.abc import Callable, Generator, Mapping
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Generator, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
+from pytest_bdd import exceptions as bdd_exceptions
 
+import hil
 from hil import reporting
-from hil.errors import ConfigError, RigError
+from hil.errors import ConfigError, DutError, RigError
 from hil.masking import mask_data, mask_text
+
+Blame = Literal["terminal", "rig", "config", "framework"]
+
+#: How each blame reads in reports: Allure message prefix (its categories match on it),
+#: junit error message, the console.
+BLAME_TITLES: dict[Blame, str] = {
+    "terminal": "Terminal failure",
+    "rig": "Rig fault",
+    "config": "Configuration or authoring error",
+    "framework": "Framework bug",
+}
+
+#: hil's exit codes (README.md): the run's verdict, and what ``hil`` says about its input.
+EXIT_OK = 0
+EXIT_DUT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_RIG_FAULT = 3
+#: sysexits' EX_SOFTWARE: clear of pytest's 0-5 (4 is its usage error) and of 130.
+EXIT_FRAMEWORK_BUG = 70
+EXIT_INTERRUPTED = 130
+
+#: ``pytest.exit`` return code the plugin stops a session with on a configuration error
+#: found while the rig starts: sysexits' EX_CONFIG, clear of pytest's own 0-5 (pytest's
+#: 2 means "interrupted", which a configuration error is not).
+CONFIG_STOP_RETURNCODE = 78
+
+#: Outcomes a scenario can have in summary.json. ``pending``: not over yet (seen in a
+#: summary written during the run, or left by a killed one).
+OUTCOMES = ("passed", "failed", "broken", "skipped", "interrupted", "not run", "pending")
+
+RunStatus = Literal["not started", "running", "finished", "interrupted", "stopped"]
+
+#: Exceptions that mean a feature file or a step module is wrong, not the terminal.
+_AUTHORING_ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError,
+    bdd_exceptions.StepDefinitionNotFoundError,
+    bdd_exceptions.ScenarioValidationError,
+    bdd_exceptions.StepImplementationError,
+    bdd_exceptions.GherkinParseError,
+    pytest.FixtureLookupError,
+)
+
+_HIL_LIBRARY = Path(hil.__file__).resolve().parent
+_HIL_STEPS = _HIL_LIBRARY / "steps"
+
+
+def blame_of(excinfo: pytest.ExceptionInfo[BaseException], when: str) -> Blame:
+    """Who is to blame for an exception that ended a scenario (see the module docstring).
+
+    A plain ``AssertionError`` is a step's verdict on the terminal only while the steps
+    run (the ``call`` phase) and only when pos-hil's library outside its step library did
+    not raise it: there, an ``assert`` states an invariant of ours; the library reports
+    a misbehaving terminal as a ``DutError``.
+    """
+    if excinfo.errisinstance(RigError):
+        return "rig"
+    if excinfo.errisinstance(_AUTHORING_ERRORS):
+        return "config"
+    if excinfo.errisinstance(DutError):
+        return "terminal"
+    verdict = excinfo.errisinstance((AssertionError, pytest.fail.Exception))
+    if verdict and when == "call" and not _raised_in_hil_library(excinfo):
+        return "terminal"
+    return "framework"
+
+
+def _raised_in_hil_library(excinfo: pytest.ExceptionInfo[BaseException]) -> bool:
+    if not excinfo.traceback:
+        return False
+    path = Path(str(excinfo.traceback[-1].path)).resolve()
+    return path.is_relative_to(_HIL_LIBRARY) and not path.is_relative_to(_HIL_STEPS)
+
+
+def exit_code_for(summary: Mapping[str, Any]) -> int:
+    """hil's documented exit code for a run, from its summary (``RunSummary.as_dict``).
+
+    The first that applies: 130 interrupted; 2 a configuration or authoring error (the
+    run's input is wrong, fix it first); 70 a framework bug; 3 a rig fault; 1 a terminal
+    failure; 0 every selected scenario ran and none failed. A run that stopped for
+    another reason with scenarios not run is not a pass: 2 (it was stopped on purpose,
+    by ``-x`` or a hook's ``pytest.exit``, never by the terminal).
+    """
+    if summary.get("status") == "interrupted":
+        return EXIT_INTERRUPTED
+    if summary.get("errors") or summary.get("config_errors"):
+        return EXIT_USAGE
+    if summary.get("framework_errors"):
+        return EXIT_FRAMEWORK_BUG
+    if summary.get("rig_faults"):
+        return EXIT_RIG_FAULT
+    counts = summary.get("counts", {})
+    if counts.get("failed") or counts.get("broken"):
+        return EXIT_DUT_FAILED
+    if summary.get("status") != "finished":
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 class RunSummary:
-    """Per-scenario outcomes, written as summary.json and shown by ``hil run``."""
+    """Per-scenario outcomes, written as summary.json and junit.xml, shown by ``hil run``."""
 
-    def __init__(self, environment: Callable[[], Mapping[str, str]] = dict) -> None:
+    def __init__(self, run_id: str, environment: Callable[[], Mapping[str, str]] = dict) -> None:
+        self.run_id = run_id
         self.results: dict[str, dict[str, Any]] = {}
+        #: full failure text per scenario (masked), for junit.xml
+        self.details: dict[str, str] = {}
         self.started = time.time()
         self.total = 0
-        self.interrupted = False
+        self.deselected = 0
+        self.status: RunStatus = "not started"
+        #: why a run that did not finish ended: the interruption, the pytest.exit message
+        self.ended_by = ""
+        #: the scenario under way (node ID), if any
+        self.current: str | None = None
         #: one line each: what kept scenarios from running (exit 2, not the terminal's fault)
         self.errors: list[str] = []
+        self._interrupted = False
+        self._under_way_at_end: str | None = None
         self._environment = environment
 
-    def _entry(self, item: pytest.Item) -> dict[str, Any]:
-        entry = self.results.get(item.nodeid)
+    def environment(self) -> dict[str, str]:
+        """The run's facts for every report: run ID, rig, terminal, firmware."""
+        return dict(self._environment())
+
+    @property
+    def interrupted(self) -> bool:
+        return self.status == "interrupted"
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "finished"
+
+    def _entry(self, nodeid: str, name: str) -> dict[str, Any]:
+        entry = self.results.get(nodeid)
         if entry is None:
             entry = {
-                "nodeid": item.nodeid,
-                "feature": item.nodeid.split("::")[0],
-                "scenario": item.name,
+                "nodeid": mask_text(nodeid),
+                "feature": mask_text(nodeid.split("::", maxsplit=1)[0]),
+                "scenario": mask_text(name),
                 # Until pytest reports the call phase, nothing is known: a scenario cut
-                # short by Ctrl-C must not read as passed.
+                # short must not read as passed.
                 "outcome": "pending",
+                "blame": None,
                 "rig_fault": False,
                 "config_error": False,
+                "framework_error": False,
                 "message": "",
                 "duration_s": 0.0,
                 "measurements": [],
             }
-            self.results[item.nodeid] = entry
+            self.results[nodeid] = entry
         return entry
+
+    # --- the run's life -------------------------------------------------------------
+
+    def begin(self, items: Iterable[pytest.Item]) -> None:
+        """The run starts: every selected scenario is listed, pending."""
+        from hil.features import scenario_title
+
+        for item in items:
+            entry = self._entry(item.nodeid, item.name)
+            title = scenario_title(item)
+            if title is not None:
+                entry["feature"], entry["scenario"] = mask_text(title[0]), mask_text(title[1])
+        self.total = len(self.results)
+        self.status = "running"
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.current = nodeid
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        self.current = None
 
     def pytest_bdd_before_scenario(
         self, request: pytest.FixtureRequest, feature: Any, scenario: Any
     ) -> None:
-        entry = self._entry(request.node)
+        entry = self._entry(request.node.nodeid, request.node.name)
         entry["feature"] = mask_text(str(feature.name))
         entry["scenario"] = mask_text(str(scenario.name))
 
-    @pytest.hookimpl(hookwrapper=True)
+    # Inner wrapper (trylast): the entry is up to date before outer ones (Allure's) look.
+    @pytest.hookimpl(hookwrapper=True, trylast=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, Any, None]:
         outcome = yield
         report: pytest.TestReport = outcome.get_result()
-        entry = self._entry(item)
+        entry = self._entry(item.nodeid, item.name)
         entry["duration_s"] = round(entry["duration_s"] + report.duration, 3)
         if report.when == "call" and report.passed and entry["outcome"] == "pending":
             entry["outcome"] = "passed"
         if report.skipped and entry["outcome"] in ("pending", "passed"):
             entry["outcome"] = "skipped"
             longrepr = report.longrepr
-            entry["message"] = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+            reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+            entry["message"] = mask_text(reason)
         elif report.failed and entry["outcome"] in ("pending", "passed", "skipped"):
             excinfo = call.excinfo
-            rig_fault = excinfo is not None and excinfo.errisinstance(RigError)
-            config_error = excinfo is not None and excinfo.errisinstance(ConfigError)
-            terminal_fault = excinfo is not None and excinfo.errisinstance(AssertionError)
-            entry["outcome"] = "failed" if terminal_fault and not rig_fault else "broken"
-            entry["rig_fault"] = rig_fault
-            entry["config_error"] = config_error
+            blame: Blame = blame_of(excinfo, report.when) if excinfo else "framework"
+            entry["outcome"] = "failed" if blame == "terminal" else "broken"
+            entry["blame"] = blame
+            entry["rig_fault"] = blame == "rig"
+            entry["config_error"] = blame == "config"
+            entry["framework_error"] = blame == "framework"
             message = excinfo.exconly() if excinfo is not None else report.longreprtext
-            entry["message"] = mask_text(message.strip().splitlines()[0][:500])
+            lines = message.strip().splitlines() or ["(no message)"]
+            entry["message"] = mask_text(lines[0][:500])
+            self.details[item.nodeid] = mask_text(report.longreprtext)
         if report.when == "teardown":
             entry["measurements"] = reporting.take_measurements()
 
+    def blame_now(self) -> Blame | None:
+        """Blame of the scenario under way (what Allure writes as it ends)."""
+        entry = self.results.get(self.current) if self.current else None
+        return None if entry is None else entry["blame"]
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.total = len(session.items)
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.deselected += len(items)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -96,48 +268,184 @@ class RunSummary:
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         # pytest reports pytest.exit() and "errors during collection" (its
         # Session.Interrupted) through this hook too; only Ctrl-C is an interruption.
-        # An exit (e.g. a rig file the rig could not build) says why.
         if isinstance(excinfo.value, pytest.Session.Interrupted):
             return  # the collection errors themselves are already recorded
         if isinstance(excinfo.value, KeyboardInterrupt):
-            self.interrupted = True
+            self._interrupted = True
+            self.ended_by = "interrupted by Ctrl-C (SIGINT)"
+            if type(excinfo.value) is not KeyboardInterrupt:
+                self.ended_by = f"interrupted: {type(excinfo.value).__name__}: {excinfo.value}"
+            return
+        message = mask_text(str(getattr(excinfo.value, "msg", excinfo.value)))
+        self.ended_by = f"stopped: {message}"
+        if getattr(excinfo.value, "returncode", None) == CONFIG_STOP_RETURNCODE:
+            self.errors.append(message)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """The run's status, before anyone writes or prints it."""
+        if self.status != "running":
+            return  # never started: nothing to tell
+        if self._interrupted:
+            self.status = "interrupted"
+        elif any(entry["outcome"] == "pending" for entry in self.results.values()):
+            self.status = "stopped"
+            if not self.ended_by:
+                reason = session.shouldfail or session.shouldstop
+                self.ended_by = f"stopped: {reason}" if reason else "stopped"
         else:
-            self.errors.append(mask_text(str(getattr(excinfo.value, "msg", excinfo.value))))
+            self.status = "finished"
+        self._under_way_at_end = self.current
+
+    # --- what the reports say ---------------------------------------------------------
 
     def finished_results(self) -> list[dict[str, Any]]:
-        """Results with scenarios that never finished marked interrupted (Ctrl-C) or
-        not run (the run stopped on a configuration error)."""
-        return [
-            {**entry, "outcome": "interrupted" if self.interrupted else "not run"}
-            if entry["outcome"] == "pending"
-            else entry
-            for entry in self.results.values()
-        ]
+        """Results with scenarios that never finished marked: the one under way when the
+        run was interrupted ``interrupted``, the others ``not run``. During the run (and
+        in what a killed run leaves), ``pending``."""
+        return [entry for _, entry in self._shown()]
 
-    def as_dict(self, environment: Mapping[str, str]) -> dict[str, Any]:
+    def _shown(self) -> list[tuple[str, dict[str, Any]]]:
+        if self.status in ("running", "not started"):
+            return list(self.results.items())
+        shown = []
+        for nodeid, entry in self.results.items():
+            if entry["outcome"] != "pending":
+                shown.append((nodeid, entry))
+                continue
+            interrupted = self.status == "interrupted" and nodeid == self._under_way_at_end
+            shown.append(
+                (nodeid, {**entry, "outcome": "interrupted" if interrupted else "not run"})
+            )
+        return shown
+
+    def as_dict(self) -> dict[str, Any]:
         results = self.finished_results()
-        counts = {
-            k: sum(1 for r in results if r["outcome"] == k)
-            for k in ("passed", "failed", "broken", "skipped", "interrupted", "not run")
-        }
+        counts = {k: sum(1 for r in results if r["outcome"] == k) for k in OUTCOMES}
         return {
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
-            "duration_s": round(time.time() - self.started, 3),
+            "run_id": self.run_id,
+            "status": self.status,
+            "complete": self.complete,
             "interrupted": self.interrupted,
+            "ended_by": self.ended_by or None,
+            "started": _iso(self.started),
+            "updated": _iso(time.time()),
+            "duration_s": round(time.time() - self.started, 3),
             "errors": list(self.errors),
             "collected": self.total,
+            "deselected": self.deselected,
             "counts": counts,
             "rig_faults": sum(1 for r in results if r["rig_fault"]),
             "config_errors": sum(1 for r in results if r["config_error"]),
-            "environment": dict(environment),
+            "framework_errors": sum(1 for r in results if r["framework_error"]),
+            "environment": self.environment(),
             "scenarios": results,
         }
 
     def write(self, path: Path) -> None:
-        """summary.json, PAN-masked value by value."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = mask_data(self.as_dict(self._environment()))
-        path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+        """summary.json, PAN-masked value by value, replaced in one step (a reader, or
+        a killed run, never sees half a file)."""
+        data = mask_data(self.as_dict())
+        text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+        reporting.write_atomically(path, text.encode("utf-8"))
+
+    def write_junit(self, path: Path) -> None:
+        """junit.xml for CI: one test case per scenario that has an outcome, and while the
+        run is not complete one more, an error naming why (so a killed or interrupted run
+        never reads as a green one). Every text PAN-masked."""
+        summary = self.as_dict()
+        suite = ET.Element("testsuite", name="pos-hil", timestamp=summary["started"])
+        suite.set("hostname", socket.gethostname())
+        properties = ET.SubElement(suite, "properties")
+        facts = {
+            "run_id": self.run_id,
+            "status": self.status,
+            "complete": str(self.complete).lower(),
+            **summary["environment"],
+        }
+        for name, value in facts.items():
+            ET.SubElement(properties, "property", name=name, value=str(value))
+        tests = failures = errors = skipped = 0
+        for nodeid, recorded in self._shown():
+            entry = mask_data(recorded)
+            outcome = entry["outcome"]
+            if outcome == "pending":
+                continue  # not over yet: the run-level entry below says so
+            tests += 1
+            feature_path, _, test_name = entry["nodeid"].partition("::")
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=feature_path.replace("/", "."),
+                name=test_name or entry["scenario"],
+                time=f"{entry['duration_s']:.3f}",
+            )
+            detail = self.details.get(nodeid, "")
+            if outcome == "failed":
+                failures += 1
+                ET.SubElement(case, "failure", message=entry["message"]).text = detail
+            elif outcome == "broken":
+                errors += 1
+                title = BLAME_TITLES[entry["blame"] or "framework"]
+                message = f"{title}: {entry['message']}"
+                ET.SubElement(case, "error", message=message).text = detail
+            elif outcome == "interrupted":
+                errors += 1
+                ET.SubElement(case, "error", message=f"{self.ended_by} during this scenario")
+            elif outcome in ("skipped", "not run"):
+                skipped += 1
+                reason = entry["message"] if outcome == "skipped" else f"not run: {self.ended_by}"
+                ET.SubElement(case, "skipped", message=reason)
+        if not self.complete:
+            tests += 1
+            errors += 1
+            case = ET.SubElement(
+                suite, "testcase", classname="hil.run", name=f"run {self.run_id}", time="0"
+            )
+            ET.SubElement(case, "error", message=self.incomplete_reason())
+        suite.set("tests", str(tests))
+        suite.set("failures", str(failures))
+        suite.set("errors", str(errors))
+        suite.set("skipped", str(skipped))
+        suite.set("time", f"{summary['duration_s']:.3f}")
+        root = ET.Element("testsuites", name="pos-hil")
+        root.append(suite)
+        for element in root.iter():
+            for key, value in element.attrib.items():
+                element.set(key, mask_text(_xml_safe(value)))
+            if element.text:
+                element.text = mask_text(_xml_safe(element.text))
+        ET.indent(root)
+        text = ET.tostring(root, encoding="unicode", xml_declaration=True)
+        reporting.write_atomically(path, (text + "\n").encode("utf-8"))
+
+    def incomplete_reason(self) -> str:
+        """One line: why this run is not complete (empty when it is)."""
+        done = sum(1 for e in self.results.values() if e["outcome"] != "pending")
+        progress = f"{done} of {self.total} scenarios over"
+        if self.status == "running":
+            return (
+                f"Run incomplete: run {self.run_id} had not finished when this was "
+                f"written ({progress}); if it is no longer running, it was killed"
+            )
+        if self.status in ("interrupted", "stopped"):
+            under_way = self.results.get(self._under_way_at_end or "")
+            during = f" during '{under_way['scenario']}'" if under_way is not None else ""
+            return f"Run incomplete: run {self.run_id} {self.ended_by}{during} ({progress})"
+        return ""
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+def _xml_safe(text: str) -> str:
+    """XML 1.0 cannot hold most control characters, even escaped; a terminal's garbage
+    in a failure message must not make junit.xml unreadable."""
+    return "".join(
+        c if c in "\t\n\r" or (" " <= c <= "\ud7ff") or ("\ue000" <= c <= "\ufffd") else "?"
+        for c in text
+    )
 
 
 def _one_line(text: str, where: str) -> str:

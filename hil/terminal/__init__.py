@@ -45,7 +45,7 @@ from hil.terminal.results import (
     TerminalReady,
     as_report,
 )
-from hil.terminal.strategy import Terminal
+from hil.terminal.strategy import Terminal, TerminalGone
 from hil.terminal.testport import TestPortAdapter
 
 
@@ -79,6 +79,7 @@ __all__ = [
     "ItemStatus",
     "LogEntry",
     "MalformedAnswer",
+    "TerminalGone",
     "ParameterInfo",
     "ReversalAcknowledged",
     "ReversalStatus",

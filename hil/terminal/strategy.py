@@ -10,13 +10,16 @@ Its operations (``run_item``, ``sale``, ``scan``...) return the typed results of
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from hil import reporting
-from hil.errors import DutError, RigError
+from hil.errors import CommandTimeout, DutError, ProtocolError, RigError
 from hil.instruments.power import Power
+from hil.masking import mask_text
 from hil.terminal.port import MalformedAnswer, TerminalEventTimeout, TerminalPort
 from hil.terminal.results import (
     BootFailed,
@@ -49,6 +52,30 @@ SELFCHECK_TIMEOUT_S = 60.0
 HOST_COMMAND_TIMEOUT_S = 60.0
 #: How long ``ensure_idle`` gives a terminal to answer before it power-cycles it.
 STATE_QUERY_TIMEOUT_S = 2.0
+#: How much of a dead terminal process's last output its error message quotes.
+LAST_OUTPUT_CHARS = 200
+
+#: The terminal process's exit status (a negative one is the signal that ended it), or
+#: None while it runs; and the tail of what it printed.
+ExitStatus = Callable[[], int | None]
+OutputTail = Callable[[int], str]
+
+
+class TerminalGone(DutError):
+    """The terminal is gone: its process exited, or it stopped answering on its test
+    port. Raised instead of the symptom a step would otherwise report (an event that
+    never came, a command never answered), which would send a person looking at the
+    wrong thing."""
+
+
+def describe_exit(status: int) -> str:
+    """``status 3``, or ``killed by SIGSEGV`` for a process a signal ended."""
+    if status >= 0:
+        return f"exited with status {status}"
+    try:
+        return f"was killed by {signal.Signals(-status).name}"
+    except ValueError:
+        return f"was killed by signal {-status}"
 
 
 class Terminal:
@@ -59,6 +86,52 @@ class Terminal:
         self.power = power
         self.boot_timeout = boot_timeout
         self.last_boot: BootRecord | None = None
+        self._exit_status: ExitStatus | None = None
+        self._output_tail: OutputTail | None = None
+
+    def watch_process(self, exit_status: ExitStatus, output_tail: OutputTail | None = None) -> None:
+        """For a terminal that runs as a local process: how to learn that it died, so a
+        wait or a command that fails because of it says so."""
+        self._exit_status = exit_status
+        self._output_tail = output_tail
+
+    # --- is it still there? -----------------------------------------------------
+
+    def _process_gone(self) -> str | None:
+        """Why the terminal's process is not running (with its last words), or None."""
+        status = self._exit_status() if self._exit_status is not None else None
+        if status is None:
+            return None
+        why = f"the terminal process {describe_exit(status)}"
+        tail = self._output_tail(LAST_OUTPUT_CHARS * 4) if self._output_tail else ""
+        last = [line.strip() for line in tail.splitlines() if line.strip()][-1:]
+        if last:
+            why += f"; its last output: {mask_text(last[0])[:LAST_OUTPUT_CHARS]!r}"
+        return why
+
+    def _silent(self) -> str | None:
+        """Why the terminal is not answering on its test port, or None if it answers."""
+        try:
+            self.port.device_info(timeout=STATE_QUERY_TIMEOUT_S)
+        except (CommandTimeout, ProtocolError) as e:
+            return f"the terminal stopped answering on its test port ({e})"
+        except DutError:
+            return None  # it answered, if wrongly: the original symptom stands
+        return None
+
+    @contextlib.contextmanager
+    def _diagnosed(self, doing: str) -> Iterator[None]:
+        """A wait or command that failed for want of an answer: if the terminal is gone,
+        say that (``TerminalGone``) instead of what it failed to do."""
+        try:
+            yield
+        except (TerminalEventTimeout, CommandTimeout, ProtocolError) as e:
+            gone = self._process_gone()
+            if gone is None and not (isinstance(e, CommandTimeout) and e.command == "device.info"):
+                gone = self._silent()
+            if gone is not None:
+                raise TerminalGone(f"{gone} (while the rig {doing})") from e
+            raise
 
     # --- states -----------------------------------------------------------------
 
@@ -80,7 +153,8 @@ class Terminal:
         """Reboot through the terminal's port and wait for the new boot to finish."""
         cursor = self.port.mark()
         started = time.monotonic()
-        self.port.reboot()
+        with self._diagnosed("asked for a reboot"):
+            self.port.reboot()
         return self.wait_boot(cursor, started)
 
     def ensure_idle(self) -> None:
@@ -154,8 +228,11 @@ class Terminal:
                     timeout=max(deadline - time.monotonic(), 0.0),
                 )
             except TerminalEventTimeout:
+                gone = self._process_gone()
+                if gone is not None:
+                    raise TerminalGone(f"{gone} during its boot") from None
                 if self.power is not None and not self.power.is_on:
-                    raise DutError("terminal died during boot (process exited)") from None
+                    raise TerminalGone("terminal died during boot (its power is off)") from None
                 seen = [type(e).__name__ for e in events][-10:]
                 raise DutError(
                     f"terminal not ready within {self.boot_timeout:.1f} s of power-on; saw {seen}"
@@ -177,13 +254,15 @@ class Terminal:
     # --- operations -------------------------------------------------------------
 
     def info(self) -> DeviceInfo:
-        return self.port.device_info()
+        with self._diagnosed("asked for device info"):
+            return self.port.device_info()
 
     def run_selfcheck(
         self, items: Sequence[str] | None = None, *, timeout: float = SELFCHECK_TIMEOUT_S
     ) -> SelfCheckRun:
         """Run these self-check items (all when None) now, on command."""
-        return self.port.run_selfcheck(items, timeout=timeout)
+        with self._diagnosed("ran a self-check"):
+            return self.port.run_selfcheck(items, timeout=timeout)
 
     def run_item(self, item: str, *, timeout: float = SELFCHECK_TIMEOUT_S) -> SelfCheckItemResult:
         """Run one self-check item and return its result; the terminal must report it
@@ -195,43 +274,53 @@ class Terminal:
         return results[0]
 
     def display(self) -> Screen:
-        return self.port.display()
+        with self._diagnosed("read the display"):
+            return self.port.display()
 
     def log(self, *, since: int = 0, limit: int = 500) -> list[LogEntry]:
-        return self.port.log(since=since, limit=limit)
+        with self._diagnosed("read the system log"):
+            return self.port.log(since=since, limit=limit)
 
     def config_get(self, key: str) -> ConfigValue:
-        return self.port.config_get(key)
+        with self._diagnosed(f"read config '{key}'"):
+            return self.port.config_get(key)
 
     def config_set(self, key: str, value: ConfigValue) -> ConfigValue:
-        return self.port.config_set(key, value)
+        with self._diagnosed(f"set config '{key}'"):
+            return self.port.config_set(key, value)
 
     def sale(
         self, amount_minor_units: int, *, timeout: float = HOST_COMMAND_TIMEOUT_S
     ) -> SaleResult:
         """A sale over the host; a refusal before anything is sent is a
         ``TerminalCommandError`` with the terminal's code."""
-        return self.port.sale(amount_minor_units, timeout=timeout)
+        with self._diagnosed("asked for a sale"):
+            return self.port.sale(amount_minor_units, timeout=timeout)
 
     def reversal_status(self) -> ReversalStatus:
-        return self.port.reversal_status()
+        with self._diagnosed("asked for the reversal status"):
+            return self.port.reversal_status()
 
     def sync(self, *, timeout: float = HOST_COMMAND_TIMEOUT_S) -> SyncResult:
         """Download parameters and keys from the host now."""
-        return self.port.sync_run(timeout=timeout)
+        with self._diagnosed("asked for a data sync"):
+            return self.port.sync_run(timeout=timeout)
 
     def sync_status(self) -> SyncStatus:
-        return self.port.sync_status()
+        with self._diagnosed("asked for the sync status"):
+            return self.port.sync_status()
 
     def parameters(self) -> ParameterInfo:
         """The parameter set in force on the terminal."""
-        return self.port.sync_status().parameters
+        return self.sync_status().parameters
 
     def scan(self, timeout_ms: int, *, max_frames: int | None = None) -> ScanResult:
-        return self.port.scan(timeout_ms, max_frames=max_frames)
+        with self._diagnosed("asked for a QR scan"):
+            return self.port.scan(timeout_ms, max_frames=max_frames)
 
     def read_card(self, timeout_ms: int) -> CardRead:
-        return self.port.read_card(timeout_ms)
+        with self._diagnosed("asked for a card read"):
+            return self.port.read_card(timeout_ms)
 
     # --- events -----------------------------------------------------------------
 
@@ -247,11 +336,13 @@ class Terminal:
         timeout: float,
         where: Callable[[E], bool] | None = None,
     ) -> E:
-        return self.port.wait_event(kind, since=since, timeout=timeout, where=where)
+        with self._diagnosed(f"waited for {kind.__name__}"):
+            return self.port.wait_event(kind, since=since, timeout=timeout, where=where)
 
     def find_events(self, kind: type[E], *, since: int = 0) -> list[E]:
         return self.port.find_events(kind, since=since)
 
     def wait_card_read(self, *, since: int, timeout: float) -> CardReadFinished:
         """The first card read that ended at or after cursor ``since``."""
-        return self.port.wait_event(CardReadFinished, since=since, timeout=timeout)
+        with self._diagnosed("waited for a card read"):
+            return self.port.wait_event(CardReadFinished, since=since, timeout=timeout)

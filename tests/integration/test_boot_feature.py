@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from hil.summary import CONFIG_STOP_RETURNCODE
 from tests.conftest import FIRMWARE, run_features
 
 pytestmark = pytest.mark.integration
@@ -70,5 +71,7 @@ def test_tampered_firmware_fails_boot_as_terminal_fault(pytester: pytest.Pyteste
 
 def test_missing_rig_file_exits_2(pytester: pytest.Pytester, tmp_path: Path) -> None:
     run = run_features(pytester, BOOT, rig=tmp_path / "nope.toml").result
-    assert run.ret == 2
+    # Plain pytest: the plugin's own stop code, not pytest's 2 (interrupted); hil run
+    # turns it into its 2.
+    assert run.ret == CONFIG_STOP_RETURNCODE
     assert "nope.toml: rig file not found" in run.stderr.str() + run.stdout.str()

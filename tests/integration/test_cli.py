@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -96,9 +97,16 @@ def test_run_writes_reports_and_exit_code(tmp_path: Path) -> None:
         "skipped": 0,
         "interrupted": 0,
         "not run": 0,
+        "pending": 0,
     }
-    assert (tmp_path / "reports" / "junit.xml").is_file()
-    assert list((tmp_path / "reports" / "allure-results").glob("*-result.json"))
+    assert summary["status"] == "finished" and summary["complete"] is True
+    junit = ElementTree.parse(tmp_path / "reports" / "junit.xml").getroot()
+    suite = junit.find("testsuite")
+    assert suite is not None and suite.get("tests") == "2" and suite.get("errors") == "0"
+    properties = {p.get("name"): p.get("value") for p in junit.iter("property")}
+    assert properties["run_id"] == summary["run_id"] and properties["complete"] == "true"
+    results = list((tmp_path / "reports" / "allure-results").glob("*-result.json"))
+    assert len(results) == 2, "one result per scenario, and no run-incomplete marker"
 
 
 def test_sim_prints_port_and_answers(tmp_path: Path) -> None:

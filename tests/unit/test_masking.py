@@ -69,3 +69,30 @@ def test_mask_data_keeps_json_valid() -> None:
     assert masked["pan"] == "411111******1111" and masked["n"] == "411111******1111"
     assert masked["nested"][0]["track"] == "card 411111******1111 end"
     assert masked["ok"] is True
+
+
+def test_mask_data_keeps_missing_values_null() -> None:
+    """summary.json used to write a missing limit as the string "None"."""
+    import json
+
+    from hil.masking import mask_data
+
+    assert json.dumps(mask_data({"low": None, "high": 2.0})) == '{"low": null, "high": 2.0}'
+
+
+def test_mask_data_can_leave_integers_alone() -> None:
+    """An Allure result's integers are epoch milliseconds; one in ten passes Luhn."""
+    from hil.masking import mask_data
+
+    timestamp = next(t for t in range(1795989099460, 1795989099480) if luhn_valid(str(t)))
+    data = {"start": timestamp, "name": f"card {VISA_TEST}"}
+    assert mask_data(data, numbers=False) == {"start": timestamp, "name": "card 411111******1111"}
+    assert mask_data(data)["start"] != timestamp
+
+
+def test_full_pans_lists_what_a_scan_must_not_find() -> None:
+    from hil.masking import full_pans
+
+    text = f"ok 411111******1111, leaked {VISA_TEST} and 4111 1111 1111 1111; stan 4111111111111112"
+    assert full_pans(text) == [VISA_TEST, "4111 1111 1111 1111"]
+    assert full_pans(mask_text(text)) == []
