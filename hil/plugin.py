@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hil import features, reporting
+from hil import features, lifecycle, reporting
 from hil.errors import ConfigError, RigError
 from hil.masking import mask_text
 from hil.rig import Rig, default_rig_path
@@ -139,6 +139,7 @@ def hil_rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
         pytest.exit(f"configuration error: {e}", returncode=2)
     config.stash[_rig_key] = rig
     try:
+        lifecycle.watch_runner(config)
         try:
             rig.start()
         except ConfigError as e:
