@@ -200,3 +200,35 @@ def test_a_stopped_runner_leaves_nothing_behind(
     )
     assert following.returncode == 0, following.stdout[-2000:] + following.stderr
     assert not _work_folders_of(run), "the next run should have removed the dead run's folder"
+
+
+@pytest.mark.parametrize("plant", ["symlink", "open to others"])
+def test_a_planted_runtime_folder_stops_the_rig_with_one_line(tmp_path: Path, plant: str) -> None:
+    runtime = tmp_path / "runtime"
+    target = tmp_path / "attacker"
+    target.mkdir(mode=0o700)
+    if plant == "symlink":
+        runtime.symlink_to(target)
+        expected = f"hil: rig fault: runtime folder {runtime}: refused: it is a symlink"
+    else:
+        runtime.mkdir(mode=0o700)
+        runtime.chmod(0o777)
+        expected = (
+            f"hil: rig fault: runtime folder {runtime}: refused: mode 0777 lets others in, "
+            "it must be 0700 (chmod 700 it if it is yours)"
+        )
+    rig = write_sim_rig(tmp_path / "rig.toml")
+    result = subprocess.run(
+        [*HIL, "rig", "check", "--rig", str(rig)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HIL_RUNTIME_DIR": str(runtime)},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [expected]
+    assert list(target.iterdir()) == []
+    if plant != "symlink":
+        assert list(runtime.iterdir()) == []
