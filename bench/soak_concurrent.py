@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from hil.runtime import OWNER_FILE, WORK_PREFIX, runtime_root
+from hil.runtime import OWNER_FILE, WORK_PREFIX, carries_run_id, runtime_root
 
 #: scenario (node ID) -> (outcome, message)
 Outcomes = dict[str, tuple[str, str]]
@@ -54,16 +54,8 @@ def run_suite(reports: Path, run: str) -> tuple[int, Outcomes, float]:
 
 def processes_of(runs: list[str]) -> list[str]:
     """Processes still carrying one of these run IDs, as 'pid run-id'."""
-    wanted = {f"HIL_RUN_ID={run}".encode(): run for run in runs}
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and int(proc.name) != os.getpid():
-            try:
-                environ = (proc / "environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            found += [f"{proc.name} {run}" for var, run in wanted.items() if var in environ]
-    return found
+    pids = [int(proc.name) for proc in Path("/proc").iterdir() if proc.name.isdigit()]
+    return [f"{pid} {run}" for pid in pids for run in runs if carries_run_id(pid, run)]
 
 
 def work_folders_of(runs: list[str]) -> list[Path]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from hil.runtime import OWNER_FILE, WORK_PREFIX, runtime_root
+from hil.runtime import OWNER_FILE, WORK_PREFIX, carries_run_id, runtime_root
 from hil.suite import FEATURES
 from tests.conftest import write_sim_rig
 
@@ -73,16 +73,8 @@ elif _moment == "teardown":  # Rig.close() is switching the terminal off
 
 def _processes_of_run(run: str) -> list[int]:
     """Processes started with ``HIL_RUN_ID=run`` (the runner, its terminal, helpers)."""
-    needle = f"HIL_RUN_ID={run}".encode()
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if needle in (proc / "environ").read_bytes().split(b"\0"):
-                    found.append(int(proc.name))
-            except OSError:
-                continue
-    return found
+    pids = [int(proc.name) for proc in Path("/proc").iterdir() if proc.name.isdigit()]
+    return [pid for pid in pids if carries_run_id(pid, run)]
 
 
 def _listening_sockets() -> dict[int, int]:
