@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from hil import features, reporting
+from hil import features, lifecycle, reporting
 from hil.errors import ConfigError, RigError
 from hil.rig import Rig, default_rig_path
 from hil.runinfo import run_id
@@ -263,6 +263,7 @@ def hil_rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
         pytest.exit(f"configuration error: {e}", returncode=CONFIG_STOP_RETURNCODE)
     config.stash[_rig_key] = rig
     try:
+        lifecycle.watch_runner(config)
         try:
             rig.start()
         except ConfigError as e:

@@ -11,8 +11,6 @@ own guard, so one failing part never leaves the others running.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -25,6 +23,8 @@ from hil.firmware import image_sha256, load_image
 from hil.instruments.console import Console
 from hil.instruments.dut import ProcessTerminal, time_scale_of
 from hil.instruments.power import Power
+from hil.lifecycle import interruptions_held
+from hil.runtime import WorkFolder
 from hil.terminal import Terminal, port_for
 from hil.terminal_process import TerminalProcess
 
@@ -73,8 +73,13 @@ class Rig:
         self._image = load_image(self.firmware) if self.firmware is not None else None
         # Hashed once: every scenario's identity check and the report environment use it.
         self._image_sha256 = image_sha256(self.firmware) if self.firmware is not None else None
-        self._own_work_dir = work_dir is None
-        self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="hil-rig-"))
+        # Our own folder under the private runtime folder (hil.runtime), unless the caller
+        # gave one; making it first removes what dead runs left behind.
+        self._work_folder: WorkFolder | None = None
+        if work_dir is None:
+            self._work_folder = WorkFolder.create()
+            work_dir = self._work_folder.path
+        self.work_dir = work_dir
         self.terminal: Terminal | None = None
         self.broken: str | None = None
         #: every built section (dut, console, power, instruments), in build order
@@ -287,17 +292,19 @@ class Rig:
 
     def close(self) -> None:
         """Tear down every part in reverse build order; log, never raise, so the rest
-        still goes down."""
-        for section, instrument in reversed(self.instruments.items()):
-            try:
-                instrument.close()
-            except Exception:  # teardown must go on whatever one part does
-                log.exception("rig teardown: %s failed", section)
-        self.instruments = {}
-        self.wired = {}
-        self.terminal = None
-        if self._own_work_dir:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
+        still goes down. A Ctrl-C or SIGTERM arriving meanwhile is held until the end:
+        half a teardown would leave the terminal running."""
+        with interruptions_held():
+            for section, instrument in reversed(self.instruments.items()):
+                try:
+                    instrument.close()
+                except Exception:  # teardown must go on whatever one part does
+                    log.exception("rig teardown: %s failed", section)
+            self.instruments = {}
+            self.wired = {}
+            self.terminal = None
+            if self._work_folder is not None:
+                self._work_folder.remove()
 
 
 def default_rig_path() -> Path:

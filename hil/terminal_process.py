@@ -6,6 +6,17 @@ plugged in while the terminal loses power: the terminal process gets the master
 end (``HIL_CONSOLE_FD``), the console instrument opens the slave path with pyserial.
 Killing the process is therefore a real power cut seen from the port: silence,
 not a vanished device.
+
+The terminal must not outlive its rig, however the rig ends:
+
+- it is the leader of its own session and process group, so a power cut takes
+  whatever it started with it;
+- it gets a **watchdog pipe**: the read end as ``HIL_RIG_ALIVE_FD``, while only the
+  rig holds the write end. When the rig's process ends, by any signal including
+  SIGKILL, the kernel closes the write end and the terminal reads end-of-file: it then
+  powers off as on SIGTERM (docs/test-port-protocol.md);
+- each process started is recorded in the rig's work folder (``hil.runtime``), so a
+  later run stops a terminal that ignored the watchdog.
 """
 
 from __future__ import annotations
@@ -15,12 +26,17 @@ import os
 import signal
 import subprocess
 import termios
-import threading
 import tty
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from hil.errors import RigError
+from hil.lifecycle import interruptions_held
+from hil.runinfo import RUN_ID_ENV, run_id
+from hil.runtime import ProcessLedger
+
+#: the inherited descriptor that reads end-of-file once the rig is gone
+RIG_ALIVE_FD_ENV = "HIL_RIG_ALIVE_FD"
 
 
 class TerminalProcess:
@@ -34,6 +50,7 @@ class TerminalProcess:
         env: Mapping[str, str],
         stderr_path: Path,
         channels: Mapping[str, str] | None = None,
+        ledger: ProcessLedger | None = None,
         name: str = "dut",
     ) -> None:
         self.command = list(command)
@@ -46,6 +63,10 @@ class TerminalProcess:
         self._stderr_path = stderr_path
         self._process: subprocess.Popen[bytes] | None = None
         self._pending_firmware: Path | None = None
+        self._ledger = ledger
+        # Only this process ever holds the write end (it is not inherited: O_CLOEXEC),
+        # so the terminal's read end sees end-of-file exactly when the rig is gone.
+        self._rig_alive_read, self._rig_alive_write = os.pipe()
         master, slave = os.openpty()
         # Raw before anyone talks: no echo, no CR/LF translation, binary safe.
         tty.setraw(slave)
@@ -75,27 +96,31 @@ class TerminalProcess:
         # as garbage; a real UART loses them too.
         termios.tcflush(self._master, termios.TCIOFLUSH)
         env = {**os.environ, **self._env}
+        env[RUN_ID_ENV] = run_id()  # how a later run recognises it if this one dies
         env["HIL_CONSOLE_FD"] = str(self._master)
+        env[RIG_ALIVE_FD_ENV] = str(self._rig_alive_read)
         env["HIL_STATE_DIR"] = str(self.state_dir)
         env["HIL_CHANNELS"] = format_channels(self._channels)
         env.pop("HIL_FIRMWARE", None)
         if self._pending_firmware is not None:
             env["HIL_FIRMWARE"] = str(self._pending_firmware)
         self._stderr_path.parent.mkdir(parents=True, exist_ok=True)
-        # A Ctrl-C landing inside Popen (after the fork, before ``_process`` is set)
-        # would leave a powered terminal nobody can switch off: hold it until the
-        # handle is stored, so the rig's teardown finds the process.
-        with _ctrl_c_held(), self._stderr_path.open("ab") as stderr:
+        self._forget_ended()
+        # A Ctrl-C or SIGTERM landing inside Popen (after the fork, before ``_process``
+        # is set) would leave a powered terminal nobody can switch off: hold it until
+        # the handle is stored and recorded, so the rig's teardown finds the process.
+        with interruptions_held(), self._stderr_path.open("ab") as stderr:
             try:
                 self._process = subprocess.Popen(
                     self.command,
                     env=env,
-                    pass_fds=(self._master,),
+                    pass_fds=(self._master, self._rig_alive_read),
                     stdin=subprocess.DEVNULL,
                     stdout=stderr,
                     stderr=stderr,
-                    # Own session: Ctrl-C in the runner must not reach the terminal;
-                    # the rig powers it down in order.
+                    # Own session and process group: Ctrl-C in the runner must not reach
+                    # the terminal (the rig powers it down in order), and a power cut
+                    # takes everything the terminal started.
                     start_new_session=True,
                 )
             except OSError as e:
@@ -103,6 +128,8 @@ class TerminalProcess:
                     f"cannot start terminal command {self.command[0]!r}: {e}",
                     instrument=self.name,
                 ) from e
+            if self._ledger is not None:
+                self._ledger.record(self._process.pid, self.command)
         self._pending_firmware = None
 
     def terminate(self, timeout: float) -> int | None:
@@ -111,10 +138,12 @@ class TerminalProcess:
             return None if self._process is None else self._process.returncode
         self._process.send_signal(signal.SIGTERM)
         try:
-            return self._process.wait(timeout)
+            code = self._process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             return None
+        self._end_group()
+        return code
 
     def kill(self) -> None:
         """Hard power cut (SIGKILL): no chance to flush anything."""
@@ -124,6 +153,20 @@ class TerminalProcess:
             self._process.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._process.wait(5)
+        self._end_group()
+
+    def _end_group(self) -> None:
+        """The power is off: nothing the terminal started keeps running."""
+        if self._process is None or self._process.poll() is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+        self._forget_ended()
+
+    def _forget_ended(self) -> None:
+        process = self._process
+        if self._ledger is not None and process is not None and process.poll() is not None:
+            self._ledger.forget(process.pid)
 
     def exit_code(self) -> int | None:
         return None if self._process is None else self._process.poll()
@@ -137,35 +180,11 @@ class TerminalProcess:
 
     def close(self) -> None:
         self.kill()
-        for fd in (self._master, self._slave):
+        fds = (self._master, self._slave, self._rig_alive_read, self._rig_alive_write)
+        for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        self._master = self._slave = -1
-
-
-@contextlib.contextmanager
-def _ctrl_c_held() -> Iterator[None]:
-    """Hold a Ctrl-C (SIGINT) that arrives inside the block; raise it when it ends.
-
-    Blocking SIGINT with a signal mask is not enough: the mask is per thread, the
-    kernel hands the signal to any thread that does not block it, and Python then
-    raises KeyboardInterrupt in the main thread at its next bytecode, which may be
-    inside Popen. A handler that only records the signal leaves no such gap.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread, which gets them
-        return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        if callable(previous):
-            previous(signal.SIGINT, None)
-        elif previous != signal.SIG_IGN:
-            raise KeyboardInterrupt
+        self._master = self._slave = self._rig_alive_read = self._rig_alive_write = -1
 
 
 def format_channels(channels: Mapping[str, str]) -> str:

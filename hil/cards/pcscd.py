@@ -6,13 +6,21 @@ with a reader folder of its own (no systemd, no edit of /etc) holding a *pool* o
 readers. Reader ``i`` of the pool is named ``<name> <i>`` and listens on
 ``port + 2*i`` (slot 0, the chip reader) and ``port + 2*i + 1`` (slot 1, contactless).
 
-Each session claims one free reader of the pool (a claim file holding its pid, under an
-``flock``), so parallel rigs (pytest-xdist workers, two suites at once) each get their
-own slots. The first session starts pcscd if no running one lists the pool; the last
-session to release its claim stops it, and only if hil started it (recognised by its
-``--config`` folder): a pcscd somebody else runs is used, never stopped. A hil pcscd
-left behind by a killed run is reused when it lists the pool, replaced when it does
-not and nobody holds a claim.
+Each session claims one free reader of the pool (a claim file holding its pid, start
+time, run ID and work folder, under an ``flock``), so parallel rigs (pytest-xdist
+workers, two suites at once) each get their own slots. When every reader is taken, a
+claim waits (bounded) for one to come free. A claim whose session died is freed only
+once nothing that session started still runs: a terminal of a dead run still watching
+the reader would answer the next run's card too (hil.runtime stops it first). The first
+session starts pcscd if no running one lists the pool; the last session to release its
+claim stops it, and only if hil started it (recognised by its ``--config`` folder): a
+pcscd somebody else runs is used, never stopped. A hil pcscd left behind by a killed
+run is reused when it lists the pool, replaced when it does not and nobody holds a
+claim.
+
+The pool's files (lock, claims, pcscd's log, its reader folder and the driver copies
+it loads, as root) live in ``hil-pcscd-<port>`` under the private runtime folder
+(hil.runtime), never under a predictable name in a shared temp folder.
 
 vpcd listens for the card side on every interface (``DEVICENAME /dev/null:PORT``): its
 reversed mode (vpcd connecting out to a card server on loopback) crashes pcscd as soon
@@ -31,8 +39,8 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -40,14 +48,19 @@ from pathlib import Path
 from typing import Any
 
 from hil.errors import RigError
+from hil.lifecycle import notice
+from hil.runinfo import run_id
+from hil.runtime import private_dir, process_start_time, runtime_root, stop_left_behind
 
 log = logging.getLogger(__name__)
 
 PCSCD_PID_FILE = Path("/run/pcscd/pcscd.pid")
 VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
 CONFIG_MARKER = "hil-pcscd-"
-STATE_ROOT = Path(tempfile.gettempdir())
 START_TIMEOUT_S = 10.0
+#: how often a claim waiting for a free reader looks again (another process releases
+#: it; there is no event to wait on)
+CLAIM_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -176,7 +189,8 @@ class VpcdPool:
 
     @property
     def state_dir(self) -> Path:
-        return STATE_ROOT / f"{CONFIG_MARKER}{self.port}"
+        """The pool's private folder, checked (RigError if unsafe) and made if missing."""
+        return private_dir(runtime_root() / f"{CONFIG_MARKER}{self.port}")
 
     def driver_copy(self, index: int) -> Path:
         return self.state_dir / "drivers" / f"libifdvpcd-{index + 1}.so"
@@ -219,7 +233,7 @@ class PcscdClaim:
         with _locked(self.pool):
             with contextlib.suppress(FileNotFoundError):
                 self._claim_file.unlink()
-            if _live_claims(self.pool):
+            if _live_claims(self.pool) or _legacy_claims(self.pool):
                 return
             pid = running_pcscd_pid()
             if (
@@ -244,7 +258,6 @@ def _config_of(pid: int) -> Path | None:
 
 @contextlib.contextmanager
 def _locked(pool: VpcdPool) -> Any:
-    pool.state_dir.mkdir(parents=True, exist_ok=True)
     with open(pool.state_dir / "lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -263,63 +276,171 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _live_claims(pool: VpcdPool) -> dict[int, int]:
-    """Reader index -> pid of the live session holding it; stale claims are removed."""
-    claims: dict[int, int] = {}
+@dataclass(frozen=True)
+class ReaderHolder:
+    """Who holds a reader of the pool: a live session, or what a dead one left running."""
+
+    index: int
+    pid: int
+    run_id: str
+    dead_run: bool = False
+
+    def describe(self) -> str:
+        who = "a terminal of dead run" if self.dead_run else "run"
+        return f"reader {self.index + 1}: pid {self.pid} ({who} {self.run_id})"
+
+
+class ReadersBusy(RigError):
+    """Every reader of the pool stayed taken for as long as the claim would wait."""
+
+    def __init__(self, pool: VpcdPool, holders: list[ReaderHolder], waited_s: float) -> None:
+        held = "; ".join(h.describe() for h in sorted(holders, key=lambda h: h.index))
+        super().__init__(
+            f"all {pool.size} card readers of '{pool.name}' stayed in use for "
+            f"{waited_s:.0f} s ({held}); raise [cards] readers or reader_wait_s",
+            instrument="cards",
+        )
+        self.holders = holders
+
+
+def _live_claims(pool: VpcdPool) -> dict[int, ReaderHolder]:
+    """Reader index -> who holds it. A claim of a session that died is removed once
+    nothing that session started still runs (its terminal is stopped first)."""
+    claims: dict[int, ReaderHolder] = {}
     for path in pool.state_dir.glob("claim-*.json"):
         try:
             record = json.loads(path.read_text())
             index, pid = int(record["index"]), int(record["pid"])
+            start_time = record.get("start_time")
+            run = str(record.get("run_id", "?"))
+            work_dir = record.get("work_dir")
         except (OSError, ValueError, KeyError, TypeError):
             path.unlink(missing_ok=True)
             continue
-        if _pid_alive(pid) and 0 <= index < pool.size:
-            claims[index] = pid
+        if not 0 <= index < pool.size:
+            path.unlink(missing_ok=True)
+            continue
+        alive = _pid_alive(pid) if start_time is None else process_start_time(pid) == start_time
+        if alive:
+            claims[index] = ReaderHolder(index, pid, run)
+            continue
+        survivors = stop_left_behind(Path(work_dir)) if work_dir else []
+        if survivors:
+            claims[index] = ReaderHolder(index, survivors[0].pid, run, dead_run=True)
         else:
             path.unlink(missing_ok=True)
     return claims
 
 
-def claim_reader(pool: VpcdPool, *, timeout: float = START_TIMEOUT_S) -> PcscdClaim:
-    """A reader of ``pool`` for this session, with a pcscd that lists the pool."""
-    with _locked(pool):
-        claims = _live_claims(pool)
-        wanted = pool.slot_names()
-        listed = list_readers()
-        if listed is None or not all(name in listed for name in wanted):
-            pid = running_pcscd_pid()
-            if pid is not None:
-                if not started_by_hil(pid):
-                    shown = ", ".join(listed or []) or "no readers"
-                    raise RigError(
-                        f"a pcscd (pid {pid}) is running without hil's vpcd readers "
-                        f"{wanted[:2]}... (it lists: {shown}); only one pcscd can run per "
-                        "host. Stop it (e.g. 'systemctl stop pcscd.socket pcscd') or set "
-                        "[cards] reader/port/readers to vpcd readers it serves (Debian's "
-                        'default: reader = "Virtual PCD", port = 35963, readers = 1)',
-                        instrument="cards",
-                    )
-                if claims:
-                    raise RigError(
-                        f"hil's pcscd (pid {pid}) serves another reader pool and is in use by "
-                        f"session(s) {sorted(set(claims.values()))}; use the same [cards] "
-                        "reader/port/readers as they do, or wait for them",
-                        instrument="cards",
-                    )
-                log.warning("replacing pcscd pid %s left by an earlier hil run", pid)
-                _stop(pid)
-            _start(pool, timeout)
-        free = [i for i in range(pool.size) if i not in claims]
-        if not free:
+#: where pos-hil before the runtime folder kept the pool (a predictable, shared name)
+LEGACY_STATE_ROOT = Path("/tmp")
+
+
+def _legacy_claims(pool: VpcdPool) -> dict[int, ReaderHolder]:
+    """Readers an older pos-hil on this host holds (mixed versions while a lab upgrades).
+
+    Older versions claim in ``/tmp/hil-pcscd-<port>`` and cannot see our claims, but
+    share the one pcscd: honouring theirs keeps two terminals off one reader. Only
+    read, never written, and only when the folder and the claim are plain entries
+    owned by this user (no symlink is followed). Remove once every host has upgraded.
+    """
+    folder = LEGACY_STATE_ROOT / f"{CONFIG_MARKER}{pool.port}"
+    try:
+        info = os.lstat(folder)
+    except OSError:
+        return {}
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        return {}
+    claims: dict[int, ReaderHolder] = {}
+    for path in folder.glob("claim-*.json"):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            with os.fdopen(fd) as file:
+                if os.fstat(file.fileno()).st_uid != os.geteuid():
+                    continue
+                record = json.load(file)
+            index, pid = int(record["index"]), int(record["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if 0 <= index < pool.size and _pid_alive(pid):
+            claims[index] = ReaderHolder(index, pid, "of an older pos-hil")
+    return claims
+
+
+def claim_reader(
+    pool: VpcdPool,
+    *,
+    timeout: float = START_TIMEOUT_S,
+    wait_s: float = 0.0,
+    work_dir: Path | None = None,
+) -> PcscdClaim:
+    """A reader of ``pool`` for this session, with a pcscd that lists the pool.
+
+    When every reader is taken, waits up to ``wait_s`` for one to come free, saying so
+    (``hil.lifecycle.notice``); then raises ``ReadersBusy`` naming the holders.
+    ``work_dir`` is the claiming rig's work folder: if this process dies, whatever the
+    rig recorded there is stopped before the reader goes to anyone else.
+    """
+    deadline = time.monotonic() + wait_s
+    said = False
+    while True:
+        with _locked(pool):
+            holders = {**_legacy_claims(pool), **_live_claims(pool)}
+            _ensure_pcscd(pool, holders, timeout)
+            free = [i for i in range(pool.size) if i not in holders]
+            if free:
+                # From the top: an older pos-hil, blind to our claims, takes the lowest.
+                index = free[-1]
+                claim_file = pool.state_dir / f"claim-{index}.json"
+                record = {
+                    "index": index,
+                    "pid": os.getpid(),
+                    "start_time": process_start_time(os.getpid()),
+                    "run_id": run_id(),
+                    "work_dir": None if work_dir is None else str(work_dir),
+                }
+                claim_file.write_text(json.dumps(record))
+                return PcscdClaim(pool, index, claim_file)
+        if time.monotonic() >= deadline:
+            raise ReadersBusy(pool, list(holders.values()), wait_s)
+        if not said:
+            held = "; ".join(h.describe() for h in sorted(holders.values(), key=lambda h: h.index))
+            notice(
+                f"cards: all {pool.size} card readers of '{pool.name}' are in use ({held}); "
+                f"waiting up to {wait_s:.0f} s for one to come free"
+            )
+            said = True
+        time.sleep(CLAIM_POLL_S)
+
+
+def _ensure_pcscd(pool: VpcdPool, holders: dict[int, ReaderHolder], timeout: float) -> None:
+    """A pcscd that lists the pool: the running one, else one hil starts."""
+    wanted = pool.slot_names()
+    listed = list_readers()
+    if listed is not None and all(name in listed for name in wanted):
+        return
+    pid = running_pcscd_pid()
+    if pid is not None:
+        if not started_by_hil(pid):
+            shown = ", ".join(listed or []) or "no readers"
             raise RigError(
-                f"all {pool.size} vpcd readers of '{pool.name}' are in use by hil sessions "
-                f"{sorted(set(claims.values()))}; raise [cards] readers",
+                f"a pcscd (pid {pid}) is running without hil's vpcd readers "
+                f"{wanted[:2]}... (it lists: {shown}); only one pcscd can run per "
+                "host. Stop it (e.g. 'systemctl stop pcscd.socket pcscd') or set "
+                "[cards] reader/port/readers to vpcd readers it serves (Debian's "
+                'default: reader = "Virtual PCD", port = 35963, readers = 1)',
                 instrument="cards",
             )
-        index = free[0]
-        claim_file = pool.state_dir / f"claim-{index}.json"
-        claim_file.write_text(json.dumps({"index": index, "pid": os.getpid()}))
-        return PcscdClaim(pool, index, claim_file)
+        if holders:
+            raise RigError(
+                f"hil's pcscd (pid {pid}) serves another reader pool and is in use by "
+                f"session(s) {sorted({h.pid for h in holders.values()})}; use the same "
+                "[cards] reader/port/readers as they do, or wait for them",
+                instrument="cards",
+            )
+        log.warning("replacing pcscd pid %s left by an earlier hil run", pid)
+        _stop(pid)
+    _start(pool, timeout)
 
 
 def _start(pool: VpcdPool, timeout: float) -> None:

@@ -39,13 +39,14 @@ from pydantic import Field, field_validator
 
 from hil import reporting
 from hil.cards.emv import CardState, EmvCard
-from hil.cards.pcscd import VpcdPool, claim_reader, list_readers
+from hil.cards.pcscd import PcscdClaim, ReadersBusy, VpcdPool, claim_reader, list_readers
 from hil.cards.profile import DEFAULT_PROFILES, CardProfile, ProfileLibrary
 from hil.cards.trace import ApduTrace
 from hil.cards.vpcd import VpcdCardConnection
 from hil.config import RigFolder
 from hil.drivers import BuildContext, Built, Driver, DriverConfig, register
 from hil.errors import ConfigError, RigError
+from hil.lifecycle import notice
 
 SLOT_CONTACT = 0
 SLOT_CONTACTLESS = 1
@@ -83,7 +84,7 @@ class VpcdCardSlot:
 
     def __init__(
         self,
-        pool: VpcdPool,
+        claim: PcscdClaim,
         profiles: ProfileLibrary,
         *,
         tap_hold_s: float,
@@ -99,8 +100,8 @@ class VpcdCardSlot:
         self._states: dict[str, CardState] = {}
         self._contact: VpcdCardConnection | None = None
         self._field: VpcdCardConnection | None = None
-        self._claim = claim_reader(pool)
-        self.reader = self._claim.reader
+        self._claim = claim
+        self.reader = claim.reader
 
     @property
     def contact_reader(self) -> str:
@@ -205,6 +206,47 @@ class VpcdCardSlot:
         with contextlib.suppress(Exception):
             self.put_back()
         self._claim.close()
+
+
+class UnavailableCardSlot:
+    """The ``[cards]`` instrument of a run that got no card reader (every reader of the
+    pool stayed in use for as long as it would wait).
+
+    The run goes on: no pcsc channel is wired, so the terminal reports its reader
+    absent, and scenarios that need no card run as usual. Presenting a card is a rig
+    fault naming who holds the readers, so card scenarios are *broken*, never blamed
+    on the terminal. Card profiles stay available (a swipe needs no reader)."""
+
+    def __init__(self, profiles: ProfileLibrary, reason: str, *, name: str = "cards") -> None:
+        self.name = name
+        self.profiles = profiles
+        self.reason = reason
+
+    def _unavailable(self) -> RigError:
+        return RigError(
+            f"{self.name}: no card reader for this run: {self.reason}", instrument=self.name
+        )
+
+    def insert(self, profile: CardProfile) -> None:
+        raise self._unavailable()
+
+    def remove(self) -> None:
+        raise self._unavailable()
+
+    def tap(self, profile: CardProfile) -> None:
+        raise self._unavailable()
+
+    def take_trace(self) -> str:
+        return ""  # no card was ever presented
+
+    def put_back(self) -> None:
+        return None
+
+    def preflight(self) -> str:
+        raise self._unavailable()
+
+    def close(self) -> None:
+        return None
 
 
 class SerialCardMux:
@@ -314,6 +356,9 @@ class VpcdCardsConfig(CardsOptions):
     reader: str = Field(default="HIL Virtual Card", min_length=1, description="vpcd reader name")
     port: int = Field(default=35990, ge=1024, le=65000, description="vpcd port of reader 1")
     readers: int = Field(default=4, ge=1, le=16, description="vpcd readers in the pool")
+    reader_wait_s: float = Field(
+        default=60.0, ge=0, le=3600, description="how long to wait for a free reader of the pool"
+    )
 
 
 def _check_positions(value: dict[str, int]) -> dict[str, int]:
@@ -339,11 +384,16 @@ class VpcdCardsDriver(Driver):
 
     @classmethod
     def build(cls, config: VpcdCardsConfig, context: BuildContext) -> Built:
-        slot = VpcdCardSlot(
-            VpcdPool(config.reader, config.port, config.readers),
-            config.library(),
-            tap_hold_s=config.tap_hold_s,
-        )
+        try:
+            claim = claim_reader(
+                VpcdPool(config.reader, config.port, config.readers),
+                wait_s=config.reader_wait_s,
+                work_dir=context.work_dir,
+            )
+        except ReadersBusy as e:
+            notice(f"cards: going on without a card reader, card scenarios are rig faults: {e}")
+            return Built(UnavailableCardSlot(config.library(), str(e)))
+        slot = VpcdCardSlot(claim, config.library(), tap_hold_s=config.tap_hold_s)
         channels = {"pcsc": slot.contact_reader, "pcsc_cl": slot.contactless_reader}
         return Built(slot, channels)
 

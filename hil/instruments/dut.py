@@ -25,6 +25,7 @@ from pydantic import Field
 from hil.config import DutConfig, RigPath
 from hil.drivers import BuildContext, Built, Driver, DriverConfig, register
 from hil.errors import RigError
+from hil.runtime import ProcessLedger
 from hil.terminal_process import TerminalProcess
 
 
@@ -119,6 +120,8 @@ def _process_terminal(command: list[str], config: ProcessDutConfig, context: Bui
         # Read when the terminal powers on, so it sees every instrument the rig wired.
         channels=context.channels,
         stderr_path=context.work_dir / "dut-stderr.log",
+        # What a later run needs to stop this terminal if the rig dies without teardown.
+        ledger=ProcessLedger(context.work_dir),
     )
     if context.firmware is not None:
         process.flash(context.firmware)

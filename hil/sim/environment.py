@@ -6,6 +6,7 @@ Documented under "Running a terminal implementation" in docs/test-port-protocol.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from hil.sim.config import ConfigValueError, validate
 @dataclass(frozen=True)
 class SimEnvironment:
     console_fd: int
+    #: HIL_RIG_ALIVE_FD: reads end-of-file once the rig is gone (None: no watchdog)
+    rig_alive_fd: int | None
     state_dir: Path
     firmware: Path | None
     factory_serial: str
@@ -35,6 +38,20 @@ def _required(environ: Mapping[str, str], name: str) -> str:
     return value
 
 
+def _optional_fd(environ: Mapping[str, str], name: str) -> int | None:
+    text = environ.get(name, "")
+    if not text:
+        return None
+    try:
+        fd = int(text)
+        os.fstat(fd)
+    except ValueError:
+        raise ConfigError(f"{name} must be a file descriptor number, got {text!r}") from None
+    except OSError:
+        raise ConfigError(f"{name}: {text} is not an open file descriptor") from None
+    return fd
+
+
 def from_environ(environ: Mapping[str, str]) -> SimEnvironment:
     """Parse and check the variables; ConfigError names the variable at fault."""
     fd_text = _required(environ, "HIL_CONSOLE_FD")
@@ -46,6 +63,8 @@ def from_environ(environ: Mapping[str, str]) -> SimEnvironment:
         ) from None
     if console_fd < 0:
         raise ConfigError(f"HIL_CONSOLE_FD must be >= 0, got {console_fd}")
+
+    rig_alive_fd = _optional_fd(environ, "HIL_RIG_ALIVE_FD")
 
     scale_text = environ.get("HIL_TIME_SCALE", "") or "1.0"
     try:
@@ -68,6 +87,7 @@ def from_environ(environ: Mapping[str, str]) -> SimEnvironment:
     firmware = environ.get("HIL_FIRMWARE", "")
     return SimEnvironment(
         console_fd=console_fd,
+        rig_alive_fd=rig_alive_fd,
         state_dir=Path(_required(environ, "HIL_STATE_DIR")),
         firmware=Path(firmware) if firmware else None,
         factory_serial=environ.get("HIL_FACTORY_SERIAL", ""),

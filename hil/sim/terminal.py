@@ -4,7 +4,8 @@ One ``SimTerminal`` object is one power-on session. ``main`` (``python -m hil.si
 builds a new one for every boot in the same process: a ``sys.reboot`` tears the
 session down (endpoint included, so event ``seq`` and ``ts_ms`` restart like on a
 real reboot) and boots again from the flash directory. SIGTERM is a graceful
-power-off; SIGKILL is a power cut that the next boot reports as ``power_loss``.
+power-off, and so is the rig going away (end-of-file on ``HIL_RIG_ALIVE_FD``); SIGKILL
+is a power cut that the next boot reports as ``power_loss``.
 """
 
 from __future__ import annotations
@@ -678,6 +679,22 @@ class SimTerminal:
         return {"key": key, "value": value}
 
 
+def _power_off_when_rig_gone(fd: int, power_off: Callable[[], None]) -> None:
+    """The watchdog: nobody ever writes to ``fd``; end-of-file means the rig's process
+    is gone (killed, crashed, or its teardown never came), so power off as on SIGTERM."""
+    while True:
+        try:
+            data = os.read(fd, 64)
+        except InterruptedError:
+            continue
+        except OSError:
+            data = b""
+        if not data:
+            log.warning("the rig is gone (HIL_RIG_ALIVE_FD closed): powering off")
+            power_off()
+            return
+
+
 def main() -> int:
     """``python -m hil.sim``: run terminal sessions until a graceful power-off."""
     logging.basicConfig(
@@ -701,6 +718,13 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if env.rig_alive_fd is not None:
+        threading.Thread(
+            target=_power_off_when_rig_gone,
+            args=(env.rig_alive_fd, lambda: on_signal(signal.SIGTERM, None)),
+            name="rig-watchdog",
+            daemon=True,
+        ).start()
     # A signal mask is inherited across exec: whoever started us may have SIGINT
     # blocked. Started by hand, Ctrl-C must still power the terminal off.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -3,8 +3,12 @@ virtual cards come and go exactly as it would see real ones."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,12 +18,23 @@ from typing import Any
 import pytest
 
 from hil.cards.emv import PPSE, EmvCard
-from hil.cards.pcscd import PcscdClaim, VpcdPool, claim_reader, running_pcscd_pid
+from hil.cards.pcscd import (
+    PcscdClaim,
+    ReadersBusy,
+    VpcdPool,
+    claim_reader,
+    running_pcscd_pid,
+)
 from hil.cards.profile import DEFAULT_PROFILES, ProfileLibrary
 from hil.cards.trace import ApduTrace
 from hil.cards.vpcd import VpcdCardConnection
 from hil.errors import RigError
 from hil.instruments.cards import VpcdCardsConfig
+from hil.runinfo import run_id
+from hil.runtime import process_start_time
+from hil.suite import FEATURES
+from tests.conftest import write_sim_rig
+from tests.dead_run import killed_after_first_line
 
 pytestmark = [
     pytest.mark.integration,
@@ -217,3 +232,150 @@ def test_foreign_pcscd_is_a_clear_rig_fault(tmp_path: Path) -> None:
     finally:
         foreign.terminate()
         foreign.wait(timeout=5)
+
+
+# --- the pool: waiting, dead runs, no reader at all --------------------------------------
+
+
+@pytest.fixture
+def every_free_reader() -> Iterator[list[PcscdClaim]]:
+    """Every reader of the shared pool nobody else holds, held by this test."""
+    held: list[PcscdClaim] = []
+    try:
+        while True:
+            try:
+                held.append(claim_reader(POOL))
+            except ReadersBusy:
+                break
+        yield held
+    finally:
+        for claim in held:
+            claim.close()
+
+
+def test_a_claim_waits_for_a_free_reader_and_names_who_holds_them(
+    every_free_reader: list[PcscdClaim], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert every_free_reader, "no reader of the pool was free"
+    started = time.monotonic()
+    with pytest.raises(ReadersBusy) as busy:
+        claim_reader(POOL, wait_s=1.0)
+    assert time.monotonic() - started >= 1.0
+    assert f"pid {os.getpid()} (run {run_id()})" in str(busy.value)
+    assert "waiting up to 1 s for one to come free" in capsys.readouterr().err
+
+    released = every_free_reader.pop()
+    threading.Timer(0.5, released.close).start()
+    every_free_reader.append(claim_reader(POOL, wait_s=30.0))
+    assert every_free_reader[-1].index == released.index
+
+
+_DEAD_RUN = """
+import os, sys, time
+from pathlib import Path
+from hil.cards.pcscd import VpcdPool, claim_reader
+from hil.runtime import ProcessLedger, WorkFolder
+from hil.terminal_process import TerminalProcess
+
+folder = WorkFolder.create()
+# A terminal that honours neither SIGTERM nor the watchdog, as a vendor's might not.
+terminal = TerminalProcess(
+    [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+     "signal.SIG_IGN); time.sleep(120)"],
+    state_dir=folder.path / "flash", env=dict(), stderr_path=folder.path / "err",
+    ledger=ProcessLedger(folder.path),
+)
+terminal.start()
+claim = claim_reader(VpcdPool({name!r}, {port}, {size}), work_dir=folder.path)
+print(claim.index, terminal.pid, folder.path, flush=True)
+time.sleep(120)
+"""
+
+
+def _dead_run_holding_a_reader(run: str) -> tuple[int, int, Path]:
+    """A run that claimed a reader and started a terminal, then was SIGKILLed:
+    (reader index, terminal pid, work folder)."""
+    script = _DEAD_RUN.format(name=POOL.name, port=POOL.port, size=POOL.size)
+    index, pid, folder = killed_after_first_line(script, run).split()
+    return int(index), int(pid), Path(folder)
+
+
+def test_a_dead_runs_reader_is_handed_out_only_after_its_terminal_is_stopped(
+    every_free_reader: list[PcscdClaim],
+) -> None:
+    for claim in every_free_reader[-1:]:  # leave one reader for the dead run
+        claim.close()
+        every_free_reader.remove(claim)
+    index, terminal, folder = _dead_run_holding_a_reader(f"dead-{os.getpid()}")
+    assert process_start_time(terminal) is not None
+    claim = claim_reader(POOL)
+    every_free_reader.append(claim)
+    assert claim.index == index
+    assert process_start_time(terminal) is None, "the reader went out with its terminal alive"
+    assert not folder.exists()
+
+
+def test_a_dead_runs_terminal_that_cannot_be_verified_keeps_its_reader(
+    every_free_reader: list[PcscdClaim],
+) -> None:
+    for claim in every_free_reader[-1:]:
+        claim.close()
+        every_free_reader.remove(claim)
+    run = f"dead-{os.getpid()}"
+    index, terminal, folder = _dead_run_holding_a_reader(run)
+    # As if the terminal had been started with another environment: not provably ours.
+    record = folder / "started" / f"{terminal}.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "run_id": "someone-else"}))
+    try:
+        with pytest.raises(ReadersBusy) as busy:
+            claim_reader(POOL)
+        assert f"reader {index + 1}: pid {terminal} (a terminal of dead run {run})" in str(
+            busy.value
+        )
+        assert process_start_time(terminal) is not None, "an unverified process was killed"
+    finally:
+        os.kill(terminal, signal.SIGKILL)  # our own descendant: the test started its run
+    deadline = time.monotonic() + 5
+    while process_start_time(terminal) is not None and time.monotonic() < deadline:
+        time.sleep(0.02)  # another process's exit: no event to wait on
+    every_free_reader.append(claim_reader(POOL))
+    assert every_free_reader[-1].index == index
+
+
+def test_without_a_free_reader_card_scenarios_are_rig_faults_and_the_rest_runs(
+    tmp_path: Path, every_free_reader: list[PcscdClaim]
+) -> None:
+    features = tmp_path / "features"
+    features.mkdir()
+    for name in ("card_reader.feature", "boot_self_check.feature"):
+        shutil.copy(FEATURES / name, features)
+    cards = (
+        f'[cards]\ndriver = "vpcd"\nreader_wait_s = 1\n\n'
+        f'[magstripe]\ndriver = "sim"\nprofiles = "{DEFAULT_PROFILES}"\n'
+    )
+    rig = write_sim_rig(tmp_path / "rig.toml", extra=cards)
+    wanted = "chip_card_is_read_and_equals or magnetic_stripe or identity or tells_the_truth"
+    result = subprocess.run(
+        [sys.executable, "-m", "hil", "run", "--rig", str(rig), "--no-html", "--", "-k", wanted],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 3, result.stdout[-3000:] + result.stderr
+    assert "waiting up to 1 s for one to come free" in result.stderr
+    summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
+    outcomes = {s["scenario"]: (s["outcome"], s["message"]) for s in summary["scenarios"]}
+    chip = outcomes.pop("A chip card is read and equals the inserted profile")
+    assert chip[0] == "broken"
+    assert "no card reader for this run" in chip[1] and f"pid {os.getpid()}" in chip[1]
+    # The boot self-check is judged against the rig: no reader wired, E_READER_ABSENT due.
+    assert outcomes == {
+        "A healthy build boots and every self-check item tells the truth": ("passed", ""),
+        "A magnetic stripe card is read on a swipe": ("passed", ""),
+        "The terminal reports the identity of the rig file and the firmware image": (
+            "passed",
+            "",
+        ),
+    }
