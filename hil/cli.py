@@ -99,21 +99,6 @@ def _interruptible(what: str) -> Iterator[None]:
         raise _fail(EXIT_INTERRUPTED, f"interrupted {what}") from None
 
 
-def _check_firmware(path: Path, where: str) -> None:
-    """A firmware image that is a readable, well-formed image file, or a ConfigError
-    naming ``where`` it was given: found before the run, so no report is touched."""
-    from hil.firmware import load_image
-
-    if path.is_dir():
-        raise ConfigError(f"{where}: {path} is a folder, not a firmware image file")
-    if not path.exists():
-        raise ConfigError(f"{where}: file not found: {path}")
-    try:
-        load_image(path)
-    except ConfigError as e:
-        raise ConfigError(f"{where}: {e}") from None
-
-
 def _check_output_folder(folder: Path, option: str) -> None:
     """``folder`` is a folder hil can write into, or will be: one line if not."""
     if folder.exists() and not folder.is_dir():
@@ -197,19 +182,17 @@ def run(
     import pytest
 
     from hil.config import load_rig
-    from hil.drivers import display_path
-    from hil.rig import default_rig_path
+    from hil.firmware import image_named
+    from hil.rig import chosen_firmware, default_rig_path
     from hil.runinfo import run_id
 
     rig_path = rig or default_rig_path()
     try:
         run_id()  # a malformed HIL_RUN_ID is refused before anything starts
         rig_config = load_rig(rig_path)  # fail fast, before pytest starts, with the field path
-        if firmware is not None:
-            _check_firmware(firmware, "--firmware")
-        elif rig_config.dut.firmware is not None:
-            where = f"{display_path(rig_config.source)}: dut.firmware"
-            _check_firmware(rig_config.dut.firmware, where)
+        chosen = chosen_firmware(rig_config, firmware)
+        if chosen is not None:
+            image_named(*chosen)
         _check_output_folder(reports, "--reports")
     except ConfigError as e:
         raise _fail(EXIT_USAGE, str(e)) from None

@@ -104,6 +104,20 @@ def load_image(path: str | Path) -> FirmwareImage:
     return image_from_bytes(raw, source=str(p))
 
 
+def image_named(path: Path, where: str) -> FirmwareImage:
+    """The image at ``path``, named by ``where`` (``--firmware``, ``rigs/x.toml:
+    dut.firmware``): a ConfigError that says where the image was given, whatever is
+    wrong with it (a folder, missing, unreadable, malformed)."""
+    if path.is_dir():
+        raise ConfigError(f"{where}: {path} is a folder, not a firmware image file")
+    if not path.exists():
+        raise ConfigError(f"{where}: file not found: {path}")
+    try:
+        return load_image(path)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
 def image_from_bytes(raw: bytes, *, source: str = "<image>") -> FirmwareImage:
     """Parse image file bytes (read once, so the hash and the verified image agree).
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from hil.config import Limits, RigConfig, load_rig
 from hil.drivers import REGISTRY, BuildContext, DriverRegistry, RigInstrument, display_path
 from hil.errors import ConfigError, HilError, RigError
-from hil.firmware import image_sha256, load_image
+from hil.firmware import image_named, image_sha256
 from hil.instruments.console import Console
 from hil.instruments.dut import ProcessTerminal, time_scale_of
 from hil.instruments.power import Power
@@ -67,10 +67,9 @@ class Rig:
     ) -> None:
         self.config = config
         self.registry = registry
-        self.firmware = firmware if firmware is not None else config.dut.firmware
-        if self.firmware is not None and not self.firmware.is_file():
-            raise ConfigError(f"--firmware: file not found: {self.firmware}")
-        self._image = load_image(self.firmware) if self.firmware is not None else None
+        chosen = chosen_firmware(config, firmware)
+        self.firmware = None if chosen is None else chosen[0]
+        self._image = None if chosen is None else image_named(*chosen)
         # Hashed once: every scenario's identity check and the report environment use it.
         self._image_sha256 = image_sha256(self.firmware) if self.firmware is not None else None
         # Our own folder under the private runtime folder (hil.runtime), unless the caller
@@ -211,6 +210,10 @@ class Rig:
                     f"{type(console).__name__}: neither a test-port Console nor a TerminalPort"
                 ) from None
             self.terminal = Terminal(port, self.power, boot_timeout=self.config.dut.boot_timeout_s)
+            if self.process is not None:
+                # A terminal that dies is then reported as what it is, not as the
+                # symptom (an event that never came, a command never answered).
+                self.terminal.watch_process(self.process.exit_code, self.process.stderr_tail)
             if self.power is not None:
                 self.power.on()
         except HilError:
@@ -305,6 +308,16 @@ class Rig:
             self.terminal = None
             if self._work_folder is not None:
                 self._work_folder.remove()
+
+
+def chosen_firmware(config: RigConfig, override: Path | None) -> tuple[Path, str] | None:
+    """The image this run uses and where it was named: ``--firmware`` over the rig
+    file's ``dut.firmware``; None when neither names one."""
+    if override is not None:
+        return override, "--firmware"
+    if config.dut.firmware is not None:
+        return config.dut.firmware, f"{display_path(config.source)}: dut.firmware"
+    return None
 
 
 def default_rig_path() -> Path:

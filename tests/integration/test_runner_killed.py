@@ -173,6 +173,12 @@ def test_a_stopped_runner_leaves_nothing_behind(
             runner.kill()
             runner.wait()
     text = output.read_text()
+    # What the reports say: never a finished run (they exist once a scenario started).
+    summary_file = tmp_path / "reports" / "summary.json"
+    if moment != "rig start" or summary_file.exists():
+        summary = json.loads(summary_file.read_text())
+        assert summary["complete"] is False, summary
+        assert summary["run_id"] == run
     if signum == signal.SIGKILL:
         assert code == -signal.SIGKILL
     else:

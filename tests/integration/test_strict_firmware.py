@@ -86,13 +86,13 @@ def test_rig_refuses_the_image_as_a_configuration_error(tmp_path: Path) -> None:
     error = f"{image}: firmware image: not strict JSON: duplicate key 'seeded_defects'"
     with_option = write_sim_rig(tmp_path / "rig.toml")
     in_rig_file = write_sim_rig(tmp_path / "rig-with-image.toml", firmware=image)
-    for rig_check in (
-        ["rig", "check", "--rig", str(with_option), "--firmware", str(image)],
-        ["rig", "check", "--rig", str(in_rig_file)],
+    # the line says where the image was named: the option, or the rig file's field
+    for command, where in (
+        (["rig", "check", "--rig", str(with_option), "--firmware", str(image)], "--firmware"),
+        (["rig", "check", "--rig", str(in_rig_file)], "rig-with-image.toml: dut.firmware"),
+        (["run", "--rig", str(in_rig_file)], "rig-with-image.toml: dut.firmware"),
+        (["run", "--rig", str(with_option), "--firmware", str(image)], "--firmware"),
     ):
-        result = _hil(*rig_check, cwd=tmp_path)
-        assert result.returncode == 2, (rig_check, result.stdout, result.stderr)
-        assert result.stderr.strip().splitlines() == [f"hil: {error}"], rig_check
-    result = _hil("run", "--rig", str(in_rig_file), cwd=tmp_path)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert result.stderr.splitlines()[0] == f"hil: configuration error: {error}"
+        result = _hil(*command, cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert result.stderr.strip().splitlines() == [f"hil: {where}: {error}"], command
