@@ -124,7 +124,7 @@ BEFORE_THE_RUN: dict[str, tuple[list[str], dict[str, str], str]] = {
     "--firmware malformed": (
         ["run", "--firmware", "broken.fw.json"],
         {},
-        "hil: --firmware: broken.fw.json: firmware image is not valid JSON (line 1",
+        "hil: --firmware: broken.fw.json: firmware image: invalid JSON: Expecting value: line 1",
     ),
     "rig names a malformed image": (
         ["run", "--rig", "badfw.toml"],
