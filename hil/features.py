@@ -146,6 +146,9 @@ def unknown_steps(items: Iterable[pytest.Item]) -> list[str]:
     closest known phrasings; each step reported once however many items run it."""
     problems: dict[tuple[str, int], str] = {}
     phrases: list[str] | None = None
+    # Which definitions a node sees depends on its folder (conftest.py files), so a
+    # step text is looked up once per folder: scenarios repeat their steps.
+    defined: dict[tuple[str, str, Path], bool] = {}
     for item in items:
         template = _scenario_of(item)
         if template is None:
@@ -156,7 +159,10 @@ def unknown_steps(items: Iterable[pytest.Item]) -> list[str]:
         fixturemanager = item.session._fixturemanager
         for step in rendered.steps:
             key = (rendered.feature.filename, step.line_number)
-            if key in problems or any(find_fixturedefs_for_step(step, fixturemanager, item)):
+            seen_as = (step.type, step.name, item.path.parent)
+            if seen_as not in defined:
+                defined[seen_as] = any(find_fixturedefs_for_step(step, fixturemanager, item))
+            if key in problems or defined[seen_as]:
                 continue
             if phrases is None:
                 phrases = known_phrases()

@@ -145,6 +145,9 @@ class RunSummary:
         self.results: dict[str, dict[str, Any]] = {}
         #: full failure text per scenario (masked), for junit.xml
         self.details: dict[str, str] = {}
+        #: nodeid -> (the entry as JSON, the entry masked): the reports are rewritten
+        #: after every scenario, and masking all of them each time grows with the square
+        self._masked: dict[str, tuple[str, dict[str, Any]]] = {}
         self.started = time.time()
         self.total = 0
         self.deselected = 0
@@ -342,10 +345,21 @@ class RunSummary:
             "scenarios": results,
         }
 
+    def _masked_entry(self, nodeid: str, entry: dict[str, Any]) -> dict[str, Any]:
+        """``entry`` PAN-masked value by value; masked again only when it changed."""
+        seen = json.dumps(entry, sort_keys=True, default=str)
+        cached = self._masked.get(nodeid)
+        if cached is None or cached[0] != seen:
+            cached = (seen, mask_data(entry))
+            self._masked[nodeid] = cached
+        return cached[1]
+
     def write(self, path: Path) -> None:
         """summary.json, PAN-masked value by value, replaced in one step (a reader, or
         a killed run, never sees half a file)."""
-        data = mask_data(self.as_dict())
+        data = self.as_dict()
+        scenarios = [self._masked_entry(n, e) for n, e in self._shown()]
+        data = {**mask_data({**data, "scenarios": []}), "scenarios": scenarios}
         text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
         reporting.write_atomically(path, text.encode("utf-8"))
 
@@ -367,7 +381,7 @@ class RunSummary:
             ET.SubElement(properties, "property", name=name, value=str(value))
         tests = failures = errors = skipped = 0
         for nodeid, recorded in self._shown():
-            entry = mask_data(recorded)
+            entry = self._masked_entry(nodeid, recorded)
             outcome = entry["outcome"]
             if outcome == "pending":
                 continue  # not over yet: the run-level entry below says so
