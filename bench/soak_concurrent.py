@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from hil.runtime import OWNER_FILE, WORK_PREFIX, carries_run_id, runtime_root
+from hil.runtime import OWNER_FILE, WORK_PREFIX, processes_of_run, runtime_root
 
 #: scenario (node ID) -> (outcome, message)
 Outcomes = dict[str, tuple[str, str]]
@@ -54,8 +54,7 @@ def run_suite(reports: Path, run: str) -> tuple[int, Outcomes, float]:
 
 def processes_of(runs: list[str]) -> list[str]:
     """Processes still carrying one of these run IDs, as 'pid run-id'."""
-    pids = [int(proc.name) for proc in Path("/proc").iterdir() if proc.name.isdigit()]
-    return [f"{pid} {run}" for pid in pids for run in runs if carries_run_id(pid, run)]
+    return [f"{pid} {run}" for run in runs for pid in processes_of_run(run)]
 
 
 def work_folders_of(runs: list[str]) -> list[Path]:

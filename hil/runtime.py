@@ -143,6 +143,13 @@ def carries_run_id(pid: int, run: str) -> bool:
     return f"{RUN_ID_ENV}={run}".encode() in environ.split(b"\0")
 
 
+def processes_of_run(run: str) -> list[int]:
+    """Every process on this host started with ``HIL_RUN_ID=run`` (the runner, its
+    terminal, helpers): how a run's leftovers are found, never by a process name."""
+    pids = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    return [pid for pid in pids if carries_run_id(pid, run)]
+
+
 @dataclass(frozen=True)
 class StartedProcess:
     """A process a rig started, as recorded in its work folder."""

@@ -15,6 +15,7 @@ from xml.etree import ElementTree
 import pytest
 
 from hil.protocol.session import ConsoleSession
+from hil.runtime import processes_of_run
 from hil.suite import DEFAULT_RIG, FEATURES, FIXTURES
 from tests.conftest import write_sim_rig
 
@@ -131,20 +132,6 @@ def test_sim_prints_port_and_answers(tmp_path: Path) -> None:
         assert process.wait(15) in (0, 130)
 
 
-def _processes_with_marker(marker: str) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            environ = (proc / "environ").read_bytes()
-        except OSError:
-            continue
-        if f"HIL_TEST_MARKER={marker}".encode() in environ:
-            found.append(int(proc.name))
-    return found
-
-
 def test_ctrl_c_mid_suite_tears_the_rig_down(tmp_path: Path) -> None:
     """SIGINT during a scenario: exit 130, the scenario is 'interrupted', no terminal left."""
     shutil.copytree(FEATURES, tmp_path / "features", ignore=shutil.ignore_patterns("__pycache__"))
@@ -155,7 +142,7 @@ def test_ctrl_c_mid_suite_tears_the_rig_down(tmp_path: Path) -> None:
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "HIL_TEST_MARKER": marker},
+        env={**os.environ, "HIL_RUN_ID": marker},
         # CI may run us as a background job with SIGINT ignored, and an ignored signal
         # stays ignored across exec; a user's Ctrl-C is not. The child has no threads.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
@@ -164,7 +151,7 @@ def test_ctrl_c_mid_suite_tears_the_rig_down(tmp_path: Path) -> None:
     for line in process.stdout:
         if "When the terminal is powered on" in line:
             break
-    assert _processes_with_marker(marker), "the simulated terminal should be running"
+    assert processes_of_run(marker), "the simulated terminal should be running"
     process.send_signal(signal.SIGINT)
     rest, _ = process.communicate(timeout=60)
     assert process.returncode == 130, rest
@@ -173,7 +160,7 @@ def test_ctrl_c_mid_suite_tears_the_rig_down(tmp_path: Path) -> None:
     assert summary["interrupted"] is True
     assert summary["counts"]["interrupted"] == 1
     assert summary["counts"]["passed"] == 0
-    survivors = _processes_with_marker(marker)
+    survivors = processes_of_run(marker)
     commands = [Path(f"/proc/{pid}/cmdline").read_bytes()[:120] for pid in survivors]
     assert survivors == [], f"terminal process survived Ctrl-C: {commands}"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from hil.runtime import OWNER_FILE, WORK_PREFIX, carries_run_id, runtime_root
+from hil.runtime import OWNER_FILE, WORK_PREFIX, processes_of_run, runtime_root
 from hil.suite import FEATURES
 from tests.conftest import write_sim_rig
 
@@ -69,12 +69,6 @@ elif _moment == "teardown":  # Rig.close() is switching the terminal off
 
     SimPower.close = _linger_then_close
 '''
-
-
-def _processes_of_run(run: str) -> list[int]:
-    """Processes started with ``HIL_RUN_ID=run`` (the runner, its terminal, helpers)."""
-    pids = [int(proc.name) for proc in Path("/proc").iterdir() if proc.name.isdigit()]
-    return [pid for pid in pids if carries_run_id(pid, run)]
 
 
 def _listening_sockets() -> dict[int, int]:
@@ -156,16 +150,16 @@ def test_a_stopped_runner_leaves_nothing_behind(
 
         def watch() -> bool:
             # Every socket the run listened on while it ran (by teardown, some are closed).
-            listening.update(_sockets_of(_processes_of_run(run)) & set(_listening_sockets()))
+            listening.update(_sockets_of(processes_of_run(run)) & set(_listening_sockets()))
             return reached()
 
         _wait_for(watch, 60, f"{moment} ({output.read_text()[-500:]})")
-        assert len(_processes_of_run(run)) >= 2, "the runner and its terminal should be running"
+        assert len(processes_of_run(run)) >= 2, "the runner and its terminal should be running"
         assert listening, "the host simulator and the fault proxy should have been listening"
 
         runner.send_signal(signum)
         code = runner.wait(60)
-        _wait_for(lambda: not _processes_of_run(run), GONE_WITHIN_S, "the run's processes to end")
+        _wait_for(lambda: not processes_of_run(run), GONE_WITHIN_S, "the run's processes to end")
         left = listening & set(_listening_sockets())
         assert not left, f"ports still listening: {[_listening_sockets()[i] for i in left]}"
     finally:

@@ -33,6 +33,7 @@ import pytest
 from hil.htmlreport import ALLURE_BIN_ENV, ReportError, check_report_tools
 from hil.masking import full_pans
 from hil.runinfo import RUN_ID_ENV
+from hil.runtime import processes_of_run
 from hil.suite import FEATURES
 from tests.conftest import write_sim_rig
 from tests.urlscan import embedded_report_data
@@ -361,22 +362,9 @@ def boot_project(tmp_path: Path) -> Iterator[tuple[Path, Path, str]]:
     _stop_processes_of(this_run)
 
 
-def _processes_of(run: str) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                environ = (proc / "environ").read_bytes()
-            except OSError:
-                continue
-            if f"{RUN_ID_ENV}={run}\0".encode() in environ:
-                found.append(int(proc.name))
-    return found
-
-
 def _stop_processes_of(run: str) -> None:
     """The terminal a SIGKILLed runner leaves (pcscd, shared with other runs, stays)."""
-    for pid in _processes_of(run):
+    for pid in processes_of_run(run):
         try:
             if b"hil.sim" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 os.kill(pid, signal.SIGKILL)
