@@ -71,6 +71,7 @@ BUILTIN_DRIVER_MODULES = (
     "hil.instruments.dut",
     "hil.instruments.console",
     "hil.instruments.power",
+    "hil.instruments.relayboard",
     "hil.instruments.host",
     "hil.instruments.network.proxy",
     "hil.instruments.network.toxiproxy",
