@@ -23,6 +23,7 @@ from hil.cards.pcscd import (
     ReadersBusy,
     VpcdPool,
     claim_reader,
+    list_readers,
     running_pcscd_pid,
 )
 from hil.cards.profile import DEFAULT_PROFILES, ProfileLibrary
@@ -196,8 +197,14 @@ def _start_pcscd(config_dir: Path, port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 5
-    while running_pcscd_pid() is None and time.monotonic() < deadline:
+    # Running is not enough: pcscd lists its readers only once it has loaded the driver,
+    # and a test about what it lists must not race that.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if running_pcscd_pid() is not None and any(
+            name.startswith("Stale Reader") for name in list_readers() or []
+        ):
+            break
         time.sleep(0.02)
     return process
 

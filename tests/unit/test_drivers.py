@@ -99,7 +99,9 @@ def test_a_plugin_driver_is_listed_among_the_known_ones(
     _module(tmp_path, "lab_relay_b", RELAY_PLUGIN)
     text = _relay_rig("lab_relay_b").replace('driver = "relay"', 'driver = "relais"')
     with pytest.raises(
-        ConfigError, match=r"power\.driver: unknown driver 'relais' \(known: 'relay', 'sim'\)"
+        ConfigError,
+        match=r"power\.driver: unknown driver 'relais' "
+        r"\(known: 'devantech-relay', 'relay', 'sim'\)",
     ):
         parse_rig(text, tmp_path / "rig.toml")
 
