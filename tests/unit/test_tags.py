@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +143,45 @@ def test_a_requirement_url_pattern_without_a_placeholder_is_refused() -> None:
     assert check_requirement_url("https://lab/{}", "--req-url") == "https://lab/{}"
     with pytest.raises(ConfigError, match=r"^HIL_REQ_URL: 'https://lab/req' has no \{\}"):
         check_requirement_url("https://lab/req", "HIL_REQ_URL")
+
+
+# --- the shipped suite's tags agree with docs/tags.md and docs/requirements.md -------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _shipped_scenarios() -> list[tuple[str, set[str]]]:
+    from pytest_bdd.feature import get_features
+
+    from hil.suite import FEATURES
+
+    features = get_features([str(path) for path in sorted(FEATURES.glob("*.feature"))])
+    return [
+        (f"{Path(feature.filename).name}: {name}", set(scenario.tags) | set(feature.tags))
+        for feature in features
+        for name, scenario in feature.scenarios.items()
+    ]
+
+
+def test_every_shipped_scenario_carries_documented_requirements_and_tags() -> None:
+    documented = set(
+        re.findall(r"^\| (SC-[A-Z]+-\d{2}) \|", (DOCS / "requirements.md").read_text(), re.M)
+    )
+    tags_doc = (DOCS / "tags.md").read_text()
+    scenarios = _shipped_scenarios()
+    assert len(scenarios) >= 30
+    for name, tags in scenarios:
+        requirements = {meaning(tag).requirement for tag in tags} - {None}
+        assert requirements, f"{name}: no @req:"
+        assert requirements <= documented, (
+            f"{name}: {requirements - documented} not in requirements.md"
+        )
+        assert "certification" in tags, name
+        areas = [meaning(tag).marker for tag in tags if tag.startswith("epic:")]
+        assert areas and all(f"`{area}`" in tags_doc for area in areas), (name, areas)
+        plain = {tag for tag in tags if ":" not in tag}
+        assert plain <= set(VOCABULARY), f"{name}: {plain - set(VOCABULARY)} not in the vocabulary"
+        assert not {"smoke", "slow"} <= tags, f"{name}: smoke scenarios are fast"
+    assert sum("smoke" in tags for _, tags in scenarios) >= 5
+    for tag in VOCABULARY:
+        assert f"`@{tag}`" in tags_doc
