@@ -131,8 +131,11 @@ class _RunWatch:
         self.configured = True
         self.summary = run_summary(config)
         keyword, marks = config.option.keyword, config.option.markexpr
+        tags = config.getoption("hil_tags")
         self.selection = " and ".join(
-            f"{flag} {expr!r}" for flag, expr in (("-k", keyword), ("-m", marks)) if expr
+            f"{flag} {expr!r}"
+            for flag, expr in (("--tags", tags), ("-k", keyword), ("-m", marks))
+            if expr
         )
 
     @_pytest_hookimpl(optionalhook=True)  # a hook of hil's plugin, not of pytest
@@ -147,6 +150,10 @@ def _holds_only_a_report(folder: Path) -> bool:
     return folder.is_dir() and (not any(folder.iterdir()) or (folder / "index.html").is_file())
 
 
+#: The plug-in's options ``hil run`` gives its own: errors name the one the user typed.
+_RUN_OPTIONS = {"--hil-tags": "--tags", "--hil-repeat": "--repeat", "--hil-req-url": "--req-url"}
+
+
 def _pytest_usage_lines(stderr: str) -> list[str]:
     """pytest's own usage error ("ERROR: usage: ...", "pytest.main(): error: ...", an
     unknown step's lines) as the lines that say what is wrong."""
@@ -155,11 +162,18 @@ def _pytest_usage_lines(stderr: str) -> list[str]:
     if said:
         return [f"pytest: {line}" for line in said]
     wanted = [
-        line.removeprefix("ERROR: ")
+        _as_run_option(line.removeprefix("ERROR: "))
         for line in lines
         if not line.startswith(("ERROR: usage:", "inifile:", "rootdir:", "usage:"))
     ]
     return wanted or ["pytest stopped on a usage error"]
+
+
+def _as_run_option(line: str) -> str:
+    for plugin_option, run_option in _RUN_OPTIONS.items():
+        if line.startswith(f"{plugin_option}:"):
+            return run_option + line.removeprefix(plugin_option)
+    return line
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -173,6 +187,32 @@ def run(
     ] = None,
     reports: Annotated[Path, typer.Option(help="output folder")] = Path("reports"),
     html: Annotated[bool, typer.Option(help="generate reports/html/index.html")] = True,
+    tags: Annotated[
+        str | None,
+        typer.Option(
+            metavar="EXPR",
+            help="run the scenarios whose tags match EXPR, e.g. 'smoke and not slow' "
+            "(docs/tags.md); an unknown tag is exit 2",
+        ),
+    ] = None,
+    # A string, checked by hil: click's own error for a bad number is a usage block.
+    repeat: Annotated[
+        str,
+        typer.Option(
+            metavar="N",
+            help="run each selected scenario N times; one that fails any repeat failed "
+            "('failed k of n')",
+        ),
+    ] = "1",
+    req_url: Annotated[
+        str | None,
+        typer.Option(
+            "--req-url",
+            metavar="PATTERN",
+            help="link each @req:ID in the report to PATTERN, {} standing for the ID "
+            "(default $HIL_REQ_URL)",
+        ),
+    ] = None,
 ) -> None:
     """Run the self-check suite on a rig; extra arguments after -- go to pytest.
 
@@ -183,12 +223,21 @@ def run(
 
     from hil.config import load_rig
     from hil.firmware import image_named
+    from hil.repeats import repeat_count
     from hil.rig import chosen_firmware, default_rig_path
     from hil.runinfo import run_id
+    from hil.tags import TagSelection, check_requirement_url
 
     rig_path = rig or default_rig_path()
     try:
         run_id()  # a malformed HIL_RUN_ID is refused before anything starts
+        # Checked here too, before pytest starts; which tags exist is known only once
+        # the features are collected (the plug-in says so then).
+        repeat_count(repeat, "--repeat")
+        if tags is not None:
+            TagSelection.parse(tags, "--tags")
+        if req_url is not None:
+            check_requirement_url(req_url, "--req-url")
         rig_config = load_rig(rig_path)  # fail fast, before pytest starts, with the field path
         chosen = chosen_firmware(rig_config, firmware)
         if chosen is not None:
@@ -219,6 +268,9 @@ def run(
         f"--hil-junit={junit_path}",
         f"--hil-summary={summary_path}",
         *([f"--firmware={firmware}"] if firmware is not None else []),
+        *([f"--hil-tags={tags}"] if tags is not None else []),
+        f"--hil-repeat={repeat}",
+        *([f"--hil-req-url={req_url}"] if req_url is not None else []),
         *ctx.args,
     ]
     watch = _RunWatch(reports / "html" if html else None)
@@ -318,7 +370,18 @@ def _say_why(code: int, summary: RunSummary, data: dict[str, Any]) -> None:
             _say(f"rig fault (says nothing about the firmware): {line}")
     elif code == EXIT_DUT_FAILED:
         failed = data["counts"]["failed"]
-        _say(f"the terminal failed {failed} of {data['collected']} scenarios")
+        line = f"the terminal failed {failed} of {data['collected']} scenarios"
+        intermittent = [
+            e
+            for e in scenarios
+            if e["outcome"] == "failed" and 0 < e["failed_repeats"] < e["repeat_count"]
+        ]
+        if intermittent:
+            line += (
+                f", {len(intermittent)} of them intermittently (failed some repeats, "
+                "passed others: a terminal defect, not a pass)"
+            )
+        _say(line)
 
 
 def _without_exception_name(message: str) -> str:

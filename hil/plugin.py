@@ -3,6 +3,10 @@
 Loaded through the ``pytest11`` entry point. It stays inert until a test asks for a
 rig fixture, so installing pos-hil never changes unrelated test suites.
 
+Gherkin tags become markers to select by, Allure labels and links, and rig
+requirements (hil.tags); ``--hil-tags EXPR`` selects scenarios by them and
+``--hil-repeat N`` runs each selected scenario N times (hil.repeats).
+
 The reports of a run (``--hil-summary``, ``--hil-junit``, ``--alluredir``) say the
 truth about it at every moment: an earlier run's reports are replaced only when this
 run starts (its first scenario is about to run; a usage error before that touches no
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -24,8 +29,9 @@ from typing import Any
 
 import pytest
 
-from hil import features, lifecycle, reporting
+from hil import features, lifecycle, reporting, tags
 from hil.errors import ConfigError, RigError
+from hil.repeats import REPEAT_ARG, repeat_count, repeats
 from hil.rig import Rig, default_rig_path
 from hil.runinfo import run_id
 from hil.summary import BLAME_TITLES, CONFIG_STOP_RETURNCODE, RunSummary
@@ -33,12 +39,27 @@ from hil.terminal import Terminal
 
 log = logging.getLogger(__name__)
 
-#: Gherkin tags of the form ``@name:value`` that become Allure labels.
-LABEL_TAGS = ("epic", "story", "severity", "feature")
+#: Where a requirement link's URL pattern comes from when ``--hil-req-url`` is not given.
+REQUIREMENT_URL_ENV = "HIL_REQ_URL"
 
 _summary_key = pytest.StashKey["RunSummary"]()
 _rig_key = pytest.StashKey["Rig"]()
 _outputs_key = pytest.StashKey["RunOutputs"]()
+#: marker name -> the Gherkin tag it came from (without "@"): the tags ``--hil-tags`` knows
+_tag_markers_key = pytest.StashKey[dict[str, str]]()
+_selection_key = pytest.StashKey["RunSelection"]()
+
+
+@dataclass(frozen=True)
+class RunSelection:
+    """What this session runs, from hil's options."""
+
+    #: ``--hil-tags``
+    tags: tags.TagSelection | None
+    #: ``--hil-repeat``
+    repeat: int
+    #: ``--hil-req-url`` or $HIL_REQ_URL: a requirement's link, ``{}`` standing for its ID
+    requirement_url: str | None
 
 
 @dataclass
@@ -53,6 +74,8 @@ class RunOutputs:
     started_ms: int
     #: the PAN mask guards every report and the console (see ``_guard_outputs``)
     guarded: bool = False
+    #: the file writer that replaced Allure's, once guarded
+    allure_files: reporting.MaskedAllureFiles | None = None
 
 
 class HilHookSpecs:
@@ -99,6 +122,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="live progress and a summary table (used by 'hil run')",
     )
+    group.addoption(
+        "--hil-tags",
+        default=None,
+        metavar="EXPR",
+        help="run the scenarios whose Gherkin tags match EXPR, a marker expression such as "
+        "'smoke and not slow' (docs/tags.md); an unknown tag is a usage error",
+    )
+    group.addoption(
+        "--hil-repeat",
+        default="1",
+        metavar="N",
+        help="run each selected scenario N times; a scenario that fails any repeat failed",
+    )
+    group.addoption(
+        "--hil-req-url",
+        default=None,
+        metavar="PATTERN",
+        help="link each @req:ID to PATTERN with {} replaced by the ID, e.g. "
+        f"'https://lab.example/req/{{}}' (default ${REQUIREMENT_URL_ENV})",
+    )
 
 
 # First, so that a --clean-alluredir is taken over before allure-pytest-bdd acts on it.
@@ -107,6 +150,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "hil_requires(*kinds): skip unless the rig has these instruments or channels"
     )
+    config.addinivalue_line(
+        "markers", f"{tags.REQUIREMENT_MARKER}(id): the requirement a scenario verifies (@req:ID)"
+    )
+    config.stash[_tag_markers_key] = {}
+    for tag, meaning in tags.VOCABULARY.items():
+        _register_tag_marker(config, tag, tag, meaning)
+    try:
+        selection = _run_selection(config)
+    except ConfigError as e:
+        raise pytest.UsageError(str(e)) from None
+    config.stash[_selection_key] = selection
     # Step modules import each other (common, phrases); mark the whole package so
     # pytest rewrites their asserts whichever is imported first.
     pytest.register_assert_rewrite("hil.steps")
@@ -122,6 +176,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return {"run_id": this_run, **(rig.environment() if rig is not None else {})}
 
     summary = RunSummary(this_run, environment)
+    summary.repeat = selection.repeat
+    summary.tags = selection.tags.text if selection.tags is not None else None
     config.stash[_summary_key] = summary
     config.pluginmanager.register(summary, "hil-summary")
     if config.getoption("hil_progress"):
@@ -149,6 +205,31 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(lambda: reporting.remove_sink(sink))
 
 
+def _run_selection(config: pytest.Config) -> RunSelection:
+    """hil's selection options, checked: a ConfigError naming the option if one is bad."""
+    repeat = repeat_count(str(config.getoption("hil_repeat")), "--hil-repeat")
+    expression = config.getoption("hil_tags")
+    selection = None
+    if expression is not None:
+        selection = tags.TagSelection.parse(expression, "--hil-tags")
+    url = config.getoption("hil_req_url")
+    where = "--hil-req-url"
+    if url is None and os.environ.get(REQUIREMENT_URL_ENV):
+        url, where = os.environ[REQUIREMENT_URL_ENV], REQUIREMENT_URL_ENV
+    if url is not None:
+        url = tags.check_requirement_url(url, where)
+    return RunSelection(selection, repeat, url)
+
+
+def _register_tag_marker(config: pytest.Config, marker: str, tag: str, description: str) -> None:
+    """Register ``marker`` (from Gherkin tag ``tag``), once: pytest knows it (no unknown
+    mark warning, ``--strict-markers`` passes) and ``--hil-tags`` accepts it."""
+    known = config.stash[_tag_markers_key]
+    if marker not in known:
+        known[marker] = tag
+        config.addinivalue_line("markers", f"{marker}: {description}")
+
+
 def _path_option(config: pytest.Config, name: str) -> Path | None:
     value = config.getoption(name)
     return Path(value) if value else None
@@ -157,7 +238,7 @@ def _path_option(config: pytest.Config, name: str) -> Path | None:
 def _is_hil_session(config: pytest.Config) -> bool:
     """A session run for a rig or for hil's feature files (not another project's suite
     in the same environment, whose output the plugin leaves as it is)."""
-    options = ("rig", "firmware", "hil_summary", "hil_junit", "hil_progress")
+    options = ("rig", "firmware", "hil_summary", "hil_junit", "hil_progress", "hil_tags")
     return bool(config.getini(features.INI_OPTION)) or any(config.getoption(o) for o in options)
 
 
@@ -178,16 +259,30 @@ def _guard_outputs(config: pytest.Config) -> None:
         reporting.mask_terminal_writer(config.get_terminal_writer())
     if outputs.alluredir is not None:
         summary = config.stash[_summary_key]
-        undo = reporting.install_allure_gate(outputs.alluredir, _blame_restated(summary))
+        restatement = AllureRestatement(summary)
+        outputs.allure_files, undo = reporting.install_allure_gate(
+            outputs.alluredir, restatement.amend
+        )
+        config.pluginmanager.register(
+            AllureRepeats(summary, restatement, outputs.allure_files), "hil-allure-repeats"
+        )
         config.add_cleanup(undo)
 
 
-def _blame_restated(summary: RunSummary) -> reporting.ResultAmendment:
-    """An Allure result restated with pos-hil's blame: status, and the blame's title
-    leading the message (what the Allure categories match)."""
+class AllureRestatement:
+    """Allure results restated with pos-hil's blame as they are written: status, and the
+    blame's title leading the message (what the Allure categories match). Remembers
+    which result each test wrote, so a scenario's repeats can be restated together."""
 
-    def amend(result: dict[str, Any]) -> None:
-        blame = summary.blame_now()
+    def __init__(self, summary: RunSummary) -> None:
+        self.summary = summary
+        #: test node ID -> the uuid of the Allure result it wrote
+        self.result_of: dict[str, str] = {}
+
+    def amend(self, result: dict[str, Any]) -> None:
+        if self.summary.current is not None and "uuid" in result:
+            self.result_of[self.summary.current] = str(result["uuid"])
+        blame = self.summary.blame_now()
         if blame is None or result.get("status") not in ("failed", "broken"):
             return
         result["status"] = "failed" if blame == "terminal" else "broken"
@@ -195,17 +290,85 @@ def _blame_restated(summary: RunSummary) -> reporting.ResultAmendment:
             details = result.setdefault("statusDetails", {})
             details["message"] = f"{BLAME_TITLES[blame]}: {details.get('message', '')}"
 
-    return amend
+
+class AllureRepeats:
+    """When a scenario's last repeat is over, each of its repeats' Allure results gets
+    the scenario's figure: parameter "failed repeats" = "k of n" (left out of the history
+    ID), and Allure's *flaky* mark when some repeats failed and others passed.
+
+    Each repeat is a result of its own, with the repeat as a parameter that feeds the
+    history ID: Allure 2 folds results that share a history ID into one test showing only
+    the latest as its status, so a scenario whose last repeat passed would count as
+    passed. An intermittent failure must count as a failure (docs/decisions.md)."""
+
+    def __init__(
+        self,
+        summary: RunSummary,
+        restatement: AllureRestatement,
+        files: reporting.MaskedAllureFiles,
+    ) -> None:
+        self.summary = summary
+        self.restatement = restatement
+        self.files = files
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        scenario, runs = self.summary.scenario_runs(nodeid)
+        if len(runs) < 2 or nodeid != runs[-1]:
+            return
+        entry = self.summary.scenario_result(scenario)
+        if entry is None:
+            return
+        failed, count = entry["failed_repeats"], entry["repeat_count"]
+        figure = {"name": "failed repeats", "value": f"{failed} of {count}", "excluded": True}
+
+        def add_figure(result: dict[str, Any]) -> None:
+            parameters = [
+                p for p in result.get("parameters", []) if p.get("name") != "failed repeats"
+            ]
+            result["parameters"] = [*parameters, figure]
+            if 0 < failed < count:
+                result.setdefault("statusDetails", {})["flaky"] = True
+
+        for run in runs:
+            result_uuid = self.restatement.result_of.get(run)
+            if result_uuid is not None:
+                self.files.restate(result_uuid, add_figure)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_bdd_apply_tag(tag: str, function: Callable[..., object]) -> object:
-    name, _, value = tag.partition(":")
-    if value and name in LABEL_TAGS:
-        return pytest.mark.allure_label(value, label_type=name)(function)
-    if value and name == "requires":
-        return pytest.mark.hil_requires(*value.split(","))(function)
-    return None
+    """Every Gherkin tag, as hil.tags says: a registered marker to select by, Allure
+    labels, a requirement, instruments the rig must have."""
+    from pytest_bdd.utils import CONFIG_STACK  # the session pytest-bdd collects for
+
+    meaning = tags.meaning(tag)
+    marks = []
+    if meaning.marker is not None:
+        if CONFIG_STACK and _tag_markers_key in CONFIG_STACK[-1].stash:
+            _register_tag_marker(CONFIG_STACK[-1], meaning.marker, tag, f"Gherkin tag @{tag}")
+        marks.append(getattr(pytest.mark, meaning.marker))
+    for label_type, value in meaning.labels:
+        marks.append(pytest.mark.allure_label(value, label_type=label_type))
+    if meaning.requirement is not None:
+        marks.append(getattr(pytest.mark, tags.REQUIREMENT_MARKER)(meaning.requirement))
+    if meaning.requires:
+        marks.append(pytest.mark.hil_requires(*meaning.requires))
+    for mark in marks:
+        mark(function)
+    return function
+
+
+@pytest.hookimpl(trylast=True)  # after every other parametrisation: the repeat is last
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``--hil-repeat N``: each scenario test becomes N tests, ``[repeat k/N]``."""
+    from pytest_bdd.scenario import scenario_wrapper_template_registry
+
+    count = metafunc.config.stash[_selection_key].repeat
+    if count < 2 or metafunc.function not in scenario_wrapper_template_registry:
+        return
+    metafunc.fixturenames.append(REPEAT_ARG)
+    runs = repeats(count)
+    metafunc.parametrize(REPEAT_ARG, runs, ids=[run.id for run in runs])
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -233,6 +396,60 @@ def pytest_collection_modifyitems(
     unknown = features.unknown_steps(ours)
     if unknown:
         raise pytest.UsageError("\n".join(unknown))
+    selection = config.stash[_selection_key]
+    if selection.requirement_url is not None:
+        _link_requirements(items, selection.requirement_url)
+    if selection.tags is not None:
+        _select_by_tags(config, items, selection.tags)
+
+
+def _link_requirements(items: list[pytest.Item], pattern: str) -> None:
+    """An Allure link (type tms, named by the ID) for every requirement of a scenario."""
+    for item in items:
+        for marker in item.iter_markers(tags.REQUIREMENT_MARKER):
+            for requirement in marker.args:
+                url = tags.requirement_url(pattern, str(requirement))
+                item.add_marker(
+                    pytest.mark.allure_link(url, name=str(requirement), link_type="tms")
+                )
+
+
+def _select_by_tags(
+    config: pytest.Config, items: list[pytest.Item], selection: tags.TagSelection
+) -> None:
+    """Keep the scenarios ``--hil-tags`` selects; a name that is no known tag (hil's
+    vocabulary, a tag of a collected feature, or a marker registered by the project) is
+    a usage error naming it, before any rig starts."""
+    known = config.stash[_tag_markers_key]
+    registered = (
+        line.split(":", 1)[0].split("(", 1)[0].strip() for line in config.getini("markers")
+    )
+    problem = selection.unknown(known, accepted=registered)
+    if problem is not None:
+        raise pytest.UsageError(problem)
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        (kept if selection.matches(_marker_lookup(item), known) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def _marker_lookup(item: pytest.Item) -> tags.MarkerLookup:
+    """Whether ``item`` carries a marker of this name (with these keyword arguments)."""
+    markers = list(item.iter_markers())
+
+    def has_marker(name: str, kwargs: Mapping[str, object]) -> bool:
+        return any(
+            m.name == name and all(m.kwargs.get(k, _ABSENT) == v for k, v in kwargs.items())
+            for m in markers
+        )
+
+    return has_marker
+
+
+_ABSENT = object()
 
 
 def step_modules() -> list[str]:
@@ -342,7 +559,8 @@ class RunReports:
             return  # pytest stops on the collection errors: the run never starts
         if not session.items or self.config.option.collectonly:
             return
-        self.summary.begin(session.items)
+        tag_markers: dict[str, str] = self.config.stash[_tag_markers_key]
+        self.summary.begin(session.items, tag_markers=set(tag_markers))
         alluredir = self.outputs.alluredir
         if alluredir is not None:
             if self.outputs.clean_alluredir:

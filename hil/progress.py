@@ -1,5 +1,8 @@
 """Live progress for ``hil run``: scenario N of M, the current step, then a summary table.
 
+With ``--repeat`` each repeat is announced as its own run ("repeat 2 of 5") and the
+table has one row per scenario with its figure ("failed 1 of 5").
+
 Registered by the plugin when ``--hil-progress`` is given; pytest's own terminal
 reporter is switched off in that mode so the two do not fight over the screen.
 """
@@ -16,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hil.masking import mask_text
+from hil.repeats import repeat_of
 
 if TYPE_CHECKING:
     from hil.summary import RunSummary
@@ -52,13 +56,16 @@ class LiveProgress:
             self._console.print(*renderables)
             self._console.file.flush()
 
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self._print(
-            Text.assemble(
-                ("pos-hil", "bold"),
-                f": run {self.summary.run_id}: {len(session.items)} scenario(s) collected",
-            )
-        )
+    @pytest.hookimpl(optionalhook=True)  # hil's own hook (hil.plugin.HilHookSpecs)
+    def pytest_hil_run_started(self, session: pytest.Session) -> None:
+        # Said when the run starts, not when collection ends: a run stopped by a usage
+        # error (an unknown step or tag) has no scenarios to announce.
+        runs = len(session.items)
+        what = f"{runs} scenario(s)"
+        if self.summary.repeat > 1:
+            scenarios = len(self.summary.finished_results())
+            what = f"{scenarios} scenario(s), {runs} runs: each {self.summary.repeat} times"
+        self._print(Text.assemble(("pos-hil", "bold"), f": run {self.summary.run_id}: {what}"))
 
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         self.index += 1
@@ -66,13 +73,15 @@ class LiveProgress:
 
     def pytest_bdd_before_scenario(self, request: Any, feature: Any, scenario: Any) -> None:
         total = self.summary.total or "?"
-        self._print(
-            Text.assemble(
-                (f"[{self.index}/{total}] ", "bold cyan"),
-                (f"{feature.name}: ", "bold"),
-                mask_text(scenario.name),
-            )
+        repeat = repeat_of(request.node)
+        line = Text.assemble(
+            (f"[{self.index}/{total}] ", "bold cyan"),
+            (f"{feature.name}: ", "bold"),
+            mask_text(scenario.name),
         )
+        if repeat is not None:
+            line.append(f" (repeat {repeat!r})", style="cyan")
+        self._print(line)
 
     def pytest_bdd_before_step(
         self, request: Any, feature: Any, scenario: Any, step: Any, step_func: Any
@@ -102,17 +111,27 @@ class LiveProgress:
         table.add_column("Feature")
         table.add_column("Scenario")
         table.add_column("Result")
+        repeated = self.summary.repeat > 1
+        if repeated:
+            table.add_column("Repeats")
         table.add_column("Time", justify="right")
         table.add_column("Reason", overflow="fold")
         results = self.summary.finished_results()
         for number, entry in enumerate(results, start=1):
             outcome = entry["outcome"]
             # Text, never a str: rich would read "[...]" in a reason as markup and eat it.
-            table.add_row(
+            cells: list[str | Text] = [
                 str(number),
                 Text(entry["feature"]),
                 Text(entry["scenario"]),
                 Text(outcome, style=_STYLE.get(outcome, "white")),
+            ]
+            if repeated:
+                failed = entry["failed_repeats"]
+                figure = f"failed {failed} of {entry['repeat_count']}"
+                cells.append(Text(figure, style="red" if failed else "green"))
+            table.add_row(
+                *cells,
                 f"{entry['duration_s']:.2f} s",
                 Text(entry["message"]),
             )
@@ -121,6 +140,8 @@ class LiveProgress:
         for entry in results:
             counts[entry["outcome"]] = counts.get(entry["outcome"], 0) + 1
         shown = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing ran"
+        if repeated and results:
+            shown += f" ({self.summary.total} runs: each scenario {self.summary.repeat} times)"
         if self.summary.interrupted:
             shown += " (interrupted)"
         line = Text(f"{shown} in {time.monotonic() - self.started:.1f} s")

@@ -224,8 +224,10 @@ class MaskedAllureFiles:
         self.report_dir = Path(report_dir).absolute()
         self.report_dir.mkdir(parents=True, exist_ok=True)
         self._amend = amend
+        #: test result uuid -> the file it was written to (for ``restate``)
+        self._result_files: dict[str, Path] = {}
 
-    def _write_item(self, item: Any, *, amend: bool = False) -> None:
+    def _write_item(self, item: Any, *, amend: bool = False) -> Path:
         import attr
 
         data = attr.asdict(item, filter=lambda _, v: v or v is False)
@@ -233,12 +235,25 @@ class MaskedAllureFiles:
         data = mask_data(data, numbers=False)
         if amend and self._amend is not None:
             self._amend(data)
-        name = item.file_pattern.format(prefix=uuid.uuid4())
-        write_atomically(self.report_dir / name, json.dumps(data, ensure_ascii=False).encode())
+        path = self.report_dir / str(item.file_pattern).format(prefix=uuid.uuid4())
+        write_atomically(path, json.dumps(data, ensure_ascii=False).encode())
+        return path
 
     @_allure_hookimpl
     def report_result(self, result: Any) -> None:
-        self._write_item(result, amend=True)
+        self._result_files[str(result.uuid)] = self._write_item(result, amend=True)
+
+    def restate(self, result_uuid: str, change: ResultAmendment) -> bool:
+        """Rewrite a test result written earlier in this session with ``change`` made
+        to it (masked again, in one step); False if there is no such result (any more)."""
+        path = self._result_files.get(result_uuid)
+        if path is None or not path.is_file():
+            return False
+        data = json.loads(path.read_text(encoding="utf-8"))
+        change(data)
+        text = json.dumps(mask_data(data, numbers=False), ensure_ascii=False)
+        write_atomically(path, text.encode("utf-8"))
+        return True
 
     @_allure_hookimpl
     def report_container(self, container: Any) -> None:
@@ -279,10 +294,10 @@ def masked_bytes(data: bytes, name: str = "") -> bytes:
 
 def install_allure_gate(
     report_dir: Path, amend: ResultAmendment | None = None
-) -> Callable[[], None]:
+) -> tuple[MaskedAllureFiles, Callable[[], None]]:
     """Put ``MaskedAllureFiles`` in place of allure-pytest-bdd's file writer for
-    ``report_dir``; returns the undo (which puts the original back, so allure's own
-    cleanup finds it)."""
+    ``report_dir``; returns it and the undo (which puts the original back, so allure's
+    own cleanup finds it)."""
     import allure_commons
     from allure_commons.logger import AllureFileLogger
 
@@ -302,7 +317,7 @@ def install_allure_gate(
         for name, writer in replaced:
             manager.register(writer, name)
 
-    return undo
+    return gate, undo
 
 
 # --- what an Allure results folder says about its run -------------------------------------

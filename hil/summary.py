@@ -20,6 +20,12 @@ The run itself has a status: ``running`` while it runs (what a killed run leaves
 behind), then ``finished`` (every selected scenario ran), ``interrupted`` (Ctrl-C) or
 ``stopped`` (a configuration error while the rig started, ``-x``...). Only a finished
 run is ``complete``.
+
+With ``--repeat N`` every scenario runs as N tests (hil.repeats). Each run is recorded
+as it ends, and the reports aggregate per scenario: the scenario's outcome is the worst
+of its repeats' (``broken``, then ``failed``: a scenario that failed one repeat of five
+failed, and a rig fault in one repeat is a rig fault), with "failed k of n" and every
+repeat's own outcome kept. junit.xml keeps one test case per run.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ import json
 import socket
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +46,8 @@ import hil
 from hil import reporting
 from hil.errors import ConfigError, DutError, RigError
 from hil.masking import mask_data, mask_text
+from hil.repeats import repeat_of, scenario_nodeid
+from hil.tags import REQUIREMENT_MARKER
 
 Blame = Literal["terminal", "rig", "config", "framework"]
 
@@ -70,6 +79,12 @@ CONFIG_STOP_RETURNCODE = 78
 OUTCOMES = ("passed", "failed", "broken", "skipped", "interrupted", "not run", "pending")
 
 RunStatus = Literal["not started", "running", "finished", "interrupted", "stopped"]
+
+#: Which of a scenario's repeats decides its outcome: the first of these outcomes any
+#: repeat had. A scenario that failed one repeat failed; one that broke broke.
+DECIDING_OUTCOMES = ("broken", "failed", "interrupted", "not run", "pending", "skipped", "passed")
+#: Among repeats with the same outcome, the blame that decides (the exit codes' order).
+_DECIDING_BLAMES = ("config", "framework", "rig", "terminal", None)
 
 #: Exceptions that mean a feature file or a step module is wrong, not the terminal.
 _AUTHORING_ERRORS: tuple[type[BaseException], ...] = (
@@ -137,6 +152,79 @@ def exit_code_for(summary: Mapping[str, Any]) -> int:
     return EXIT_OK
 
 
+@dataclass(frozen=True)
+class RunFacts:
+    """What is known of one run of a scenario before it runs."""
+
+    #: the scenario this is a run of: its node ID without the repeat
+    scenario: str
+    #: which repeat (1 without repeats)
+    repeat: int
+    #: requirement IDs it verifies (``@req:``)
+    requirements: tuple[str, ...] = ()
+    #: the markers ``--tags`` selects it by
+    tags: tuple[str, ...] = ()
+
+
+def scenario_entry(
+    nodeid: str, runs: Sequence[tuple[RunFacts, Mapping[str, Any]]]
+) -> dict[str, Any]:
+    """One scenario's entry in the reports, from its runs (in repeat order; one run when
+    the run has no repeats, and then the entry says what that run said)."""
+    facts, first = runs[0]
+
+    def deciding_order(run: tuple[RunFacts, Mapping[str, Any]]) -> tuple[int, int, int]:
+        entry = run[1]
+        blame = entry["blame"] if entry["blame"] in _DECIDING_BLAMES else None
+        return (
+            DECIDING_OUTCOMES.index(entry["outcome"]),
+            _DECIDING_BLAMES.index(blame),
+            run[0].repeat,
+        )
+
+    deciding_facts, deciding = min(runs, key=deciding_order)
+    failed = sum(1 for _, entry in runs if entry["outcome"] in ("failed", "broken"))
+    message = deciding["message"]
+    if len(runs) > 1 and failed:
+        message = (
+            f"failed {failed} of {len(runs)} repeats; repeat {deciding_facts.repeat}: {message}"
+        )
+    measurements = [
+        {**m, "repeat": run_facts.repeat} if len(runs) > 1 else m
+        for run_facts, entry in runs
+        for m in entry["measurements"]
+    ]
+    return {
+        "nodeid": mask_text(nodeid),
+        "feature": first["feature"],
+        "scenario": first["scenario"],
+        "outcome": deciding["outcome"],
+        "blame": deciding["blame"],
+        "rig_fault": any(entry["rig_fault"] for _, entry in runs),
+        "config_error": any(entry["config_error"] for _, entry in runs),
+        "framework_error": any(entry["framework_error"] for _, entry in runs),
+        "message": message,
+        "duration_s": round(sum(entry["duration_s"] for _, entry in runs), 3),
+        "measurements": measurements,
+        "requirements": list(facts.requirements),
+        "tags": list(facts.tags),
+        "repeat_count": len(runs),
+        "failed_repeats": failed,
+        "repeats": [
+            {
+                "repeat": run_facts.repeat,
+                "nodeid": entry["nodeid"],
+                "outcome": entry["outcome"],
+                "blame": entry["blame"],
+                "message": entry["message"],
+                "duration_s": entry["duration_s"],
+                "measurements": entry["measurements"],
+            }
+            for run_facts, entry in runs
+        ],
+    }
+
+
 class RunSummary:
     """Per-scenario outcomes, written as summary.json and junit.xml, shown by ``hil run``."""
 
@@ -145,12 +233,20 @@ class RunSummary:
         self.results: dict[str, dict[str, Any]] = {}
         #: full failure text per scenario (masked), for junit.xml
         self.details: dict[str, str] = {}
-        #: nodeid -> (the entry as JSON, the entry masked): the reports are rewritten
-        #: after every scenario, and masking all of them each time grows with the square
-        self._masked: dict[str, tuple[str, dict[str, Any]]] = {}
+        #: per test node ID: which scenario and repeat it runs, its requirements and tags
+        self.facts: dict[str, RunFacts] = {}
+        #: (kind, node ID) -> (the entry as JSON, the entry masked): the reports are
+        #: rewritten after every scenario, and masking all each time grows with the square
+        self._masked: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         self.started = time.time()
+        #: tests to run: scenarios x repeats
         self.total = 0
-        self.deselected = 0
+        #: how many times each scenario runs (``--repeat``)
+        self.repeat = 1
+        #: the ``--tags`` expression the scenarios were selected by, if any
+        self.tags: str | None = None
+        #: scenarios left out by -k, -m or --tags (each once, whatever its repeats)
+        self._deselected: set[str] = set()
         self.status: RunStatus = "not started"
         #: why a run that did not finish ended: the interruption, the pytest.exit message
         self.ended_by = ""
@@ -197,8 +293,9 @@ class RunSummary:
 
     # --- the run's life -------------------------------------------------------------
 
-    def begin(self, items: Iterable[pytest.Item]) -> None:
-        """The run starts: every selected scenario is listed, pending."""
+    def begin(self, items: Iterable[pytest.Item], tag_markers: Collection[str] = ()) -> None:
+        """The run starts: every selected scenario is listed, pending. ``tag_markers``:
+        the marker names that come from Gherkin tags (listed as the scenario's tags)."""
         from hil.features import scenario_title
 
         for item in items:
@@ -206,6 +303,16 @@ class RunSummary:
             title = scenario_title(item)
             if title is not None:
                 entry["feature"], entry["scenario"] = mask_text(title[0]), mask_text(title[1])
+            repeat = repeat_of(item)
+            markers = list(item.iter_markers())
+            requirements = [str(a) for m in markers if m.name == REQUIREMENT_MARKER for a in m.args]
+            tags = {m.name for m in markers if m.name in tag_markers}
+            self.facts[item.nodeid] = RunFacts(
+                scenario=scenario_nodeid(item.nodeid, repeat),
+                repeat=repeat.index if repeat is not None else 1,
+                requirements=tuple(dict.fromkeys(requirements)),
+                tags=tuple(sorted(tags)),
+            )
         self.total = len(self.results)
         self.status = "running"
 
@@ -262,7 +369,13 @@ class RunSummary:
         self.total = len(session.items)
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
-        self.deselected += len(items)
+        self._deselected.update(scenario_nodeid(item.nodeid, repeat_of(item)) for item in items)
+
+    @property
+    def deselected(self) -> int:
+        """Scenarios no run of which was selected."""
+        selected = {facts.scenario for facts in self.facts.values()}
+        return len(self._deselected - selected)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -303,12 +416,14 @@ class RunSummary:
     # --- what the reports say ---------------------------------------------------------
 
     def finished_results(self) -> list[dict[str, Any]]:
-        """Results with scenarios that never finished marked: the one under way when the
-        run was interrupted ``interrupted``, the others ``not run``. During the run (and
-        in what a killed run leaves), ``pending``."""
-        return [entry for _, entry in self._shown()]
+        """One entry per scenario, its repeats aggregated (``scenario_entry``), with runs
+        that never finished marked: the one under way when the run was interrupted
+        ``interrupted``, the others ``not run``. During the run (and in what a killed run
+        leaves), ``pending``."""
+        return [entry for _, entry in self._scenarios()]
 
     def _shown(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every run (test) as it stands, by node ID."""
         if self.status in ("running", "not started"):
             return list(self.results.items())
         shown = []
@@ -322,8 +437,33 @@ class RunSummary:
             )
         return shown
 
+    def _scenarios(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every scenario, by node ID without the repeat, in the order they run."""
+        runs: dict[str, list[tuple[RunFacts, dict[str, Any]]]] = {}
+        for nodeid, entry in self._shown():
+            facts = self.facts.get(nodeid) or RunFacts(scenario=nodeid, repeat=1)
+            runs.setdefault(facts.scenario, []).append((facts, entry))
+        return [
+            (scenario, scenario_entry(scenario, sorted(its_runs, key=lambda r: r[0].repeat)))
+            for scenario, its_runs in runs.items()
+        ]
+
+    def scenario_runs(self, nodeid: str) -> tuple[str, list[str]]:
+        """The scenario a test runs, and the node IDs of all its runs (repeats)."""
+        facts = self.facts.get(nodeid)
+        if facts is None:
+            return nodeid, [nodeid]
+        return facts.scenario, [n for n, f in self.facts.items() if f.scenario == facts.scenario]
+
+    def scenario_result(self, scenario: str) -> dict[str, Any] | None:
+        """One scenario's entry as the reports show it now."""
+        return dict(self._scenarios()).get(scenario)
+
     def as_dict(self) -> dict[str, Any]:
-        results = self.finished_results()
+        return self._as_dict(self._scenarios())
+
+    def _as_dict(self, scenarios: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        results = [entry for _, entry in scenarios]
         counts = {k: sum(1 for r in results if r["outcome"] == k) for k in OUTCOMES}
         return {
             "run_id": self.run_id,
@@ -335,7 +475,11 @@ class RunSummary:
             "updated": _iso(time.time()),
             "duration_s": round(time.time() - self.started, 3),
             "errors": list(self.errors),
-            "collected": self.total,
+            "tags": self.tags,
+            "repeat": self.repeat,
+            # scenarios selected; runs: scenarios x repeats
+            "collected": len(results) if self.status != "not started" else self.total,
+            "runs": self.total,
             "deselected": self.deselected,
             "counts": counts,
             "rig_faults": sum(1 for r in results if r["rig_fault"]),
@@ -345,28 +489,30 @@ class RunSummary:
             "scenarios": results,
         }
 
-    def _masked_entry(self, nodeid: str, entry: dict[str, Any]) -> dict[str, Any]:
+    def _masked_entry(self, key: tuple[str, str], entry: dict[str, Any]) -> dict[str, Any]:
         """``entry`` PAN-masked value by value; masked again only when it changed."""
         seen = json.dumps(entry, sort_keys=True, default=str)
-        cached = self._masked.get(nodeid)
+        cached = self._masked.get(key)
         if cached is None or cached[0] != seen:
             cached = (seen, mask_data(entry))
-            self._masked[nodeid] = cached
+            self._masked[key] = cached
         return cached[1]
 
     def write(self, path: Path) -> None:
         """summary.json, PAN-masked value by value, replaced in one step (a reader, or
         a killed run, never sees half a file)."""
-        data = self.as_dict()
-        scenarios = [self._masked_entry(n, e) for n, e in self._shown()]
+        shown = self._scenarios()
+        data = self._as_dict(shown)
+        scenarios = [self._masked_entry(("scenario", n), e) for n, e in shown]
         data = {**mask_data({**data, "scenarios": []}), "scenarios": scenarios}
         text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
         reporting.write_atomically(path, text.encode("utf-8"))
 
     def write_junit(self, path: Path) -> None:
-        """junit.xml for CI: one test case per scenario that has an outcome, and while the
-        run is not complete one more, an error naming why (so a killed or interrupted run
-        never reads as a green one). Every text PAN-masked."""
+        """junit.xml for CI: one test case per scenario run (each repeat its own, named by
+        its node ID) that has an outcome, and while the run is not complete one more, an
+        error naming why (so a killed or interrupted run never reads as a green one).
+        Every text PAN-masked."""
         summary = self.as_dict()
         suite = ET.Element("testsuite", name="pos-hil", timestamp=summary["started"])
         suite.set("hostname", socket.gethostname())
@@ -381,7 +527,7 @@ class RunSummary:
             ET.SubElement(properties, "property", name=name, value=str(value))
         tests = failures = errors = skipped = 0
         for nodeid, recorded in self._shown():
-            entry = self._masked_entry(nodeid, recorded)
+            entry = self._masked_entry(("run", nodeid), recorded)
             outcome = entry["outcome"]
             if outcome == "pending":
                 continue  # not over yet: the run-level entry below says so
@@ -437,6 +583,8 @@ class RunSummary:
         """One line: why this run is not complete (empty when it is)."""
         done = sum(1 for e in self.results.values() if e["outcome"] != "pending")
         progress = f"{done} of {self.total} scenarios over"
+        if self.repeat > 1:
+            progress = f"{done} of {self.total} scenario runs over, {self.repeat} per scenario"
         if self.status == "running":
             return (
                 f"Run incomplete: run {self.run_id} had not finished when this was "

@@ -131,6 +131,9 @@ class _Item:
         self.nodeid = nodeid
         self.name = nodeid.rsplit("::", 1)[-1]
 
+    def iter_markers(self) -> list[pytest.Mark]:
+        return []
+
 
 def _running_summary(tmp_path: Path) -> RunSummary:
     summary = RunSummary("nightly-7", lambda: {"rig": "sim"})

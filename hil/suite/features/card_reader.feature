@@ -1,4 +1,4 @@
-@epic:card_reader @severity:critical @requires:cards
+@epic:card_reader @severity:critical @requires:cards @certification
 Feature: Card reader
   The rig puts a known test card in front of the terminal (inserted into the chip
   reader, tapped on the antenna, swiped through the head) and checks independently
@@ -6,6 +6,7 @@ Feature: Card reader
   the expected application was selected, failures carry their documented code and
   screen message, and the terminal is back to idle afterwards.
 
+  @smoke @req:SC-CARD-01
   Scenario: A chip card is read and equals the inserted profile
     Given the terminal is idle
     When the test card "visa-credit" is inserted
@@ -17,6 +18,7 @@ Feature: Card reader
     When the card is removed
     Then the terminal is back to idle
 
+  @req:SC-CARD-02
   Scenario: The card's transaction counter goes up with every read
     Given the terminal is idle
     When the test card "visa-credit" is inserted
@@ -25,6 +27,7 @@ Feature: Card reader
     And the test card "visa-credit" is inserted again
     Then the ATC went up by one for each read
 
+  @req:SC-CARD-01
   Scenario: A UnionPay card with two applications selects the preferred one
     Given the terminal is idle
     When the test card "unionpay-debit" is inserted
@@ -34,6 +37,7 @@ Feature: Card reader
     When the card is removed
     Then the terminal is back to idle
 
+  @req:SC-CARD-01
   Scenario: A T=0 chip card is read through GET RESPONSE
     Given the terminal is idle
     When the test card "mastercard-debit" is inserted
@@ -42,6 +46,7 @@ Feature: Card reader
     And the terminal selected the card's preferred application
     And the APDU trace is attached without cardholder data
 
+  @req:SC-CARD-03
   Scenario: A contactless card is read on a tap
     Given the terminal is idle
     When the test card "visa-credit" is tapped
@@ -51,6 +56,7 @@ Feature: Card reader
     And the terminal selected the card's preferred application
     And the terminal is back to idle
 
+  @req:SC-CARD-04
   Scenario: A magnetic stripe card is read on a swipe
     Given the terminal is idle
     When the test card "stripe-only" is swiped
@@ -59,6 +65,7 @@ Feature: Card reader
     And the masked PAN read equals the card profile
     And the terminal is back to idle
 
+  @req:SC-CARD-04
   Scenario: A swipe with a bad LRC asks for another swipe
     Given the terminal is idle
     When the test card "stripe-only" is swiped with a bad LRC
@@ -68,6 +75,7 @@ Feature: Card reader
     When the test card "stripe-only" is swiped
     Then the terminal reads the card within 1.0 seconds
 
+  @req:SC-CARD-04
   Scenario: A partial swipe asks for another swipe
     Given the terminal is idle
     When the test card "stripe-only" is swiped partially
@@ -75,6 +83,7 @@ Feature: Card reader
     And the terminal shows the documented message for that code
     And the terminal is back to idle
 
+  @req:SC-CARD-05
   Scenario: A chip card swiped is sent to the chip reader
     Given the terminal is idle
     When the test card "visa-credit" is swiped
@@ -82,6 +91,7 @@ Feature: Card reader
     And the terminal shows the documented message for that code
     And the terminal is back to idle
 
+  @req:SC-CARD-06
   Scenario: A card pulled out mid-transaction gives a clear error
     Given the terminal is idle
     When the test card "slow-visa" is inserted
@@ -90,6 +100,7 @@ Feature: Card reader
     And the terminal shows the documented message for that code
     And the terminal is back to idle
 
+  @req:SC-CARD-07
   Scenario Outline: A card the terminal cannot use gives its documented error
     Given the terminal is idle
     When the test card "<card>" is inserted
@@ -106,7 +117,7 @@ Feature: Card reader
       | pin-blocked    | E_PIN_BLOCKED  |
       | declined       | E_CARD_DECLINED |
 
-  @requires:cards,faultlines
+  @requires:cards,faultlines @req:SC-READER-02
   Scenario: A reader power cut is reported by the self-check and stops payments
     Given the terminal is idle
     When the rig cuts the card reader's power

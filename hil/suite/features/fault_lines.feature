@@ -1,9 +1,10 @@
-@epic:power_on_self_check @severity:critical @requires:faultlines
+@epic:power_on_self_check @severity:critical @requires:faultlines @certification
 Feature: Hardware fault lines
   The rig drives the terminal's supply monitor and tamper switch through fault
   lines; the power and tamper self-check items must report each fault with its
   documented code and screen message, and pass again once it is released.
 
+  @req:SC-POWER-02
   Scenario: A low supply fails the power item, then passes when restored
     Given the terminal is idle
     When the rig asserts fault line "supply_low"
@@ -13,6 +14,7 @@ Feature: Hardware fault lines
     And the terminal runs its "power" self-check
     Then the "power" self-check passes
 
+  @req:SC-TAMPER-02
   Scenario: An open tamper switch fails the tamper item and locks payments
     Given the terminal is idle
     When the rig asserts fault line "tamper"
