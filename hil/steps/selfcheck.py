@@ -417,11 +417,12 @@ def idle_screen_shows(terminal: Terminal, kind: ProblemStatus, code: str) -> Non
     check_idle_screen(terminal, documented(code, kind))
 
 
-@then(phrase("the idle screen shows no fault but those of channels the rig lacks"))
+@then(phrase("the idle screen shows no fault the rig does not expect"))
 def idle_screen_clear(terminal: Terminal, hil_rig: Rig) -> None:
     """The idle screen is exactly the documented one and lists no fault or warning
-    except the absent codes of items whose channel the rig does not wire."""
-    allowed = set(absent_codes(hil_rig).values())
+    beyond what this rig makes unavoidable: the absent codes of items whose channel it
+    does not wire, E_FW_VERSION for an image whose version is out of format."""
+    allowed = {code for status, code in expected_outcomes(hil_rig).values() if status != "pass"}
     check_idle_screen_exactly(terminal)
     left = {
         r.item: r.code
@@ -475,6 +476,19 @@ def run_full_selfcheck(terminal: Terminal, hil_rig: Rig) -> FullCheck:
     return FullCheck(run.results, before)
 
 
+def expected_outcomes(hil_rig: Rig) -> dict[str, tuple[ItemStatus, str]]:
+    """What each item must report on this rig when nothing is provoked: its absent code
+    without its channel; E_FW_VERSION for an image whose version is not in the
+    documented format; otherwise a pass."""
+    outcomes: dict[str, tuple[ItemStatus, str]] = dict.fromkeys(ITEM_NAMES, ("pass", "OK"))
+    for item, code in absent_codes(hil_rig).items():
+        outcomes[item] = ("fail", code)
+    version = hil_rig.expected_identity().firmware_version
+    if version is not None and not re.fullmatch(FIRMWARE_VERSION_PATTERN, version):
+        outcomes["firmware"] = ("fail", "E_FW_VERSION")
+    return outcomes
+
+
 @then(
     phrase(
         "every item the rig can exercise passes, and every item whose channel it lacks "
@@ -486,13 +500,15 @@ def full_check_truthful(terminal: Terminal, hil_rig: Rig, full_check: FullCheck)
     needs (or it needs nothing), else its documented absent code, logged by that run."""
     seen = [result.item for result in full_check.results]
     assert seen == list(ITEM_NAMES), f"self-check items {seen}, documented {list(ITEM_NAMES)}"
-    absent = absent_codes(hil_rig)
+    expected = expected_outcomes(hil_rig)
     wrong = []
     for result in full_check.results:
-        expected = ("fail", absent[result.item]) if result.item in absent else ("pass", "OK")
-        if (result.status, result.code) != expected:
-            wrong.append(f"{result.item}: {result.status} {result.code} ({result.message})")
-    with reporting.action("check every item", missing_channels=absent, wrong=wrong):
+        if (result.status, result.code) != expected[result.item]:
+            wrong.append(
+                f"{result.item}: {result.status} {result.code} ({result.message}); "
+                f"expected {' '.join(expected[result.item])}"
+            )
+    with reporting.action("check every item", missing_channels=absent_codes(hil_rig), wrong=wrong):
         assert not wrong, "self-check items not as documented for this rig: " + "; ".join(wrong)
     for result in full_check.results:
         if result.status != "pass":
@@ -504,12 +520,8 @@ def firmware_reports_image(item_check: ItemCheck, hil_rig: Rig) -> None:
     """The firmware item's verdict follows the image the rig flashed: a pass naming its
     version and SHA-256 when its version has the documented format, else E_FW_VERSION."""
     identity = hil_rig.expected_identity()
-    version = identity.firmware_version
-    if version is None or identity.firmware_sha256 is None:
+    if identity.firmware_version is None or identity.firmware_sha256 is None:
         raise StepValueError("the rig names no firmware image to compare the item with")
-    if re.fullmatch(FIRMWARE_VERSION_PATTERN, version):
-        judge_item(item_check, "firmware", "pass", "OK")
-    else:
-        judge_item(item_check, "firmware", "fail", "E_FW_VERSION")
+    judge_item(item_check, "firmware", *expected_outcomes(hil_rig)["firmware"])
     wrong = _judge_firmware(item_check.result, rig_figures(hil_rig))
     assert not wrong, "firmware figures disagree: " + "; ".join(wrong)

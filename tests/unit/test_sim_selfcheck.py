@@ -361,6 +361,26 @@ def test_data_sync(rig: Rig, host: HostSimulator) -> None:
     assert rig.comm is not None and rig.comm.parameter_state()["version"] == "2024.11.01"
 
 
+def test_corrupted_download_data_is_caught_by_digest_and_check_value(
+    rig: Rig, host: HostSimulator
+) -> None:
+    _wire_host(rig, host)
+    host.behave("parameter_download", Behaviour.corrupt())
+    r = rig.run("data_sync")
+    assert (r.status, r.code) == ("fail", "E_SYNC_DIGEST")
+    notes = {rec.note for rec in host.records() if rec.direction == "out"}
+    assert "field 62 corrupted (last byte flipped)" in notes
+    host.reset()
+    host.behave("key_download", Behaviour.corrupt())
+    r = rig.run("data_sync")
+    assert (r.status, r.code) == ("fail", "E_SYNC_KEYS")
+    host.reset()
+    host.behave("parameter_download", Behaviour.decline("30"))
+    assert rig.run("data_sync").code == "E_SYNC_REFUSED"
+    host.reset()
+    assert rig.run("data_sync").code == "OK"
+
+
 def test_terminal_id_signs_on(rig: Rig, host: HostSimulator) -> None:
     _wire_host(rig, host)
     assert rig.run("terminal_id").code == "OK"

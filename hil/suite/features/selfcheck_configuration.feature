@@ -1,10 +1,9 @@
 @epic:power_on_self_check @severity:critical @requires:host @certification
-Feature: Self-check items that follow the terminal's configuration and image
+Feature: Self-check items that follow the terminal's configuration
   Configuration can leave a terminal unable to take a payment: every interface
   disabled, no transaction type permitted, its terminal ID withdrawn. The items must
   say so with their documented code, message and screen, and the terminal must then
-  refuse to pay, with nothing reaching the host. The firmware item must report the
-  image the rig flashed, which the rig knows independently.
+  refuse to pay, with nothing reaching the host.
 
   @epic:payment_interfaces
   Scenario: With every payment interface disabled the item fails and sales are refused
@@ -39,7 +38,7 @@ Feature: Self-check items that follow the terminal's configuration and image
     When the terminal runs its "payment_interfaces" self-check
     Then the "payment_interfaces" self-check passes
     And the self-check message is exactly "usable interfaces: nfc"
-    And the idle screen shows no fault but those of channels the rig lacks
+    And the idle screen shows no fault the rig does not expect
     And a sale is refused with code "E_PAY_INTERFACE_DISABLED" and nothing reaches the host
 
   @epic:terminal_identity
@@ -52,9 +51,3 @@ Feature: Self-check items that follow the terminal's configuration and image
     And the system log holds the code "E_TID_INVALID" from that self-check
     And the host saw no sign-on from the terminal
     And a sale is refused with code "E_TID_INVALID" and nothing reaches the host
-
-  @epic:firmware
-  Scenario: The firmware item reports the image the rig flashed
-    Given the terminal is idle
-    When the terminal runs its "firmware" self-check
-    Then the "firmware" self-check reports the image the rig flashed
