@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import time
 from dataclasses import dataclass
 from typing import cast
 
@@ -408,12 +409,50 @@ def answer_reversals(acquirer_host: AcquirerHost) -> None:
     acquirer_host.behave("reversal", Behaviour.normal())
 
 
+@pytest.fixture
+def sale_wall_times() -> dict[str, float]:
+    """How long each sale of the scenario took as the rig saw it, by STAN (seconds)."""
+    return {}
+
+
 @when(phrase("the terminal makes a sale of {amount:Amount} over the host"), target_fixture="sale")
-def make_sale(terminal: Terminal, amount: int) -> SaleResult:
+def make_sale(terminal: Terminal, amount: int, sale_wall_times: dict[str, float]) -> SaleResult:
     """The terminal makes a sale of this amount with its test card, over the host."""
+    started = time.monotonic()
     sale = terminal.sale(amount)
+    sale_wall_times[sale.stan] = time.monotonic() - started
     reporting.attach_json("sale", as_report(sale))
     return sale
+
+
+@then(phrase("the sale gave up no sooner than the terminal's response timeout"))
+def sale_gave_up_no_sooner(
+    sale: SaleResult, sale_wall_times: dict[str, float], host_timeouts: HostTimeouts
+) -> None:
+    """A sale whose answer never came waited at least the configured response timeout
+    before failing (the rig's clock only adds to the terminal's)."""
+    assert sale.outcome == "failed", f"sale {sale.describe()}"
+    floor_s = host_timeouts.response_ms / 1000 - TIMEOUT_LOWER_MARGIN_S
+    took = sale_wall_times[sale.stan]
+    measurement = reporting.measure("sale time to give up", took, "s", low=floor_s)
+    assert measurement.passed, measurement.describe() + " (it gave up before its timeout)"
+
+
+@then(phrase("the host received that sale exactly once"))
+def sale_received_once(acquirer_host: AcquirerHost, sale: SaleResult, hil_rig: Rig) -> None:
+    """One 0200 of that sale reached the host: a sale is never sent twice (a second one
+    could charge the card twice), and one that was sent is not lost."""
+    tid = hil_rig.expected_identity().terminal_id
+    received = [
+        r
+        for r in acquirer_host.records()
+        if r.transaction == "sale"
+        and r.direction == "in"
+        and r.terminal_id == tid
+        and r.fields.get("11") == sale.stan
+    ]
+    with reporting.action("count the sale at the host", stan=sale.stan, received=len(received)):
+        assert len(received) == 1, f"the host received sale {sale.stan} {len(received)} times"
 
 
 @then(phrase('the sale fails with code "{code:Code}"'))

@@ -93,3 +93,13 @@ Feature: Host self-check items, every documented code provoked
     When the terminal runs its "data_sync" self-check
     Then the "data_sync" self-check fails with code "E_SYNC_KEYS"
     And the idle screen shows the fault "E_SYNC_KEYS" with its documented text
+
+  @epic:payments
+  Scenario: A sale the host never answers fails no sooner than its timeout, sent once and reversed once
+    Given the host never answers "sale" requests
+    When the terminal makes a sale of 1.00 over the host
+    Then the sale fails with code "E_COMM_TIMEOUT"
+    And the sale gave up no sooner than the terminal's response timeout
+    And the host received that sale exactly once
+    And the host acknowledged exactly one reversal of that sale
+    And the terminal has no reversal pending
