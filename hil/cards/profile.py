@@ -219,6 +219,28 @@ class CardProfile(_Strict):
         return min(self.applications, key=lambda a: a.priority)
 
 
+def month_from(today: date, months: int) -> tuple[int, int]:
+    """(year, month) ``months`` calendar months after (before, if negative) ``today``'s."""
+    index = today.year * 12 + (today.month - 1) + months
+    return index // 12, index % 12 + 1
+
+
+def expiring(profile: CardProfile, months_from_now: int, today: date | None = None) -> CardProfile:
+    """``profile`` with its expiry moved to the month ``months_from_now`` months from
+    today's (0: this month, -1: last month): a card profile generated at run time, so a
+    scenario about expiry dates means the same thing whenever it runs. Everything that
+    carries the expiry (the chip's 5F24 and track-2 equivalent, the stripe's tracks) is
+    built from this field. The name says which month it was made for."""
+    year, month = month_from(today or date.today(), months_from_now)
+    if not 2000 <= year <= 2099:
+        raise ConfigError(f"card profile '{profile.name}': expiry year {year} is out of range")
+    expiry = f"{year % 100:02d}{month:02d}"
+    effective = min(profile.effective, expiry)  # a card is never effective after it expires
+    return profile.model_copy(
+        update={"expiry": expiry, "effective": effective, "name": f"{profile.name}@{expiry}"}
+    )
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     out = ""
     for item in loc:

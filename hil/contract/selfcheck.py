@@ -9,6 +9,7 @@ the terminal's own tables, so a terminal that changes its codes is caught.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -122,16 +123,77 @@ def codes_of(item: str) -> tuple[ItemCode, ...]:
 COMM_MAX_ECHO_RTT_MS = 1000
 #: Back-off between host retries at time scale 1 (scaled like every inherent delay).
 COMM_RETRY_BACKOFF_S = 0.5
+#: A pending reversal is sent again this often at time scale 1 (scaled).
+REVERSAL_RETRY_S = 2.0
+#: How many reversal retry intervals an "exactly once" check waits after the first
+#: acknowledgement for a late duplicate (docs/decisions.md).
+DUPLICATE_GRACE_INTERVALS = 3
+#: What a lower bound on a timed-out host exchange leaves for the rig's clock and the
+#: terminal's timer resolution: the terminal may give up this much early, no more.
+TIMEOUT_LOWER_MARGIN_S = 0.05
 
 #: Fault lines a rig drives (docs "Channel faultlines") and the item code each
-#: provokes: line -> the code its item must fail with while the line is asserted.
+#: provokes: line -> the code its item must report (fail or warn) while it is asserted.
 FAULT_LINE_CODES: dict[str, str] = {
     "reader_power": "E_READER_POWER",
     "supply_low": "E_POWER_LOW",
     "tamper": "E_TAMPER",
+    "battery_low": "E_POWER_BATTERY_LOW",
+    "flash_corrupt": "E_MEM_INTEGRITY",
+    "flash_full": "E_MEM_FLASH_LOW",
+    "ram_pressure": "E_MEM_RAM",
+    "cpu_load": "E_PERF_CPU",
+    "system_load": "E_PERF_LOAD",
+    "log_io": "E_LOG_IO",
+    "log_full": "E_LOG_IO",
+    "secure_element": "E_SEC_NO_PASSWORD",
 }
-#: Codes a payment is refused with while a fault line is asserted.
-PAYMENT_REFUSALS: dict[str, str] = {"reader_power": "E_READER_FAULT", "tamper": "E_TAMPERED"}
+#: Codes a payment is refused with while a fault line is asserted (nothing is sent to
+#: the host). A line not listed does not stop payments (its item only warns, or the
+#: documentation gives it no effect on payments).
+PAYMENT_REFUSALS: dict[str, str] = {
+    "reader_power": "E_READER_FAULT",
+    "tamper": "E_TAMPERED",
+    "supply_low": "E_POWER_LOW",
+    "flash_corrupt": "E_MEM_INTEGRITY",
+    "flash_full": "E_MEM_FLASH_LOW",
+    "ram_pressure": "E_MEM_RAM",
+    "log_io": "E_LOG_IO",
+    "log_full": "E_LOG_IO",
+}
+#: Every code ``payment.sale`` is documented to refuse with (docs "Command error codes").
+SALE_REFUSAL_CODES: frozenset[str] = frozenset(
+    {
+        *PAYMENT_REFUSALS.values(),
+        "E_BAD_ARGS",
+        "E_COMM_NO_HOST",
+        "E_PAY_NOT_PERMITTED",
+        "E_PAY_INTERFACE_DISABLED",
+        "E_TID_INVALID",
+        "E_REVERSAL_PENDING",
+    }
+)
+#: What the power and tamper items report while the fault-line harness is unplugged
+#: (channel wired, inputs unreadable): never a pass.
+HARNESS_UNPLUGGED_CODES: dict[str, str] = {
+    "power": "E_POWER_UNVERIFIED",
+    "tamper": "E_TAMPER_UNVERIFIED",
+}
+
+#: Amounts ``payment.sale`` accepts, in minor units (docs "payment.sale").
+SALE_MIN_AMOUNT = 1
+SALE_MAX_AMOUNT = 999_999_999_999
+
+#: Documented limits the items judge against (docs "Self-check items").
+POWER_MIN_SUPPLY_V = 10.8
+POWER_MIN_BATTERY_PCT = 15
+MEMORY_MIN_FLASH_FREE_MIB = 16
+MEMORY_MAX_RSS_MIB = 512
+MEMORY_FLASH_CAPACITY_MIB = 64
+PERFORMANCE_MAX_CPU_PCT = 90
+PERFORMANCE_MAX_LOAD_PER_CPU = 4.0
+#: The documented firmware version format (the firmware item fails E_FW_VERSION otherwise).
+FIRMWARE_VERSION_PATTERN = r"^\d{1,4}\.\d{1,4}\.\d{1,4}([-+][0-9A-Za-z.-]{1,32})?$"
 
 #: Screen ids and the words each must show, per the protocol doc.
 SELFCHECK_SCREEN = "selfcheck"
@@ -140,3 +202,27 @@ IDLE_SCREEN = "idle"
 #: The idle screen's summary line of failed items, then of warned items, each
 #: followed by the codes separated by commas.
 IDLE_SUMMARY_PREFIX: dict[ProblemStatus, str] = {"fail": "故障 Faults:", "warn": "警告 Warnings:"}
+#: The idle screen's first two lines, then the TID (or ``NO_TID_LINE``).
+IDLE_TITLE = ("请刷卡/插卡/挥卡", "Present card")
+NO_TID_LINE = "未设置终端号 No TID"
+
+
+def idle_screen_lines(terminal_id: str, latest: Sequence[tuple[str, str, str]]) -> list[str]:
+    """The idle screen as documented, for a terminal whose latest result of each item is
+    ``(item, status, code)`` in any order: title, TID, then the summary of failed and
+    of warned codes, then one "CODE text" line per failed, then per warned item, each
+    group in item order. A code no item documents is shown as the code alone (the check
+    that compares the screen names it)."""
+    order = {name: n for n, name in enumerate(ITEM_NAMES)}
+    ranked = sorted(latest, key=lambda result: order.get(result[0], len(order)))
+    failed = [code for _, status, code in ranked if status == "fail"]
+    warned = [code for _, status, code in ranked if status == "warn"]
+    lines = [*IDLE_TITLE, terminal_id or NO_TID_LINE]
+    if failed:
+        lines.append(IDLE_SUMMARY_PREFIX["fail"] + " " + ",".join(failed))
+    if warned:
+        lines.append(IDLE_SUMMARY_PREFIX["warn"] + " " + ",".join(warned))
+    for code in failed + warned:
+        entry = item_code(code)
+        lines.append(entry.screen_line if entry is not None else code)
+    return lines

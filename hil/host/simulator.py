@@ -69,7 +69,7 @@ RC_RECONCILE_ERROR = "95"
 RC_ORIGINAL_NOT_FOUND = "25"
 
 BehaviourKind = Literal[
-    "normal", "decline", "delay", "never_answer", "close_mid_response", "malformed"
+    "normal", "decline", "delay", "never_answer", "close_mid_response", "malformed", "corrupt"
 ]
 MALFORMED_BODY = b"\x60\x00\x00\x00\x00" + b"\xee" * 27  # a TPDU, then no valid MTI/bitmap
 
@@ -110,6 +110,12 @@ class Behaviour:
     @classmethod
     def malformed(cls) -> Behaviour:
         return cls("malformed")
+
+    @classmethod
+    def corrupt(cls) -> Behaviour:
+        """Answer with the last byte of the download data (field 62) flipped: a parameter
+        block or digest, or a key block, that arrives damaged but well framed."""
+        return cls("corrupt")
 
     def describe(self) -> str:
         text = self.kind + (f" {self.response_code}" if self.response_code else "")
@@ -337,6 +343,11 @@ class HostSimulator(TcpService):
             await asyncio.sleep(behaviour.delay_s)
         forced = behaviour.response_code if behaviour.kind == "decline" else ""
         mti, fields, flags = self._process(conn, frame, transaction, forced)
+        corrupted = behaviour.kind == "corrupt" and bool(fields.get("62"))
+        if corrupted:
+            data62 = bytearray.fromhex(fields["62"])
+            data62[-1] ^= 0xFF
+            fields["62"] = data62.hex().upper()
         answer = Frame(response_header(frame.header), mti, fields)
         data = encode(mti, fields, header=answer.header)
         rc = fields.get("39", "")
@@ -366,7 +377,8 @@ class HostSimulator(TcpService):
             self._record(conn, "out", answer, transaction, response_code=rc, note=note, flags=flags)
             await _write(writer, half)
             return False
-        self._record(conn, "out", answer, transaction, response_code=rc, flags=flags)
+        note = "field 62 corrupted (last byte flipped)" if corrupted else ""
+        self._record(conn, "out", answer, transaction, response_code=rc, note=note, flags=flags)
         return await _write(writer, data)
 
     # --- what a healthy host answers -----------------------------------------------

@@ -78,6 +78,13 @@ PROMPT_LINES = ("请插卡/挥卡/刷卡", "Insert, tap or swipe card")
 REMOVE_LINE = "请取卡 Remove card"
 
 
+#: Seeded defects (docs/test-port-protocol.md) that leak the card number: the full PAN
+#: in the ``card.read`` event and answer, or in the card read's log entry.
+DEFECT_PAN_IN_EVENTS = "pan_in_events"
+DEFECT_PAN_IN_LOG = "pan_in_log"
+LEAK_DEFECTS = (DEFECT_PAN_IN_EVENTS, DEFECT_PAN_IN_LOG)
+
+
 class CardReader:
     """The reader unit of the terminal: watches readers, reads cards, reports results."""
 
@@ -107,6 +114,8 @@ class CardReader:
         self.reader_powered = reader_powered
         self._tampered = tampered
         self._time_scale = time_scale
+        #: seeded defects of the running image this reader honours (LEAK_DEFECTS)
+        self.leaks: frozenset[str] = frozenset()
         self._read_lock = threading.Lock()
         self._results = threading.Condition()
         self._result_count = 0
@@ -142,9 +151,10 @@ class CardReader:
             self._display.show("card_reading", [*READING_LINES, entry])
             started = time.monotonic()
             card = PcscCard(context, reader)
+            kernel = EmvKernel(card, entry)
             try:
                 card.connect()
-                result = EmvKernel(card, entry).run()
+                result = kernel.run()
                 result.update(ok=True, code="OK", message="card read")
             except ReadFailure as failure:
                 result = self._failure_result(failure, entry, reader)
@@ -168,7 +178,9 @@ class CardReader:
             result["apdus"] = card.exchanges
             result["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
             self._finish(
-                result, wait_removal=entry == ENTRY_CHIP and result["code"] != "E_CARD_REMOVED"
+                result,
+                wait_removal=entry == ENTRY_CHIP and result["code"] != "E_CARD_REMOVED",
+                clear_pan=kernel.pan_digits,
             )
 
     def _card_left(self, reader: str) -> None:
@@ -194,11 +206,14 @@ class CardReader:
         with self._read_lock:
             self._emit("card.presented", {"entry_mode": ENTRY_MAGSTRIPE, "reader": "maghead"})
             started = time.monotonic()
-            result = self._decode_swipe(track1, track2)
+            result, clear_pan = self._decode_swipe(track1, track2)
             result["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
-            self._finish(result, wait_removal=False)
+            self._finish(result, wait_removal=False, clear_pan=clear_pan)
 
-    def _decode_swipe(self, track1: str | None, track2: str | None) -> dict[str, Any]:
+    def _decode_swipe(
+        self, track1: str | None, track2: str | None
+    ) -> tuple[dict[str, Any], str | None]:
+        """The read's result, and the PAN in clear when a track decoded (never reported)."""
         base: dict[str, Any] = {"entry_mode": ENTRY_MAGSTRIPE, "reader": "maghead"}
         data: TrackData | None = None
         problem: TrackError | None = None
@@ -217,7 +232,7 @@ class CardReader:
                 "code": "E_SWIPE_READ",
                 "outcome": "error",
                 "message": f"swipe unreadable ({why}); swipe again",
-            }
+            }, None
         base.update(pan=mask_pan(data.pan), expiry=data.expiry, service_code=data.service_code)
         if data.service_code[0] in "26" and ENTRY_CHIP in self.readers.values():
             return base | {
@@ -225,27 +240,33 @@ class CardReader:
                 "code": "E_USE_CHIP",
                 "outcome": "error",
                 "message": f"service code {data.service_code}: chip card, use the chip reader",
-            }
+            }, data.pan
         if expiry_passed(data.expiry, date.today()):
             return base | {
                 "ok": False,
                 "code": "E_CARD_EXPIRED",
                 "outcome": "declined",
                 "message": f"card expired at the end of 20{data.expiry[:2]}-{data.expiry[2:]}",
-            }
-        return base | {"ok": True, "code": "OK", "outcome": "online", "message": "stripe read"}
+            }, data.pan
+        read = {"ok": True, "code": "OK", "outcome": "online", "message": "stripe read"}
+        return base | read, data.pan
 
     # --- results, screens ----------------------------------------------------------------
 
-    def _finish(self, result: dict[str, Any], *, wait_removal: bool) -> None:
+    def _finish(
+        self, result: dict[str, Any], *, wait_removal: bool, clear_pan: str | None = None
+    ) -> None:
         entry = result["entry_mode"]
         if result["ok"]:
             lines = [str(result.get("label") or "卡片 Card"), str(result.get("pan", ""))]
+            logged = dict(result)
+            if DEFECT_PAN_IN_LOG in self.leaks and clear_pan:
+                logged["pan"] = clear_pan  # seeded defect: the log gets the card number
             self._log(
                 "info",
                 "I_CARD_READ",
                 f"{entry} read "
-                + " ".join(str(result[k]) for k in ("pan", "aid", "label") if result.get(k)),
+                + " ".join(str(logged[k]) for k in ("pan", "aid", "label") if logged.get(k)),
             )
             self._display.show(
                 "card_read",
@@ -256,6 +277,8 @@ class CardReader:
             self._log("warn", result["code"], f"{entry}: {result['message']}")
             lines = [chinese, english, result["code"]]
             self._display.show("card_error", [*lines, REMOVE_LINE] if wait_removal else lines)
+        if DEFECT_PAN_IN_EVENTS in self.leaks and clear_pan:
+            result = result | {"pan": clear_pan}  # seeded defect: the card number leaves
         self._emit("card.read", result)
         with self._results:
             self._last = result
@@ -287,18 +310,6 @@ class CardReader:
         if self.readers and not self.reader_powered():
             return "E_READER_FAULT", "card reader fault (reader power lost): payments refused"
         return None
-
-    def guard_payment(
-        self, command: Callable[[dict[str, Any]], dict[str, Any]]
-    ) -> Callable[[dict[str, Any]], dict[str, Any]]:
-        def guarded(args: dict[str, Any]) -> dict[str, Any]:
-            refusal = self.payment_refusal()
-            if refusal is not None:
-                self._log("warn", refusal[0], f"payment refused: {refusal[1]}")
-                raise CommandFailed(*refusal)
-            return command(args)
-
-        return guarded
 
     def cmd_card_read(self, args: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(args) - {"timeout_ms"})
@@ -382,7 +393,6 @@ class CardPeripherals:
         self.fault_lines = (
             FaultLineInputs(channels.value("faultlines")) if channels.has("faultlines") else None
         )
-        hardware.fault_lines = self.fault_lines
         self.reader = CardReader(
             channels=channels,
             display=display,

@@ -36,6 +36,10 @@ def _printable_ascii(value: Any, length: int, what: str) -> str:
 
 
 def _terminal_id(value: Any) -> str:
+    # "" withdraws the terminal ID (none assigned): the terminal cannot sign on or pay
+    # until one is set again (terminal_id self-check E_TID_INVALID).
+    if value == "":
+        return ""
     return _printable_ascii(value, 8, "terminal_id")
 
 
@@ -96,7 +100,9 @@ class ConfigKey:
 CONFIG_KEYS: dict[str, ConfigKey] = {
     k.name: k
     for k in (
-        ConfigKey("terminal_id", "", _terminal_id, "terminal ID, 8 printable ASCII characters"),
+        ConfigKey(
+            "terminal_id", "", _terminal_id, "terminal ID, 8 printable ASCII characters or ''"
+        ),
         ConfigKey("merchant_id", "", _merchant_id, "merchant ID, 15 printable ASCII characters"),
         ConfigKey(
             "host.address", "", _host_address, "acquirer host IP or name; '' = not configured"

@@ -106,6 +106,8 @@ class EmvKernel:
         self.entry = entry
         self.amount = amount
         self.known: dict[str, Any] = {"entry_mode": entry, "reader": card.reader}
+        #: the PAN in clear once read: kept off every result (the reader masks it)
+        self.pan_digits: str | None = None
 
     def fail(self, code: str, message: str) -> ReadFailure:
         return ReadFailure(code, message, dict(self.known))
@@ -145,6 +147,7 @@ class EmvKernel:
         if pan is None:
             raise self.fail("E_CARD_DATA", "the card's records hold no PAN (tag 5A)")
         digits = _pan_digits(pan)
+        self.pan_digits = digits
         expiry = data.get(0x5F24, b"").hex()[:4]
         service = data.get(0x5F30, b"").hex()[-3:]
         self.known.update(

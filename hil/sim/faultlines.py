@@ -9,6 +9,23 @@ once it has applied them. Lines it knows:
 - ``supply_low``: the main supply reads ``SUPPLY_LOW_V`` (power self-check ``E_POWER_LOW``)
 - ``tamper``: the tamper switch is open (tamper self-check ``E_TAMPER``; payments
   refused with ``E_TAMPERED``)
+- ``battery_low``: the battery gauge reads ``BATTERY_LOW_PCT`` (power ``E_POWER_BATTERY_LOW``)
+- ``flash_corrupt``: every read of the firmware image from flash comes back with one bit
+  flipped (memory ``E_MEM_INTEGRITY``; payments refused)
+- ``flash_full``: the rig fills the flash partition (memory ``E_MEM_FLASH_LOW``)
+- ``ram_pressure``: the terminal's memory fills (memory ``E_MEM_RAM``)
+- ``cpu_load``: a load generator keeps the terminal's CPU busy (performance ``E_PERF_CPU``)
+- ``system_load``: the load-average monitor reads ``LOAD_PER_CPU_UNDER_FAULT`` per CPU
+  (performance ``E_PERF_LOAD``)
+- ``log_io``: the log partition answers every access with an I/O error (logs ``E_LOG_IO``)
+- ``log_full``: the log partition has no space left (logs ``E_LOG_IO``)
+- ``secure_element``: the secure element holding the admin record does not answer
+  (security ``E_SEC_NO_PASSWORD``)
+
+Lines that stand for a sensor reading (supply, battery, load, tamper switch) set the
+reading; lines that stand for a condition the terminal can suffer for real (flash full,
+memory pressure, CPU load, log storage errors) make the terminal suffer it, and its
+checks measure it (``hil.sim.hardware``).
 """
 
 from __future__ import annotations
@@ -19,8 +36,23 @@ from typing import Any
 
 from hil.jsonlines.terminal_end import TerminalEndClient
 
-KNOWN_LINES = ("reader_power", "supply_low", "tamper")
+KNOWN_LINES = (
+    "reader_power",
+    "supply_low",
+    "tamper",
+    "battery_low",
+    "flash_corrupt",
+    "flash_full",
+    "ram_pressure",
+    "cpu_load",
+    "system_load",
+    "log_io",
+    "log_full",
+    "secure_element",
+)
 SUPPLY_LOW_V = 9.6  # what the supply monitor reads while the rig holds supply_low
+BATTERY_LOW_PCT = 10  # what the battery gauge reads while the rig holds battery_low
+LOAD_PER_CPU_UNDER_FAULT = 5.0  # what the load monitor reads while the rig holds system_load
 FIRST_STATE_WAIT_S = 2.0
 
 

@@ -22,6 +22,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -199,21 +200,34 @@ class LogStore:
     Entries live in segment files of ``segment_size`` entries; only the newest segment
     is rewritten on append, and the oldest is dropped past ``max_segments``. Messages
     are PAN-masked before they are stored: a full PAN must never reach flash.
-    Thread-safe.
+
+    ``storage_error`` tells what the log partition answers with now (None: it works).
+    While it fails, new entries are held in RAM (``log.read`` serves them) and written
+    with the next append or probe that finds the partition working again: an entry is
+    never dropped for a storage fault that heals. Thread-safe.
     """
 
     SEGMENT_SIZE = 256
     MAX_SEGMENTS = 8
 
     def __init__(
-        self, directory: Path, *, segment_size: int = SEGMENT_SIZE, max_segments: int = MAX_SEGMENTS
+        self,
+        directory: Path,
+        *,
+        segment_size: int = SEGMENT_SIZE,
+        max_segments: int = MAX_SEGMENTS,
+        storage_error: Callable[[], OSError | None] = lambda: None,
     ) -> None:
         self._dir = directory
         self._segment_size = segment_size
         self._max_segments = max_segments
+        self._storage_error = storage_error
         self._lock = threading.Lock()
         self._segments: list[tuple[int, list[LogEntry]]] = []  # (segment number, entries)
+        self._unwritten: set[int] = set()  # segments whose newest entries are only in RAM
         self.load_warnings: list[str] = []
+        #: False only under the seeded defect pan_in_log: messages reach flash unmasked
+        self.mask_messages = True
         self._load()
 
     @property
@@ -269,28 +283,53 @@ class LogStore:
     def append(self, level: str, code: str, message: str) -> LogEntry:
         if level not in LOG_LEVELS:
             raise ValueError(f"log level must be one of {LOG_LEVELS}, got {level!r}")
+        mask = mask_text if self.mask_messages else str
         with self._lock:
             entry = LogEntry(
                 seq=self._last_seq() + 1,
                 ts_ms=now_ms(),
                 level=level,
-                code=mask_text(code),
-                message=mask_text(message),
+                code=mask(code),
+                message=mask(message),
             )
             if not self._segments or len(self._segments[-1][1]) >= self._segment_size:
                 number = self._segments[-1][0] + 1 if self._segments else 1
                 self._segments.append((number, []))
             number, entries = self._segments[-1]
-            new_entries = [*entries, entry]
-            atomic_write_json(
-                self._dir / self._segment_name(number),
-                {"entries": [e.flash_form() for e in new_entries]},
-            )
-            self._segments[-1] = (number, new_entries)
+            self._segments[-1] = (number, [*entries, entry])
+            self._unwritten.add(number)
             while len(self._segments) > self._max_segments:
                 old, _ = self._segments.pop(0)
-                remove_durably(self._dir / self._segment_name(old))
+                self._unwritten.discard(old)
+                with contextlib.suppress(OSError):  # gone with the partition's next success
+                    self._check_storage()
+                    remove_durably(self._dir / self._segment_name(old))
+            with contextlib.suppress(OSError):  # held in RAM until the partition works
+                self._write_unwritten()
             return entry
+
+    def _check_storage(self) -> None:
+        error = self._storage_error()
+        if error is not None:
+            raise error
+
+    def _write_unwritten(self) -> None:
+        """Write every segment holding entries only in RAM; OSError when the partition
+        fails (caller holds the lock)."""
+        self._check_storage()
+        for number, entries in self._segments:
+            if number in self._unwritten:
+                atomic_write_json(
+                    self._dir / self._segment_name(number),
+                    {"entries": [e.flash_form() for e in entries]},
+                )
+                self._unwritten.discard(number)
+
+    @property
+    def held_in_ram(self) -> int:
+        """Segments whose newest entries wait for the partition to work again."""
+        with self._lock:
+            return len(self._unwritten)
 
     def read(self, since: int = 0, limit: int = 200) -> tuple[list[LogEntry], int]:
         """Entries with ``seq >= since``, oldest first, at most ``limit``; and the cursor
@@ -310,6 +349,7 @@ class LogStore:
         """Read every segment back from disk (for the logs self-check); raises OSError or
         ValueError when the store is unreadable."""
         with self._lock:
+            self._check_storage()
             entries: list[LogEntry] = []
             for _, path in self._segment_files():
                 entries.extend(self._parse_segment(path))
@@ -319,7 +359,10 @@ class LogStore:
         """Write, read back and delete a probe file in the log directory; raises OSError."""
         probe = self._dir / "write-probe.json"
         payload = {"probe": iso_now()}
-        atomic_write_json(probe, payload)
-        if read_json(probe) != payload:
-            raise OSError("log store read back different bytes")
-        remove_durably(probe)
+        with self._lock:
+            self._check_storage()
+            atomic_write_json(probe, payload)
+            if read_json(probe) != payload:
+                raise OSError("log store read back different bytes")
+            remove_durably(probe)
+            self._write_unwritten()  # the partition works: what was held goes to flash

@@ -30,7 +30,7 @@ from hil.firmware import FirmwareImage, image_from_bytes, verify
 from hil.protocol.endpoint import CommandFailed, TerminalEndpoint
 from hil.protocol.transport import FdPort, SerialLike
 from hil.sim import config as config_keys
-from hil.sim.cardreader import CardPeripherals
+from hil.sim.cardreader import DEFECT_PAN_IN_LOG, LEAK_DEFECTS, CardPeripherals
 from hil.sim.comm import CommCommands, CommModule
 from hil.sim.config import ConfigKeyError, ConfigStore, ConfigValueError
 from hil.sim.display import Display, Screen
@@ -41,6 +41,7 @@ from hil.sim.security import provision_admin_password
 from hil.sim.selfcheck import (
     ITEM_IDS,
     KNOWN_DEFECTS,
+    LIMITS,
     CheckContext,
     FirmwareStatus,
     ItemResult,
@@ -48,6 +49,7 @@ from hil.sim.selfcheck import (
     fault_lines,
     progress_lines,
     run_selfcheck,
+    tid_is_valid,
     unknown_items,
 )
 from hil.sim.state import (
@@ -73,6 +75,8 @@ REBOOT_ANSWER_GRACE_S = 0.1
 SHUTDOWN_FLUSH_S = 1.0
 # A SIGTERM must not hang on a self-check stuck in a slow probe (TCP connect).
 SELFCHECK_STOP_WAIT_S = 2.0
+
+MIB = 1024 * 1024
 
 LOG_READ_DEFAULT_LIMIT = 200
 LOG_READ_MAX_LIMIT = 1000
@@ -152,7 +156,7 @@ class SimTerminal:
         self._defects: frozenset[str] = frozenset()
         self._boot_started = time.monotonic()
 
-        self.logs = LogStore(self.layout.logs_dir)
+        self.logs = LogStore(self.layout.logs_dir, storage_error=self.hardware.log_storage_error)
         for warning in self.logs.load_warnings:
             self.logs.append("error", "E_LOG_IO", warning)
         self.config = ConfigStore(self.layout)
@@ -220,10 +224,12 @@ class SimTerminal:
             "scanner.scan": (idle, self._cmd_scanner_scan),
         }
         self._commands.update({name: (idle, run) for name, run in self.cards.commands().items()})
-        # A faulty reader or an open tamper switch refuses payment before it starts.
+        if self.cards.fault_lines is not None:
+            self.hardware.attach_fault_lines(self.cards.fault_lines, flash_root=self.layout.root)
+        # A terminal that cannot keep a payment safe refuses it before anything is sent.
         sale = self._commands.get("payment.sale")
         if sale is not None:
-            self._commands["payment.sale"] = (sale[0], self.cards.reader.guard_payment(sale[1]))
+            self._commands["payment.sale"] = (sale[0], self._guard_payment(sale[1]))
 
     # -- flash: first boot, provisioning, boot reason -------------------------------
 
@@ -342,6 +348,7 @@ class SimTerminal:
         got = self._selfcheck_lock.acquire(timeout=SELFCHECK_STOP_WAIT_S)
         self.comm.stop(SELFCHECK_STOP_WAIT_S)
         self.cards.stop()
+        self.hardware.close()
         try:
             self.display.show("shutdown", SHUTDOWN_LINES[reason])
             self.endpoint.emit("sys.shutdown", {"reason": reason})
@@ -418,6 +425,8 @@ class SimTerminal:
         for name in sorted(defects - set(KNOWN_DEFECTS)):
             self.logs.append("info", "I_DEFECT_IGNORED", f"unknown seeded defect '{name}' ignored")
         self._defects = frozenset(defects & set(KNOWN_DEFECTS))
+        self.cards.reader.leaks = self._defects & set(LEAK_DEFECTS)
+        self.logs.mask_messages = DEFECT_PAN_IN_LOG not in self._defects
         self._firmware = FirmwareStatus(
             version=image.version,
             model=image.model,
@@ -455,6 +464,7 @@ class SimTerminal:
             hardware=self.hardware,
             defects=self._defects,
             comm=self.comm,
+            sleep=self._sleep,
         )
 
     def _selfcheck(self, items: Sequence[str], trigger: str) -> Summary:
@@ -513,6 +523,54 @@ class SimTerminal:
             tid = str(self.config.get("terminal_id")) or "未设置终端号 No TID"
             latest = [self._latest[i] for i in ITEM_IDS if i in self._latest]
         self.display.show("idle", [*IDLE_TITLE, tid, *fault_lines(latest)])
+
+    # -- payments -------------------------------------------------------------------
+
+    def _payment_refusal(self) -> tuple[str, str] | None:
+        """Why a payment must be refused now (code, message), or None. Each condition is
+        read live: a fault the rig released no longer stops payments, one it holds does,
+        whatever the last self-check said."""
+        refusal = self.cards.reader.payment_refusal()  # tamper switch, reader power
+        if refusal is not None:
+            return refusal
+        hw = self.hardware
+        supply = hw.supply().supply_v
+        if supply < LIMITS["power.min_supply_v"]:
+            return "E_POWER_LOW", f"supply {supply:.1f} V too low to complete a payment"
+        firmware = self._firmware
+        if firmware is not None:
+            try:
+                intact = hashlib.sha256(hw.read_flash(firmware.path)).hexdigest() == (
+                    firmware.sha256
+                )
+            except OSError:
+                intact = False
+            if not intact:
+                return "E_MEM_INTEGRITY", "firmware image in flash no longer matches: no payment"
+        if hw.flash_free_bytes(self.layout.root) < LIMITS["memory.min_flash_free_mib"] * MIB:
+            return "E_MEM_FLASH_LOW", "flash full: no room to record a payment"
+        if hw.rss_bytes() > LIMITS["memory.max_rss_mib"] * MIB:
+            return "E_MEM_RAM", "out of memory: no payment"
+        if hw.log_storage_error() is not None:
+            return "E_LOG_IO", "log storage unusable: a payment could not be journaled"
+        config = self._config_values()
+        if not tid_is_valid(str(config.get("terminal_id", ""))):
+            return "E_TID_INVALID", "no valid terminal ID: no payment"
+        if not config.get("interfaces.card", True):
+            return "E_PAY_INTERFACE_DISABLED", "card payments are disabled (interfaces.card)"
+        return None
+
+    def _guard_payment(
+        self, command: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        def guarded(args: dict[str, Any]) -> dict[str, Any]:
+            refusal = self._payment_refusal()
+            if refusal is not None:
+                self.logs.append("warn", refusal[0], f"payment refused: {refusal[1]}")
+                raise CommandFailed(*refusal)
+            return command(args)
+
+        return guarded
 
     # -- commands -------------------------------------------------------------------
 

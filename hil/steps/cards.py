@@ -17,7 +17,7 @@ import pytest
 from pytest_bdd import given, then, when
 
 from hil import reporting
-from hil.cards.profile import CardProfile, ProfileLibrary
+from hil.cards.profile import CardProfile, ProfileLibrary, expiring
 from hil.contract.cards import CARD_ERROR_SCREEN, CARD_ERROR_SCREENS
 from hil.contract.selfcheck import IDLE_SCREEN
 from hil.errors import DutError, RigError
@@ -114,6 +114,43 @@ def insert_card(terminal: Terminal, hil_rig: Rig, card_slot: CardSlot, name: str
     """Insert the test card with this profile into the chip reader."""
     presented = _present(terminal, hil_rig, name, "chip")
     card_slot.insert(presented.profile)
+    return presented
+
+
+def _present_expiring(
+    terminal: Terminal, hil_rig: Rig, name: str, month: int, entry_mode: str
+) -> Presentation:
+    """A presentation of this card made at run time with its expiry ``month`` months
+    from today's (0: this month)."""
+    profile = expiring(_profiles(hil_rig).get(name), month)
+    reporting.attach_json("card generated", {"profile": profile.name, "expiry": profile.expiry})
+    return Presentation(profile, entry_mode, rig_cursor(terminal, hil_rig))
+
+
+@when(
+    phrase('the test card "{name:CardName}" expiring {month:ExpiryMonth} is inserted'),
+    target_fixture="presented",
+)
+def insert_card_expiring(
+    terminal: Terminal, hil_rig: Rig, card_slot: CardSlot, name: str, month: int
+) -> Presentation:
+    """Insert this test card with its expiry moved to a month relative to today's (a
+    card is valid through the end of its expiry month)."""
+    presented = _present_expiring(terminal, hil_rig, name, month, "chip")
+    card_slot.insert(presented.profile)
+    return presented
+
+
+@when(
+    phrase('the test card "{name:CardName}" expiring {month:ExpiryMonth} is swiped'),
+    target_fixture="presented",
+)
+def swipe_card_expiring(
+    terminal: Terminal, hil_rig: Rig, magstripe: Magstripe, name: str, month: int
+) -> Presentation:
+    """Swipe this test card with its expiry moved to a month relative to today's."""
+    presented = _present_expiring(terminal, hil_rig, name, month, "magstripe")
+    magstripe.swipe(presented.profile, fault="none")
     return presented
 
 

@@ -15,11 +15,17 @@ from pytest_bdd import given, then, when
 from hil import reporting
 from hil.contract.selfcheck import FAULT_LINE_CODES, PAYMENT_REFUSALS
 from hil.errors import DutError, TerminalCommandError
-from hil.instruments.faultlines import FaultLines
+from hil.instruments.faultlines import FaultLineHarness, FaultLines
 from hil.rig import Rig
-from hil.steps.common import instrument_of
+from hil.steps.common import expect_sale_refused, instrument_of
 from hil.steps.phrases import StepValueError, phrase
-from hil.steps.selfcheck import ItemCheck, check_idle_screen, documented, judge_item
+from hil.steps.selfcheck import (
+    ItemCheck,
+    check_idle_screen,
+    check_logged,
+    documented_problem,
+    judge_item,
+)
 from hil.terminal import Terminal
 
 #: The amount of the sale a held fault line must refuse (minor units).
@@ -32,10 +38,17 @@ def fault_lines(hil_rig: Rig) -> FaultLines:
     return cast(FaultLines, instrument_of(hil_rig, "faultlines", FaultLines))
 
 
+@pytest.fixture
+def fault_line_harness(hil_rig: Rig) -> FaultLineHarness:
+    """The harness between the rig's fault lines and the terminal; back in after each
+    scenario."""
+    return cast(FaultLineHarness, instrument_of(hil_rig, "faultlines", FaultLineHarness))
+
+
 @given(phrase('the rig asserts fault line "{line:FaultLine}"'))
 @when(phrase('the rig asserts fault line "{line:FaultLine}"'))
 def assert_line(fault_lines: FaultLines, line: str) -> None:
-    """Assert the fault on this line (reader_power, supply_low, tamper)."""
+    """Assert the fault on this line (the lines are listed with the FaultLine type)."""
     fault_lines.set(line)
 
 
@@ -64,31 +77,53 @@ def restore_reader_power(fault_lines: FaultLines) -> None:
     )
 )
 def item_reports_fault_line(item_check: ItemCheck, terminal: Terminal, line: str) -> None:
-    """The item this line belongs to failed with the line's documented code, the idle
-    screen shows the code with its text, and the system log holds the code."""
-    entry = documented(FAULT_LINE_CODES[line], "fail")
+    """The item this line belongs to reported the line's documented code (a failure, or a
+    warning for the lines that only warn), the idle screen shows exactly the documented
+    screen with the code and its text, and the log holds the code from that run."""
+    entry = documented_problem(FAULT_LINE_CODES[line])
     with reporting.action("check fault report", line=line, item=entry.item, expected=entry.code):
-        judge_item(item_check, entry.item, "fail", entry.code)
+        judge_item(item_check, entry.item, entry.status, entry.code)
     check_idle_screen(terminal, entry)
-    logged = {log_entry.code for log_entry in terminal.log(limit=1000)}
-    assert entry.code in logged, f"the system log does not hold {entry.code}"
+    check_logged(terminal, item_check)
 
 
 @then(phrase('a sale is refused because of fault line "{line:FaultLine}"'))
-def sale_refused(terminal: Terminal, line: str) -> None:
-    """A sale attempted now is refused with the code documented for this line."""
+def sale_refused(terminal: Terminal, hil_rig: Rig, line: str) -> None:
+    """A sale attempted now is refused with the code documented for this line, and
+    nothing reaches the host."""
     if line not in PAYMENT_REFUSALS:
         raise StepValueError(
             f"fault line {line} is not documented to stop payments (lines that do: "
             f"{', '.join(PAYMENT_REFUSALS)})"
         )
-    code = PAYMENT_REFUSALS[line]
-    with reporting.action("try a sale", expected_refusal=code):
+    expect_sale_refused(terminal, hil_rig, PROBE_SALE_AMOUNT, PAYMENT_REFUSALS[line])
+
+
+@then(phrase('the fault on line "{line:FaultLine}" has its documented effect on payments'))
+def payment_effect(terminal: Terminal, hil_rig: Rig, line: str) -> None:
+    """While the line is held a sale is refused with its documented code and nothing
+    reaches the host; a line documented not to stop payments lets a sale be approved."""
+    if line in PAYMENT_REFUSALS:
+        expect_sale_refused(terminal, hil_rig, PROBE_SALE_AMOUNT, PAYMENT_REFUSALS[line])
+        return
+    with reporting.action("a sale must still go through", line=line):
         try:
             sale = terminal.sale(PROBE_SALE_AMOUNT)
         except TerminalCommandError as e:
-            assert e.code == code, (
-                f"sale refused with {e.code}: {e.terminal_message}; expected {code}"
-            )
-            return
-    raise DutError(f"the terminal accepted a sale while '{line}' is asserted: {sale.describe()}")
+            raise DutError(
+                f"a sale was refused with {e.code} while '{line}' is asserted, which the "
+                f"documentation does not make stop payments: {e.terminal_message}"
+            ) from e
+        assert sale.outcome == "approved", f"sale while '{line}' is asserted: {sale.describe()}"
+
+
+@when(phrase("the rig unplugs the fault-line harness"))
+def unplug_harness(fault_line_harness: FaultLineHarness) -> None:
+    """Pull the fault-line harness: the terminal's fault-line inputs read nothing."""
+    fault_line_harness.unplug()
+
+
+@when(phrase("the rig plugs the fault-line harness back"))
+def plug_harness(fault_line_harness: FaultLineHarness) -> None:
+    """Plug the harness back in; returns once the terminal reads its lines again."""
+    fault_line_harness.plug()

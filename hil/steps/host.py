@@ -9,8 +9,10 @@ self-check look only at the messages since that run (``item_check.before``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
+import time
 from dataclasses import dataclass
 from typing import cast
 
@@ -18,13 +20,20 @@ import pytest
 from pytest_bdd import given, then, when
 
 from hil import reporting
-from hil.contract.selfcheck import COMM_MAX_ECHO_RTT_MS, COMM_RETRY_BACKOFF_S
+from hil.contract.selfcheck import (
+    COMM_MAX_ECHO_RTT_MS,
+    COMM_RETRY_BACKOFF_S,
+    DUPLICATE_GRACE_INTERVALS,
+    REVERSAL_RETRY_S,
+    SALE_REFUSAL_CODES,
+    TIMEOUT_LOWER_MARGIN_S,
+)
 from hil.errors import DutError, HilError
 from hil.host import Behaviour, MessageRecord
 from hil.instruments.host import AcquirerHost
 from hil.rig import Rig
-from hil.steps.common import instrument_of
-from hil.steps.phrases import Duration, phrase
+from hil.steps.common import expect_sale_refused, instrument_of
+from hil.steps.phrases import Duration, StepValueError, phrase
 from hil.steps.selfcheck import ItemCheck, item_fails
 from hil.terminal import (
     ParameterInfo,
@@ -52,6 +61,18 @@ class HostTimeouts:
     connect_ms: int
     response_ms: int
     retries: int
+
+    @property
+    def attempts(self) -> int:
+        return self.retries + 1
+
+    def waited_out_s(self, time_scale: float) -> float:
+        """The least a host item can take when no attempt gets an answer: every attempt
+        waits its whole response timeout, with the scaled back-off between attempts."""
+        return (
+            self.attempts * self.response_ms / 1000
+            + self.retries * COMM_RETRY_BACKOFF_S * time_scale
+        )
 
     def worst_case_s(self, time_scale: float) -> float:
         """The documented bound of a host item: every attempt may use its whole connect
@@ -114,22 +135,17 @@ def set_host_timeouts(
     return timeouts
 
 
-@given(phrase("the terminal's host port is set to a port where nothing listens"))
-def wrong_port(terminal: Terminal, request: pytest.FixtureRequest) -> None:
-    """Point the terminal at a local port nobody listens on (put back afterwards)."""
+def point_host_at(
+    terminal: Terminal, request: pytest.FixtureRequest, address: str, port: int, why: str
+) -> None:
+    """Configure the terminal's host address and port for this scenario; the earlier
+    values are put back after it (the terminal's flash keeps config across scenarios)."""
     previous = {k: terminal.config_get(k) for k in ("host.address", "host.port")}
-    # Bound but not listening for the whole scenario: connects are refused, and no
-    # other program can be handed the port meanwhile.
-    reserved = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    reserved.bind(("127.0.0.1", 0))
-    port = int(reserved.getsockname()[1])
-    with reporting.action("configure a wrong host port", port=port):
-        terminal.config_set("host.address", "127.0.0.1")
+    with reporting.action(why, address=address, port=port):
+        terminal.config_set("host.address", address)
         terminal.config_set("host.port", port)
 
     def restore() -> None:
-        # The terminal's flash keeps config across scenarios: put the host back.
-        reserved.close()
         try:
             for key, value in previous.items():
                 terminal.config_set(key, value)
@@ -137,6 +153,30 @@ def wrong_port(terminal: Terminal, request: pytest.FixtureRequest) -> None:
             log.exception("could not restore the terminal's host address")
 
     request.addfinalizer(restore)
+
+
+@given(phrase("the terminal's host port is set to a port where nothing listens"))
+def wrong_port(terminal: Terminal, request: pytest.FixtureRequest) -> None:
+    """Point the terminal at a local port nobody listens on (put back afterwards)."""
+    # Bound but not listening for the whole scenario: connects are refused, and no
+    # other program can be handed the port meanwhile.
+    reserved = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    reserved.bind(("127.0.0.1", 0))
+    request.addfinalizer(reserved.close)
+    port = int(reserved.getsockname()[1])
+    point_host_at(terminal, request, "127.0.0.1", port, "configure a wrong host port")
+
+
+#: An address no TCP connection can ever reach: the limited broadcast address. A
+#: connect fails at once with an OS error (network unreachable or permission denied),
+#: which is neither a refusal nor a timeout.
+UNREACHABLE_HOST = ("255.255.255.255", 9)
+
+
+@given(phrase("the terminal's host address is set to one no connection can reach"))
+def unreachable_host(terminal: Terminal, request: pytest.FixtureRequest) -> None:
+    """Point the terminal at the limited broadcast address (put back afterwards)."""
+    point_host_at(terminal, request, *UNREACHABLE_HOST, "configure an unreachable host")
 
 
 # --- comm --------------------------------------------------------------------------------
@@ -369,12 +409,50 @@ def answer_reversals(acquirer_host: AcquirerHost) -> None:
     acquirer_host.behave("reversal", Behaviour.normal())
 
 
+@pytest.fixture
+def sale_wall_times() -> dict[str, float]:
+    """How long each sale of the scenario took as the rig saw it, by STAN (seconds)."""
+    return {}
+
+
 @when(phrase("the terminal makes a sale of {amount:Amount} over the host"), target_fixture="sale")
-def make_sale(terminal: Terminal, amount: int) -> SaleResult:
+def make_sale(terminal: Terminal, amount: int, sale_wall_times: dict[str, float]) -> SaleResult:
     """The terminal makes a sale of this amount with its test card, over the host."""
+    started = time.monotonic()
     sale = terminal.sale(amount)
+    sale_wall_times[sale.stan] = time.monotonic() - started
     reporting.attach_json("sale", as_report(sale))
     return sale
+
+
+@then(phrase("the sale gave up no sooner than the terminal's response timeout"))
+def sale_gave_up_no_sooner(
+    sale: SaleResult, sale_wall_times: dict[str, float], host_timeouts: HostTimeouts
+) -> None:
+    """A sale whose answer never came waited at least the configured response timeout
+    before failing (the rig's clock only adds to the terminal's)."""
+    assert sale.outcome == "failed", f"sale {sale.describe()}"
+    floor_s = host_timeouts.response_ms / 1000 - TIMEOUT_LOWER_MARGIN_S
+    took = sale_wall_times[sale.stan]
+    measurement = reporting.measure("sale time to give up", took, "s", low=floor_s)
+    assert measurement.passed, measurement.describe() + " (it gave up before its timeout)"
+
+
+@then(phrase("the host received that sale exactly once"))
+def sale_received_once(acquirer_host: AcquirerHost, sale: SaleResult, hil_rig: Rig) -> None:
+    """One 0200 of that sale reached the host: a sale is never sent twice (a second one
+    could charge the card twice), and one that was sent is not lost."""
+    tid = hil_rig.expected_identity().terminal_id
+    received = [
+        r
+        for r in acquirer_host.records()
+        if r.transaction == "sale"
+        and r.direction == "in"
+        and r.terminal_id == tid
+        and r.fields.get("11") == sale.stan
+    ]
+    with reporting.action("count the sale at the host", stan=sale.stan, received=len(received)):
+        assert len(received) == 1, f"the host received sale {sale.stan} {len(received)} times"
 
 
 @then(phrase('the sale fails with code "{code:Code}"'))
@@ -398,9 +476,9 @@ def _reversals_of(records: list[MessageRecord], stan: str) -> list[MessageRecord
 
 
 @then(phrase("the host acknowledged exactly one reversal of that sale"))
-def one_reversal(acquirer_host: AcquirerHost, sale: SaleResult) -> None:
-    """The host acknowledged one reversal of the sale, no more, and its journal shows
-    the sale reversed."""
+def one_reversal(acquirer_host: AcquirerHost, sale: SaleResult, hil_rig: Rig) -> None:
+    """The host acknowledged one reversal of the sale, no more (after waiting the
+    documented grace period for a late duplicate), and its journal shows it reversed."""
     stan = sale.stan
     try:
         acquirer_host.wait_for(lambda rs: bool(_reversals_of(rs, stan)), HOST_WAIT_S)
@@ -408,11 +486,28 @@ def one_reversal(acquirer_host: AcquirerHost, sale: SaleResult) -> None:
         raise DutError(
             f"no reversal of sale {stan} reached the host in {HOST_WAIT_S:g} s"
         ) from None
+    # A late duplicate would come at the terminal's next reversal retry: wait the
+    # documented grace period for it (returns at once if one shows up).
+    grace = duplicate_grace_s(hil_rig)
+    with contextlib.suppress(TimeoutError):
+        acquirer_host.wait_for(lambda rs: len(_reversals_of(rs, stan)) > 1, grace)
     acked = _reversals_of(acquirer_host.records(), stan)
+    sent = _reversals_sent(acquirer_host.records(), stan)
     sales = [s for s in acquirer_host.journal() if s.stan == stan]
-    with reporting.action("count acknowledged reversals", stan=stan, acknowledged=len(acked)):
+    with reporting.action(
+        "count reversals", stan=stan, sent=len(sent), acknowledged=len(acked), grace_s=grace
+    ):
         assert len(acked) == 1, f"host acknowledged {len(acked)} reversals of sale {stan}"
         assert sales and sales[0].reversals >= 1, f"host journal does not show {stan} reversed"
+
+
+def _reversals_sent(records: list[MessageRecord], stan: str) -> list[MessageRecord]:
+    """Every reversal of ``stan`` that reached the host, answered or not."""
+    return [
+        r
+        for r in records
+        if r.transaction == "reversal" and r.direction == "in" and r.fields.get("11") == stan
+    ]
 
 
 def _reversal_status(terminal: Terminal) -> ReversalStatus:
@@ -448,7 +543,7 @@ def reversal_pending(terminal: Terminal, sale: SaleResult) -> None:
 
 @then(phrase("a new sale after a power cycle is approved with no further reversal sent"))
 def no_duplicate_after_power_cycle(
-    terminal: Terminal, sale: SaleResult, acquirer_host: AcquirerHost
+    terminal: Terminal, sale: SaleResult, acquirer_host: AcquirerHost, hil_rig: Rig
 ) -> None:
     """After a power cycle a new sale is approved and the old sale's reversal went to
     the host exactly once."""
@@ -461,12 +556,150 @@ def no_duplicate_after_power_cycle(
     again = terminal.sale(PROBE_SALE_AMOUNT)
     reporting.attach_json("sale after power cycle", as_report(again))
     assert again.outcome == "approved", f"sale after power cycle: {again.describe()}"
+    # Wait the documented grace period: a duplicate would come at the next retry.
+    with contextlib.suppress(TimeoutError):
+        acquirer_host.wait_for(
+            lambda rs: len(_reversals_sent(rs, stan)) > 1, duplicate_grace_s(hil_rig)
+        )
     acked = _reversals_of(acquirer_host.records(), stan)
-    sent = [
-        r
-        for r in acquirer_host.records()
-        if r.transaction == "reversal" and r.direction == "in" and r.fields.get("11") == stan
-    ]
+    sent = _reversals_sent(acquirer_host.records(), stan)
     assert len(acked) == 1 and len(sent) == 1, (
         f"reversal of {stan} sent {len(sent)} times, acknowledged {len(acked)} times"
     )
+
+
+# --- how the host answers, and what it counted -------------------------------------------
+
+
+def duplicate_grace_s(hil_rig: Rig) -> float:
+    """How long an "exactly once" check waits for a late duplicate (documented)."""
+    return DUPLICATE_GRACE_INTERVALS * REVERSAL_RETRY_S * hil_rig.time_scale
+
+
+@given(
+    phrase(
+        'the host answers "{transaction:HostTransaction}" requests with response code '
+        '"{code:ResponseCode}"'
+    )
+)
+def host_declines(acquirer_host: AcquirerHost, transaction: str, code: str) -> None:
+    """The host answers this kind of request with this response code (field 39)."""
+    acquirer_host.behave(transaction, Behaviour.decline(code))
+
+
+@given(phrase('the host never answers "{transaction:HostTransaction}" requests'))
+def host_never_answers(acquirer_host: AcquirerHost, transaction: str) -> None:
+    """The host takes this kind of request and never answers it (the link stays open)."""
+    acquirer_host.behave(transaction, Behaviour.never_answer())
+
+
+@given(phrase('the host answers "{transaction:HostTransaction}" requests with a malformed message'))
+def host_malformed(acquirer_host: AcquirerHost, transaction: str) -> None:
+    """The host answers this kind of request with a frame that is not an ISO 8583 message."""
+    acquirer_host.behave(transaction, Behaviour.malformed())
+
+
+@given(phrase('the host corrupts the data of its "{transaction:HostTransaction}" answers'))
+def host_corrupts(acquirer_host: AcquirerHost, transaction: str) -> None:
+    """The download data (field 62) of these answers arrives with its last byte flipped."""
+    acquirer_host.behave(transaction, Behaviour.corrupt())
+
+
+def _requests_since(
+    host: AcquirerHost, check: ItemCheck, transaction: str, tid: str
+) -> list[MessageRecord]:
+    return [
+        r
+        for r in _since(host, check)
+        if r.transaction == transaction and r.direction == "in" and r.terminal_id == tid
+    ]
+
+
+@then(
+    phrase(
+        'the host received one "{transaction:HostTransaction}" request for each attempt the '
+        "terminal's retries allow"
+    )
+)
+def host_counted_attempts(
+    acquirer_host: AcquirerHost,
+    item_check: ItemCheck,
+    host_timeouts: HostTimeouts,
+    hil_rig: Rig,
+    transaction: str,
+) -> None:
+    """The host, not the terminal, counts the attempts: exactly retries + 1 requests of
+    this kind from the terminal's TID during the last run (fewer is giving up early,
+    more is retrying past the configured limit)."""
+    tid = hil_rig.expected_identity().terminal_id
+    seen = _requests_since(acquirer_host, item_check, transaction, tid)
+    with reporting.action(
+        "count attempts at the host", expected=host_timeouts.attempts, seen=len(seen)
+    ):
+        assert len(seen) == host_timeouts.attempts, (
+            f"the host received {len(seen)} {transaction} request(s) from {tid}; with "
+            f"{host_timeouts.retries} retries the terminal must make "
+            f"{host_timeouts.attempts} attempts"
+        )
+
+
+@then(
+    phrase(
+        'the "{item:Item}" self-check gave up no sooner than every attempt\'s response '
+        "timeout allows"
+    )
+)
+def gave_up_no_sooner(
+    item_check: ItemCheck, host_timeouts: HostTimeouts, hil_rig: Rig, item: str
+) -> None:
+    """A terminal that gives up before its timeouts ran out fails as surely as one that
+    waits too long: the run took at least every attempt's response timeout plus the
+    back-offs (the rig's clock only adds to the terminal's)."""
+    assert item_check.result.item == item, f"last item run was {item_check.result.item}"
+    floor_s = host_timeouts.waited_out_s(hil_rig.time_scale) - TIMEOUT_LOWER_MARGIN_S
+    measurement = reporting.measure(f"{item} time to give up", item_check.wall_s, "s", low=floor_s)
+    assert measurement.passed, measurement.describe() + " (it gave up before its timeouts)"
+
+
+@then(phrase("the host saw no sign-on from the terminal"))
+def host_saw_no_sign_on(acquirer_host: AcquirerHost, item_check: ItemCheck) -> None:
+    """No sign-on, from any TID, reached the host during the last run."""
+    seen = [r for r in _since(acquirer_host, item_check) if r.transaction == "sign_on"]
+    assert not seen, f"the host received {len(seen)} sign-on(s) during the run"
+
+
+# --- amounts -----------------------------------------------------------------------------
+
+
+@then(
+    phrase(
+        'a sale of {amount:Amount} is refused with code "{code:Code}" and nothing reaches the host'
+    )
+)
+def sale_of_amount_refused(terminal: Terminal, hil_rig: Rig, amount: int, code: str) -> None:
+    """This sale is refused with this documented code before anything is sent."""
+    if code not in SALE_REFUSAL_CODES:
+        raise StepValueError(f"{code} is not a documented refusal of payment.sale")
+    expect_sale_refused(terminal, hil_rig, amount, code)
+
+
+@then(phrase('a sale is refused with code "{code:Code}" and nothing reaches the host'))
+def sale_refused_with(terminal: Terminal, hil_rig: Rig, code: str) -> None:
+    """A sale attempted now is refused with this documented code before anything is sent."""
+    sale_of_amount_refused(terminal, hil_rig, PROBE_SALE_AMOUNT, code)
+
+
+@then(phrase("the sale is approved and the host's journal holds exactly {amount:Amount}"))
+def sale_approved_exactly(sale: SaleResult, acquirer_host: AcquirerHost, amount: int) -> None:
+    """The sale was approved, and the host journaled that STAN once with exactly this
+    amount (no rounding, no digit lost on the way)."""
+    assert sale.outcome == "approved", f"sale {sale.describe()}"
+    journaled = [s for s in acquirer_host.journal() if s.stan == sale.stan]
+    with reporting.action(
+        "compare amounts", asked=amount, terminal=sale.amount, host=[s.amount for s in journaled]
+    ):
+        assert len(journaled) == 1, f"the host journaled sale {sale.stan} {len(journaled)} times"
+        assert journaled[0].amount == sale.amount == amount, (
+            f"asked for {amount}, the terminal reports {sale.amount}, the host journaled "
+            f"{journaled[0].amount} (minor units)"
+        )

@@ -24,6 +24,7 @@ from pytest_bdd import parsers
 from hil.contract.cards import ENTRY_MODES
 from hil.contract.selfcheck import FAULT_LINE_CODES, ITEM_NAMES
 from hil.errors import ConfigError
+from hil.host.simulator import TRANSACTIONS
 from hil.instruments.magstripe import SwipeFault
 from hil.qr.degrade import AXES, Degradation
 from hil.qr.payloads import WALLETS
@@ -137,6 +138,8 @@ def _response_code(text: str) -> str:
 
 _SWIPES: dict[str, SwipeFault] = {"": "none", " with a bad LRC": "bad_lrc", " partially": "partial"}
 _PROBLEMS = {"fault": "fail", "warning": "warn"}
+#: A card's expiry month, in months from today's.
+_EXPIRY_MONTHS = {"last month": -1, "this month": 0, "next month": 1}
 
 _QUOTED = r'[^"]+'
 BOOT_REASONS = ("power_on", "reboot", "power_loss")
@@ -264,7 +267,23 @@ STEP_TYPES: dict[str, StepType] = {
             description="a configuration value: JSON (45000, true) or else text",
             example="45000",
         ),
+        StepType(
+            "HostTransaction",
+            _QUOTED,
+            _one_of("host transaction", TRANSACTIONS),
+            description="a kind of request the host answers: " + ", ".join(TRANSACTIONS),
+            example="echo",
+        ),
+        StepType(
+            "ExpiryMonth",
+            "last month|this month|next month",
+            _EXPIRY_MONTHS.__getitem__,
+            description="a card's expiry month relative to today: last month, this month or "
+            "next month",
+            example="this month",
+        ),
         _text("ConfigKey", "a terminal configuration key", "comm.response_timeout_ms"),
+        _text("Text", "a text as the terminal must say it", "tamper switch open"),
         StepType(
             "BootReason",
             _QUOTED,

@@ -10,6 +10,7 @@ and the field, never a KeyError or TypeError from deep inside a step.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
@@ -17,7 +18,9 @@ from typing import Any, TypeVar, cast
 from hil.errors import TerminalCommandError
 from hil.instruments.console import Console
 from hil.masking import mask_text
+from hil.protocol.framing import Broken, Frame, FrameDecoder, NotAFrame, Skipped
 from hil.protocol.session import Event, EventTimeout
+from hil.terminal.leaks import Leak, leaks_in_data, leaks_in_text
 from hil.terminal.port import MalformedAnswer, TerminalEventTimeout
 from hil.terminal.results import (
     ITEM_STATUSES,
@@ -64,6 +67,8 @@ SCAN_ANSWER_MARGIN_S = 5.0
 SCAN_OUTCOME_CODES = frozenset({"E_QR_NO_CODE", "E_QR_CRC", "E_QR_FORMAT", "E_CAMERA_ABSENT"})
 #: ``card.read`` blocks for its own timeout; the answer may take this much longer.
 CARD_READ_ANSWER_MARGIN_S = 2.0
+#: Log entries the leak scan reads a page at a time.
+LOG_SCAN_PAGE = 500
 #: How much of a malformed value an error message shows.
 SHOWN_VALUE_CHARS = 60
 
@@ -353,17 +358,107 @@ def _typed(event: Event) -> TerminalEvent:
 
 
 class TestPortAdapter:
-    """A terminal on pos-hil's test port (protocol v1), through a ``Console``."""
+    """A terminal on pos-hil's test port (protocol v1), through a ``Console``.
+
+    Everything the terminal writes is scanned for cardholder data before anything masks
+    it (``hil.terminal.leaks``): every event as it arrives, every answer, and at
+    ``take_leaks`` the refusals and stray bytes of the port's transcript and the log
+    entries written since the last look. ``take_leaks`` hands out what was found.
+    """
 
     __test__ = False  # not a pytest test class, whatever its name says
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        self._leaks_lock = threading.Lock()
+        self._leaks: list[Leak] = []
+        self._log_next = 0  # where the end-of-scenario log read starts
+        self._log_scanned: set[int] = set()  # log entries already scanned, by seq
+        self._transcript_seen: object | None = None  # the last transcript entry scanned
+        self._rx_decoder = FrameDecoder()
+        console.events.subscribe(self._scan_event)
 
     def _request(
         self, command: str, args: Mapping[str, Any] | None = None, *, timeout: float | None = None
     ) -> _Fields:
-        return _Fields(_reply(command), self.console.request(command, args, timeout=timeout))
+        result = self.console.request(command, args, timeout=timeout)
+        self._scan_answer(command, result)
+        return _Fields(_reply(command), result)
+
+    # --- leak scan ------------------------------------------------------------------
+
+    def _found(self, leaks: list[Leak]) -> None:
+        if leaks:
+            with self._leaks_lock:
+                self._leaks.extend(leaks)
+
+    def _scan_event(self, event: Event) -> None:
+        self._found(leaks_in_data(event.data, f"event '{event.name}' (seq {event.seq})", "data"))
+
+    def _scan_answer(self, command: str, result: Mapping[str, Any]) -> None:
+        entries = result.get("entries") if command == "log.read" else None
+        if isinstance(entries, list):
+            for entry in entries:
+                seq = entry.get("seq") if isinstance(entry, Mapping) else None
+                if isinstance(seq, int) and not isinstance(seq, bool):
+                    if seq in self._log_scanned:
+                        continue  # read again by a later step: reported once already
+                    self._log_scanned.add(seq)
+                    self._log_next = max(self._log_next, seq + 1)
+                self._found(leaks_in_data(entry, f"log entry seq {seq} (read with 'log.read')"))
+            rest = {key: value for key, value in result.items() if key != "entries"}
+            self._found(leaks_in_data(rest, f"answer to '{command}'", "result"))
+            return
+        self._found(leaks_in_data(result, f"answer to '{command}'", "result"))
+
+    def _scan_transcript(self) -> None:
+        """Refusals and bytes outside frames, which only the raw transcript holds (a
+        refusal's message is masked before it reaches a ``TerminalCommandError``)."""
+        transcript = getattr(self.console, "transcript", None)
+        if transcript is None:
+            return
+        entries = transcript.entries()
+        start = 0
+        for index in range(len(entries) - 1, -1, -1):
+            if entries[index] is self._transcript_seen:
+                start = index + 1
+                break
+        else:
+            self._rx_decoder = FrameDecoder()  # cleared since the last look: start afresh
+        for entry in entries[start:]:
+            if entry.direction != "rx":
+                continue
+            items = (
+                self._rx_decoder.flush_partial()
+                if entry.resync
+                else (self._rx_decoder.feed(entry.data))
+            )
+            for item in items:
+                if isinstance(item, Frame):
+                    message = item.message
+                    if message.get("type") == "res" and message.get("ok") is False:
+                        source = f"refusal of request id {message.get('id')}"
+                        self._found(leaks_in_data(message.get("error"), source, "error"))
+                elif isinstance(item, Skipped | NotAFrame | Broken):
+                    text = item.raw.decode("utf-8", "replace")
+                    self._found(leaks_in_text(text, "bytes outside frames on the test port"))
+        if entries:
+            self._transcript_seen = entries[-1]
+
+    def take_leaks(self, *, read_log: bool = True) -> list[Leak]:
+        """Cardholder data found since the last call (then forgotten). ``read_log``
+        first reads the log entries written since the last look, so they are scanned
+        even when no step read the log."""
+        if read_log:
+            while True:
+                before = self._log_next
+                page = self.log(since=before, limit=LOG_SCAN_PAGE)
+                if len(page) < LOG_SCAN_PAGE or self._log_next == before:
+                    break
+        self._scan_transcript()
+        with self._leaks_lock:
+            leaks, self._leaks = self._leaks, []
+        return leaks
 
     # --- commands -------------------------------------------------------------------
 

@@ -35,5 +35,5 @@ def test_items_and_codes_equal_the_documentation() -> None:
 def test_fault_lines_provoke_documented_failures() -> None:
     for line, code in FAULT_LINE_CODES.items():
         entry = item_code(code)
-        assert entry is not None and entry.status == "fail", line
+        assert entry is not None and entry.status in ("fail", "warn"), line
     assert item_code("E_NO_SUCH_CODE") is None

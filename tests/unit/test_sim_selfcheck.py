@@ -68,8 +68,9 @@ class FakeHardware(Hardware):
         self.tamper = False
         self.free = 1024 * MIB
         self.rss = 40 * MIB
-        self.cpu_s = 1.0
-        self.uptime_s = 100.0
+        #: CPU seconds the process uses per second of wall time (1.0 = one busy CPU)
+        self.cpu_rate = 0.01
+        self.now = 100.0
         self.load = (0.2, 0.2, 0.2)
         self.connect_error: OSError | None = None
         self.readers: list[str] | RuntimeError = []
@@ -88,13 +89,20 @@ class FakeHardware(Hardware):
         return self.rss
 
     def cpu_seconds(self) -> float:
-        return self.cpu_s
+        return self.now * self.cpu_rate
+
+    def clock(self) -> float:
+        return self.now
+
+    def pass_time(self, seconds: float) -> None:
+        """The test's sleep: the clock (and the CPU time it implies) moves on."""
+        self.now += seconds
 
     def process_seconds(self) -> float:
-        return self.uptime_s
+        return self.now
 
-    def load_average(self) -> tuple[float, float, float]:
-        return self.load
+    def load_average(self) -> tuple[tuple[float, float, float], str]:
+        return self.load, "measured"
 
     def cpu_count(self) -> int:
         return 2
@@ -148,6 +156,7 @@ class Rig:
             hardware=self.hw,
             defects=self.defects,
             comm=self.comm,
+            sleep=self.hw.pass_time,
         )
 
     def run(self, item: str) -> ItemResult:
@@ -352,6 +361,26 @@ def test_data_sync(rig: Rig, host: HostSimulator) -> None:
     assert rig.comm is not None and rig.comm.parameter_state()["version"] == "2024.11.01"
 
 
+def test_corrupted_download_data_is_caught_by_digest_and_check_value(
+    rig: Rig, host: HostSimulator
+) -> None:
+    _wire_host(rig, host)
+    host.behave("parameter_download", Behaviour.corrupt())
+    r = rig.run("data_sync")
+    assert (r.status, r.code) == ("fail", "E_SYNC_DIGEST")
+    notes = {rec.note for rec in host.records() if rec.direction == "out"}
+    assert "field 62 corrupted (last byte flipped)" in notes
+    host.reset()
+    host.behave("key_download", Behaviour.corrupt())
+    r = rig.run("data_sync")
+    assert (r.status, r.code) == ("fail", "E_SYNC_KEYS")
+    host.reset()
+    host.behave("parameter_download", Behaviour.decline("30"))
+    assert rig.run("data_sync").code == "E_SYNC_REFUSED"
+    host.reset()
+    assert rig.run("data_sync").code == "OK"
+
+
 def test_terminal_id_signs_on(rig: Rig, host: HostSimulator) -> None:
     _wire_host(rig, host)
     assert rig.run("terminal_id").code == "OK"
@@ -400,23 +429,36 @@ def test_provision_admin_password_only_once(rig: Rig) -> None:
 def test_performance(rig: Rig) -> None:
     r = rig.run("performance")
     assert (r.status, r.code) == ("pass", "OK")
-    assert r.details["cpu_pct"] == 1.0 and r.details["cpu_limit_judged"]
-    rig.hw.cpu_s = 95.0
-    assert rig.run("performance").code == "E_PERF_CPU"
-    rig.hw.uptime_s = 1.0  # a short window is start-up, not load: not judged
-    rig.hw.cpu_s = 0.99
+    assert r.details["cpu_pct"] == 1.0 and r.details["window_s"] == 0.25
+    rig.hw.cpu_rate = 0.95  # busy during the window the item measures
     r = rig.run("performance")
-    assert r.code == "OK" and not r.details["cpu_limit_judged"]
+    assert (r.status, r.code) == ("warn", "E_PERF_CPU")
+    assert "95.0% above 90%" in r.message
+    rig.hw.cpu_rate = 0.9  # at the limit is not above it
+    assert rig.run("performance").code == "OK"
+    rig.hw.cpu_rate = 0.01
     rig.hw.load = (9.0, 1.0, 1.0)
     r = rig.run("performance")
     assert (r.status, r.code) == ("warn", "E_PERF_LOAD")
+    rig.hw.load = (8.0, 1.0, 1.0)  # 4.0 per CPU: at the limit
+    assert rig.run("performance").code == "OK"
 
 
 def test_performance_measures_for_real(rig: Rig) -> None:
-    real = CheckContext(**{**rig.ctx().__dict__, "hardware": Hardware()})
+    """The CPU figure is this process's own over the window: busy, then idle."""
+
+    def busy(seconds: float) -> None:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            pass
+
+    real = CheckContext(**{**rig.ctx().__dict__, "hardware": Hardware(), "sleep": busy})
     r = run_item("performance", real, delay_s=0, sleep=lambda s: None)
-    assert r.details["cpu_seconds"] > 0
-    assert len(r.details["load_avg"]) == 3
+    assert r.details["cpu_seconds"] > 0.1 and r.details["cpu_pct"] > 50
+    assert len(r.details["load_avg"]) == 3 and r.details["load_source"] == "measured"
+    idle = CheckContext(**{**real.__dict__, "sleep": time.sleep})
+    r = run_item("performance", idle, delay_s=0, sleep=lambda s: None)
+    assert r.details["cpu_pct"] < 50 and r.details["window_s"] >= 0.25
 
 
 def test_logs(rig: Rig) -> None:
