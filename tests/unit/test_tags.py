@@ -185,3 +185,22 @@ def test_every_shipped_scenario_carries_documented_requirements_and_tags() -> No
     assert sum("smoke" in tags for _, tags in scenarios) >= 5
     for tag in VOCABULARY:
         assert f"`@{tag}`" in tags_doc
+
+
+def test_requirements_doc_names_the_features_that_verify_each_requirement() -> None:
+    """The "shipped scenarios" column is written by hand: it must name exactly the
+    feature files whose scenarios carry the ID, and a dash only where none does."""
+    carried: dict[str, set[str]] = {}
+    for name, tags in _shipped_scenarios():
+        feature = name.split(": ", 1)[0].removesuffix(".feature")
+        for tag in tags:
+            requirement = meaning(tag).requirement
+            if requirement:
+                carried.setdefault(requirement, set()).add(feature)
+    rows = re.findall(
+        r"^\| (SC-[A-Z]+-\d{2}) \| .* \| (.*) \|$", (DOCS / "requirements.md").read_text(), re.M
+    )
+    assert rows
+    for requirement, cell in rows:
+        named = set() if cell == "-" else set(re.findall(r"(?:^|; )([a-z_]+): ", cell))
+        assert named == carried.get(requirement, set()), (requirement, cell)

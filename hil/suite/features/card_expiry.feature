@@ -5,6 +5,7 @@ Feature: Card expiry, on both sides of the month it ends
   month), so the boundary is checked whenever the suite runs, not only while a
   fixture's fixed date lies on the right side of it.
 
+  @req:SC-CARD-01 @req:SC-CARD-07
   Scenario Outline: A chip card expiring this month or next is read; one that expired last month is refused
     Given the terminal is idle
     When the test card "visa-credit" expiring <month> is inserted
@@ -18,6 +19,7 @@ Feature: Card expiry, on both sides of the month it ends
       | this month | the masked PAN read equals the card profile      |
       | next month | the masked PAN read equals the card profile      |
 
+  @req:SC-CARD-04 @req:SC-CARD-07
   Scenario Outline: A stripe card expiring this month is read; one that expired last month is refused
     Given the terminal is idle
     When the test card "stripe-only" expiring <month> is swiped

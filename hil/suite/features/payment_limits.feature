@@ -4,6 +4,7 @@ Feature: Sale amounts at both edges of the documented range
   smallest and the largest amount must reach the host exactly; the amount just below
   and just above must be refused before anything is sent.
 
+  @req:SC-PAY-04
   Scenario Outline: A sale at an edge of the range reaches the host with exactly its amount
     Given the terminal is idle
     When the terminal makes a sale of <amount> over the host
@@ -14,6 +15,7 @@ Feature: Sale amounts at both edges of the documented range
       | 0.01          |
       | 9999999999.99 |
 
+  @req:SC-PAY-04
   Scenario Outline: A sale just outside the range is refused and nothing reaches the host
     Given the terminal is idle
     Then a sale of <amount> is refused with code "E_BAD_ARGS" and nothing reaches the host

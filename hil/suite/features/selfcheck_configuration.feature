@@ -5,7 +5,7 @@ Feature: Self-check items that follow the terminal's configuration
   say so with their documented code, message and screen, and the terminal must then
   refuse to pay, with nothing reaching the host.
 
-  @epic:payment_interfaces
+  @epic:payment_interfaces @req:SC-IFACE-01 @req:SC-IFACE-02
   Scenario: With every payment interface disabled the item fails and sales are refused
     Given the terminal is idle
     And for this scenario the configuration key "interfaces.card" is set to "false"
@@ -18,7 +18,7 @@ Feature: Self-check items that follow the terminal's configuration
     And the system log holds the code "E_IFACE_NONE" from that self-check
     And a sale is refused with code "E_PAY_INTERFACE_DISABLED" and nothing reaches the host
 
-  @epic:payment_interfaces
+  @epic:payment_interfaces @req:SC-IFACE-02
   Scenario: With no transaction type permitted the item fails and sales are refused
     Given the terminal is idle
     And for this scenario the configuration key "permissions.sale" is set to "false"
@@ -29,7 +29,7 @@ Feature: Self-check items that follow the terminal's configuration
     And the idle screen shows the fault "E_IFACE_NONE" with its documented text
     And a sale is refused with code "E_PAY_NOT_PERMITTED" and nothing reaches the host
 
-  @epic:payment_interfaces
+  @epic:payment_interfaces @req:SC-IFACE-01 @req:SC-IFACE-02
   Scenario: One interface enabled and permitted is enough for the item to pass
     Given the terminal is idle
     And for this scenario the configuration key "interfaces.card" is set to "false"
@@ -41,7 +41,7 @@ Feature: Self-check items that follow the terminal's configuration
     And the idle screen shows no fault the rig does not expect
     And a sale is refused with code "E_PAY_INTERFACE_DISABLED" and nothing reaches the host
 
-  @epic:terminal_identity
+  @epic:terminal_identity @req:SC-TID-03
   Scenario: A withdrawn terminal ID fails the terminal_id item, signs nothing on and pays nothing
     Given the terminal is idle
     And for this scenario the configuration key "terminal_id" is set to ""

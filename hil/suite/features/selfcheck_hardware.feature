@@ -6,6 +6,7 @@ Feature: Hardware self-check items, provoked both ways
   again with figures that agree with what the rig reads itself. An item that reports
   a pass without measuring anything fails here.
 
+  @req:SC-POWER-01 @req:SC-POWER-02 @req:SC-POWER-03 @req:SC-MEM-01 @req:SC-MEM-02 @req:SC-MEM-03 @req:SC-MEM-04 @req:SC-TAMPER-01 @req:SC-TAMPER-02 @req:SC-PERF-01 @req:SC-LOG-01 @req:SC-LOG-03
   Scenario Outline: A fault line makes its item report the fault, then pass once released
     Given the terminal is idle
     When the rig asserts fault line "<line>"
@@ -32,6 +33,7 @@ Feature: Hardware self-check items, provoked both ways
       | log_io        | logs        |
       | log_full      | logs        |
 
+  @req:SC-SEC-05 @req:SC-LOG-03
   Scenario: A secure element that does not answer fails the security item until it answers again
     Given the terminal is idle
     When the rig asserts fault line "secure_element"
@@ -43,6 +45,7 @@ Feature: Hardware self-check items, provoked both ways
     Then the "security" self-check passes
     And the idle screen shows no fault the rig does not expect
 
+  @req:SC-POWER-04 @req:SC-TAMPER-03 @req:SC-LOG-03
   Scenario: With the fault-line harness unplugged, power and tamper say they could not check
     Given the terminal is idle
     When the rig unplugs the fault-line harness

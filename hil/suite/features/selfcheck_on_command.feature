@@ -7,13 +7,14 @@ Feature: The whole self-check on command
   those faults and nothing else. The firmware item must report the image the rig
   flashed, which the rig reads itself.
 
+  @req:SC-BOOT-02 @req:SC-BOOT-07
   Scenario: A full self-check on command tells the truth about every item
     Given the terminal is idle
     When the terminal runs its full self-check
     Then every item the rig can exercise passes, and every item whose channel it lacks fails with its documented code and a log entry
     And the idle screen shows no fault the rig does not expect
 
-  @epic:firmware
+  @epic:firmware @req:SC-FW-01
   Scenario: The firmware item reports the image the rig flashed
     Given the terminal is idle
     When the terminal runs its "firmware" self-check
