@@ -11,10 +11,10 @@ setup:
 selfcheck: setup
 	$(BIN)/hil run
 
-# pytest exits 5 when it collected nothing; that is not a failure of the code.
+# A test command that collected nothing has proven nothing: pytest's exit 5 fails it.
 test: setup
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: setup
 	$(BIN)/ruff check hil tests bench examples
