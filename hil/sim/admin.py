@@ -44,7 +44,7 @@ HISTORY = 3
 #: The Nth consecutive wrong password locks the admin login.
 MAX_FAILED_LOGINS = 5
 #: Nominal lockout; multiplied by HIL_TIME_SCALE like every inherent delay.
-LOCKOUT_S = 20.0
+LOCKOUT_S = 10.0
 
 SYMBOLS = frozenset(string.punctuation + " ")
 CLASSES: tuple[tuple[str, Callable[[str], bool]], ...] = (
