@@ -147,10 +147,7 @@ def _masked_streams(entries: list[TranscriptEntry]) -> list[bytes]:
         indices = [i for i, e in enumerate(entries) if e.direction == direction]
         stream = bytearray(b"".join(entries[i].data for i in indices))
         redact_json_bytes(stream)  # passwords and templates: starred, whatever they hold
-        runs = list(_DIGIT_RUN.finditer(stream))
-        if not runs:
-            continue
-        for run in runs:
+        for run in list(_DIGIT_RUN.finditer(stream)):
             digit_positions = [
                 p for p in range(run.start(), run.end()) if 0x30 <= stream[p] <= 0x39
             ]

@@ -74,9 +74,10 @@ class Attempt:
     answered_at: float
 
 
-@dataclass
+@dataclass(repr=False)
 class AdminSession:
-    """What the rig knows about the admin credential. Never shown in a report."""
+    """What the rig knows about the admin credential. Never shown in a report: reports
+    show fixtures by their repr, so this one says only what is safe."""
 
     current: str | None = None  # None: the rig does not know it (provisioned at random)
     previous: str | None = None
@@ -84,6 +85,10 @@ class AdminSession:
     last_change: AdminAnswer | None = None
     attempts: list[Attempt] = field(default_factory=list)
     last_login: Attempt | None = None
+
+    def __repr__(self) -> str:
+        known = "unknown" if self.current is None else f"{len(self.current)} chars"
+        return f"AdminSession(password {known}, {len(self.sent)} sent)"
 
     def remember(self, password: str) -> str:
         self.sent.append(password)
