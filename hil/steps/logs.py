@@ -1,4 +1,4 @@
-"""Steps for the terminal's system log store: rotation when full, purge by age.
+"""Steps for the terminal's system log store: rotation when full and purge by age.
 
 The rig writes marker entries (``log.mark``: many entries in one command, so filling
 the 2048-entry store takes a fraction of a second), reads the whole log back over the
@@ -243,4 +243,18 @@ def purged_by_age(
     purged = item_check.result.details.get("purged_entries")
     assert isinstance(purged, int) and purged >= old.count, (
         f"the logs item reports {purged!r} entries purged; the rig aged {old.count}"
+    )
+
+
+# --- entries held while the partition fails ---------------------------------------------------
+
+
+@then(phrase('the system log holds every "{label:MarkNote}" entry'))
+def holds_every(terminal: Terminal, log_scene: LogScene, label: str) -> None:
+    """Every marker entry of the batch, in order, read back over the test port (after a
+    power cut: only what reached flash is left)."""
+    batch = log_scene.batches[label]
+    kept = [index for _, index in _marks_of(read_whole_log(terminal), batch)]
+    assert kept == list(range(1, batch.count + 1)), (
+        f"of the {batch.count} '{label}' entries, the log holds {len(kept)}"
     )

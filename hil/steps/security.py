@@ -1,5 +1,4 @@
-"""Steps for the terminal's admin login (password policy, lockout) and its biometric
-sensors.
+"""Steps for the admin login (password policy, lockout) and the biometric sensors.
 
 The rig makes up every password it sends and keeps them in memory only: reports show
 that one was sent and its length, never its text (``hil.secrets``). It counts the

@@ -25,3 +25,15 @@ Feature: The system log store rotates when full and purges by age
     And the terminal runs its "logs" self-check
     Then the "logs" self-check passes
     And the system log holds no "aged" entry and every "fresh" one, and records the purge
+
+  @req:SC-LOG-06 @requires:faultlines
+  Scenario: Entries written while the log partition fails reach flash once it works again
+    Given the terminal is idle
+    When the rig asserts fault line "log_io"
+    And the rig writes marker entries "held"
+    And the rig releases fault line "log_io"
+    And the terminal runs its "logs" self-check
+    Then the "logs" self-check passes
+    When the power is cut
+    And the terminal is powered on
+    Then the system log holds every "held" entry
