@@ -50,7 +50,7 @@ from hil.terminal.admin import AdminAnswer, BiometricVerdict
 
 #: How much longer than the lockout period the rig waits before it expects a login to
 #: work again (the terminal's and the rig's clocks, a loaded machine).
-LOCKOUT_MARGIN_S = 0.3
+LOCKOUT_MARGIN_S = 0.15
 SYMBOLS = "!#$%&*+-=?@^_~"
 CLASSES = (string.ascii_lowercase, string.ascii_uppercase, string.digits, SYMBOLS)
 

@@ -26,7 +26,7 @@ Feature: The system log store rotates when full and purges by age
     Then the "logs" self-check passes
     And the system log holds no "aged" entry and every "fresh" one, and records the purge
 
-  @req:SC-LOG-06 @requires:faultlines
+  @req:SC-LOG-06 @requires:faultlines @slow
   Scenario: Entries written while the log partition fails reach flash once it works again
     Given the terminal is idle
     When the rig asserts fault line "log_io"

@@ -35,7 +35,7 @@ Feature: Admin password policy, login lockout and biometric verification
     Then the "security" self-check passes
     And no password the rig sent appears in the terminal's log
 
-  @req:SC-SEC-03 @req:SC-SEC-04
+  @req:SC-SEC-03 @req:SC-SEC-04 @slow
   Scenario: The admin login locks exactly at the documented attempt and opens after the period
     Given the terminal is idle
     And the rig has set an admin password of its own
