@@ -74,9 +74,9 @@ def test_security_and_logs_green_and_no_secret_in_any_report(
         ("security.feature", "logs.feature"),
         f"--junitxml={pytester.path / 'junit.xml'}",
         "-rA",
-        extra='[biometrics]\ndriver = "sim"\n',
+        extra='[biometrics]\ndriver = "sim"\n[faultlines]\ndriver = "sim"\n',
     )
-    run.result.assert_outcomes(passed=6)
+    run.result.assert_outcomes(passed=7)
     console = run.result.stdout.str() + run.result.stderr.str()
 
     sent = {line for line in record.read_text(encoding="utf-8").splitlines() if line}
