@@ -21,6 +21,17 @@ _SECRET_VALUE = re.compile(
 )
 
 
+class Secret(str):
+    """A password the rig made up: a ``str`` everywhere it is used (JSON, comparisons),
+    but its ``repr`` hides it, so a traceback that shows a frame's arguments or locals
+    (pytest's long tracebacks, ``-l``, reports made from them) shows only its length."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<secret, {len(self)} chars>"
+
+
 def shown_secret(value: object) -> str:
     """What a report shows instead of a secret value."""
     return f"<secret, {len(value)} chars>" if isinstance(value, str) else "<secret>"

@@ -43,6 +43,7 @@ from hil.instruments.biometrics import (
     subject_template,
 )
 from hil.rig import Rig
+from hil.secrets import Secret
 from hil.steps.common import instrument_of
 from hil.steps.phrases import StepValueError, phrase
 from hil.terminal import Terminal
@@ -55,14 +56,15 @@ SYMBOLS = "!#$%&*+-=?@^_~"
 CLASSES = (string.ascii_lowercase, string.ascii_uppercase, string.digits, SYMBOLS)
 
 
-def make_password(length: int = 16, *, without: str = "") -> str:
-    """A random password of ``length`` with every character class but ``without``."""
+def make_password(length: int = 16, *, without: str = "") -> Secret:
+    """A random password of ``length`` with every character class but ``without``
+    (a ``Secret``: tracebacks show its length only)."""
     pools = [pool for pool in CLASSES if pool != without]
     chosen = [secrets.choice(pool) for pool in pools]
     alphabet = "".join(pools)
     chosen += [secrets.choice(alphabet) for _ in range(length - len(chosen))]
     secrets.SystemRandom().shuffle(chosen)
-    return "".join(chosen)
+    return Secret("".join(chosen))
 
 
 @dataclass

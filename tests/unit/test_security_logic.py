@@ -14,7 +14,7 @@ from hil.instruments.biometrics import subject_template
 from hil.protocol.endpoint import CommandFailed
 from hil.protocol.framing import encode_frame
 from hil.protocol.transcript import Transcript
-from hil.secrets import redact, redact_json_bytes
+from hil.secrets import Secret, redact, redact_json_bytes
 from hil.sim import admin
 from hil.sim.biometrics import MATCH_MAX_BITS, Sample, judge
 from hil.sim.security import PasswordRecord, store_admin_password
@@ -223,3 +223,37 @@ def test_transcript_shows_no_password_in_text_or_hex() -> None:
     stream = bytearray(b'{"template":"ab12","x":"keep"}')
     redact_json_bytes(stream)
     assert bytes(stream) == b'{"template":"****","x":"keep"}'
+
+
+def test_a_secret_is_a_string_whose_repr_hides_it() -> None:
+    from _pytest._io.saferepr import saferepr
+
+    password = make_password()
+    assert isinstance(password, Secret) and password == str(password)
+    assert repr(password) == "<secret, 16 chars>" and str(password) not in saferepr(password)
+    frame = encode_frame({"type": "req", "id": 1, "cmd": "x", "args": {"password": password}})
+    assert str(password).encode() in frame  # it still travels as the string it is
+
+
+def test_a_failing_step_shows_no_password_in_its_long_traceback(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        from hil.steps.security import make_password
+
+        def change(old, new):
+            assert old == new
+
+        def test_change():
+            old = make_password()
+            with open("sent.txt", "w") as out:
+                out.write(str(old))
+            change(old, make_password())
+        """
+    )
+    result = pytester.runpytest("--tb=long", "-l")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert "<secret, 16 chars>" in text and "no diff shown" in text
+    assert (pytester.path / "sent.txt").read_text() not in text
