@@ -639,12 +639,20 @@ def check_logs(ctx: CheckContext) -> Finding:
     store = ctx.log_store
     try:
         store.probe_writable()
+        store.purge_expired()  # the retention period applies before the entries are counted
         entries = store.reread_from_flash()
     except (OSError, ValueError, KeyError, TypeError) as e:
         reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
         return Finding("E_LOG_IO", {"reason": reason}, {"directory": str(store.directory)})
     leaking = [e.seq for e in entries if contains_full_pan(e.message) or contains_full_pan(e.code)]
-    details = {"entries": len(entries), "entries_with_pan": leaking[:20]}
+    details = {
+        "entries": len(entries),
+        "entries_with_pan": leaking[:20],
+        "capacity": store.capacity,
+        "oldest_seq": entries[0].seq if entries else None,
+        "rotated_entries": store.rotated_entries,
+        "purged_entries": store.purged_entries,
+    }
     if leaking:
         seqs = ",".join(str(s) for s in leaking[:5]) + ("..." if len(leaking) > 5 else "")
         return Finding("E_LOG_PAN", {"count": len(leaking), "seqs": seqs}, details)

@@ -30,12 +30,15 @@ from hil.firmware import FirmwareImage, image_from_bytes, verify
 from hil.protocol.endpoint import CommandFailed, TerminalEndpoint
 from hil.protocol.transport import FdPort, SerialLike
 from hil.sim import config as config_keys
+from hil.sim.admin import AdminLogin
+from hil.sim.biometrics import BiometricSensors
 from hil.sim.cardreader import DEFECT_PAN_IN_LOG, LEAK_DEFECTS, CardPeripherals
 from hil.sim.comm import CommCommands, CommModule
 from hil.sim.config import ConfigKeyError, ConfigStore, ConfigValueError
 from hil.sim.display import Display, Screen
 from hil.sim.environment import SimEnvironment, from_environ
 from hil.sim.hardware import Hardware
+from hil.sim.logcommands import LogCommands
 from hil.sim.scanner import Scanner
 from hil.sim.security import provision_admin_password
 from hil.sim.selfcheck import (
@@ -224,6 +227,22 @@ class SimTerminal:
             "scanner.scan": (idle, self._cmd_scanner_scan),
         }
         self._commands.update({name: (idle, run) for name, run in self.cards.commands().items()})
+        # Admin login, biometric sensors, log retention: their own modules (hil.sim.admin,
+        # hil.sim.biometrics, hil.sim.logcommands); only the wiring is here.
+        self.admin = AdminLogin(self.layout, log=self.logs.append, time_scale=env.time_scale)
+        self.biometrics = BiometricSensors(
+            env.channels.value("biometric") if env.channels.has("biometric") else None,
+            self.layout,
+            log=self.logs.append,
+        )
+        self.logs.retention_ms = lambda: round(
+            int(self._config_values()["log.retention_s"]) * env.time_scale * 1000
+        )
+        for extra in (self.admin.commands(), self.biometrics.commands()):
+            self._commands.update({name: (idle, run) for name, run in extra.items()})
+        self._commands.update(
+            {name: (idle, run) for name, run in LogCommands(self.logs).commands().items()}
+        )
         if self.cards.fault_lines is not None:
             self.hardware.attach_fault_lines(self.cards.fault_lines, flash_root=self.layout.root)
         # A terminal that cannot keep a payment safe refuses it before anything is sent.
@@ -348,6 +367,7 @@ class SimTerminal:
         got = self._selfcheck_lock.acquire(timeout=SELFCHECK_STOP_WAIT_S)
         self.comm.stop(SELFCHECK_STOP_WAIT_S)
         self.cards.stop()
+        self.biometrics.close()
         self.hardware.close()
         try:
             self.display.show("shutdown", SHUTDOWN_LINES[reason])
@@ -367,6 +387,7 @@ class SimTerminal:
     def _boot(self) -> None:
         self.display.show("boot", BOOT_LINES)
         self.cards.start_inputs()  # fault lines are sampled from power-on
+        self.biometrics.start()
         self._sleep(BOOT_ROM_S * self.env.time_scale)
         failure = self._verify_firmware()
         if failure is not None:

@@ -22,6 +22,7 @@ from typing import Any
 from pytest_bdd import parsers
 
 from hil.contract.cards import ENTRY_MODES
+from hil.contract.security import BIOMETRIC_MODALITIES, POLICY_CODES
 from hil.contract.selfcheck import FAULT_LINE_CODES, ITEM_NAMES
 from hil.errors import ConfigError
 from hil.host.simulator import TRANSACTIONS
@@ -296,6 +297,23 @@ STEP_TYPES: dict[str, StepType] = {
         _text("ParameterSet", "a host parameter set file of the host fixtures", "params-v2.json"),
         _text("Version", "a parameter set version", "2024.12.01"),
         _text("SerialNumber", "a terminal serial number", "SIM8A9999999"),
+        StepType(
+            "PasswordKind",
+            _QUOTED,
+            _one_of("kind of weak password", tuple(POLICY_CODES)),
+            description="a password that breaks one rule of the password policy: "
+            + ", ".join(POLICY_CODES),
+            example="too short",
+        ),
+        StepType(
+            "Modality",
+            "fingerprint|face",
+            _one_of("biometric modality", BIOMETRIC_MODALITIES),
+            description="a biometric modality: " + ", ".join(BIOMETRIC_MODALITIES),
+            example="fingerprint",
+        ),
+        _text("Subject", "a synthetic person (their name) or a terminal user", "alice"),
+        _text("MarkNote", "a label for a batch of log marker entries", "old"),
     )
 }
 

@@ -658,11 +658,17 @@ def test_log_store_rotates_segments(tmp_path: Path) -> None:
     store = LogStore(tmp_path, segment_size=3, max_segments=2)
     for i in range(10):
         store.append("info", "I_X", f"entry {i}")
+    # Each rotation is recorded as an entry of its own (I_LOG_ROTATED): 10 entries and
+    # two rotation records make 12, in segments 1-4; the newest two segments are kept.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seg-000003.json", "seg-000004.json"]
     reopened = LogStore(tmp_path, segment_size=3, max_segments=2)
     entries, _ = reopened.read()
-    assert [e.seq for e in entries] == [7, 8, 9, 10]
-    assert reopened.append("info", "I_X", "next").seq == 11
+    assert [e.seq for e in entries] == list(range(entries[0].seq, entries[-1].seq + 1))
+    assert entries[-1].message == "entry 9"
+    assert [e.seq for e in entries] == [7, 8, 9, 10, 11, 12]
+    assert store.rotated_entries == 6 and store.capacity == 6
+    assert [e.code for e in entries].count("I_LOG_ROTATED") >= 1
+    assert reopened.append("info", "I_X", "next").seq == entries[-1].seq + 1
 
 
 def test_log_store_skips_a_corrupt_segment(tmp_path: Path) -> None:
