@@ -53,6 +53,7 @@ PRESENT_MS = 10_000
 REFUSAL_PRESENT_MS = 2_000
 #: How long the rig waits for the prompt before it presents anyway.
 PROMPT_WAIT_S = 10.0
+PROMPT_POLL_S = 0.01
 #: The amount "a ... sale is refused" tries (minor units).
 PROBE_AMOUNT = 100
 #: Card sale codes documented besides the general refusals (the card read's own codes,
@@ -102,21 +103,16 @@ def payment() -> Payment:
 
 
 def _prompt(terminal: Terminal, since: int, pending: Future[SaleResult]) -> Screen | None:
-    """The ``payment_prompt`` screen shown after ``since``; None if the sale ended (a
-    refusal) or no prompt came in time."""
+    """The ``payment_prompt`` screen shown after ``since``; None if the sale ended first
+    (a refusal) or no prompt came in time."""
     deadline = time.monotonic() + PROMPT_WAIT_S
-    while time.monotonic() < deadline and not pending.done():
-        try:
-            event = terminal.wait_event(
-                ScreenChanged,
-                since=since,
-                timeout=0.2,
-                where=lambda e: e.screen.screen == PROMPT_SCREEN,
-            )
-        except DutError:
-            continue
-        return event.screen
-    return None
+    while True:
+        for event in terminal.find_events(ScreenChanged, since=since):
+            if event.screen.screen == PROMPT_SCREEN:
+                return event.screen
+        if pending.done() or time.monotonic() >= deadline:
+            return None
+        time.sleep(PROMPT_POLL_S)
 
 
 def _card_sale(
