@@ -32,19 +32,17 @@ Feature: Sales end to end with the card or code the rig presents
     And the host received that one sale, with that entry mode, the amount and the instrument presented
 
   @req:SC-PAY-07
-  Scenario: A host decline of a contactless sale is shown with its response code
-    Given the host answers "sale" requests with response code "05"
-    When the terminal makes a contactless sale of 8.00 with the test card "visa-credit"
-    Then the sale is declined with response code "05" and the decline screen shows it
+  Scenario Outline: A host decline <code> is shown with its response code
+    Given the host answers "sale" requests with response code "<code>"
+    And the QR screen shows a "<wallet>" payment code
+    When the terminal makes a QR sale of <amount> with the code shown
+    Then the sale is declined with response code "<code>" and the decline screen shows it
     And the host received that one sale, with that entry mode, the amount and the instrument presented
 
-  @req:SC-PAY-07
-  Scenario: A host decline of a QR sale is shown with its response code
-    Given the host answers "sale" requests with response code "51"
-    And the QR screen shows a "alipay" payment code
-    When the terminal makes a QR sale of 99.99 with the code shown
-    Then the sale is declined with response code "51" and the decline screen shows it
-    And the host received that one sale, with that entry mode, the amount and the instrument presented
+    Examples:
+      | code | wallet | amount |
+      | 05   | wechat | 8.00   |
+      | 51   | alipay | 99.99  |
 
   @epic:payment_interfaces @req:SC-IFACE-02 @req:SC-PAY-08
   Scenario Outline: A sale on a disabled <mode> interface is refused and nothing reaches the host
