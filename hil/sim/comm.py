@@ -51,6 +51,7 @@ from hil.sim.payments import (
     ENTRY_CHIP,
     POS_ENTRY_MODES,
     PRESENT_DEFAULT_MS,
+    SALE_LEAK_BYTES,
     CredentialSource,
     SaleCredential,
     present_timeout_ms,
@@ -327,6 +328,9 @@ class CommModule:
         self._worker: threading.Thread | None = None
         #: where a sale with an entry mode gets its instrument (wired by the terminal)
         self.credential_source: CredentialSource | None = None
+        #: seeded defect sale_leaks_memory: every approved sale keeps SALE_LEAK_BYTES
+        self.leaks_per_sale = False
+        self._leaked: list[bytes] = []
         self.last_sync: SyncOutcome | None = None
 
     # -- flash files ---------------------------------------------------------------
@@ -703,6 +707,8 @@ class CommModule:
         self.logs.append(
             "info", "I_SALE", f"sale {stan} amount {amount} {result['outcome']} ({code})"
         )
+        if approved and self.leaks_per_sale:
+            self._leaked.append(b"\x5a" * SALE_LEAK_BYTES)  # written, so resident
         lines = ["交易成功", "Approved"] if approved else ["交易失败", f"Declined {code}"]
         self._show("payment_result", lines)
         self._emit("payment.result", _event_view(result))

@@ -42,6 +42,14 @@ PROMPT_LINES = {
     ENTRY_QR: ("请出示付款码", "Show payment code"),
 }
 
+#: Seeded defects (docs/test-port-protocol.md) of this area: the interface check sees
+#: only ``interfaces.card`` (as before entry modes), so a contactless or QR sale on a
+#: disabled interface goes on; every approved sale leaves 64 KiB behind in memory.
+DEFECT_IFACE_CARD_ONLY = "sale_checks_card_interface_only"
+DEFECT_SALE_LEAK = "sale_leaks_memory"
+PAYMENT_DEFECTS = (DEFECT_IFACE_CARD_ONLY, DEFECT_SALE_LEAK)
+SALE_LEAK_BYTES = 64 * 1024
+
 PRESENT_DEFAULT_MS = 30_000
 PRESENT_MAX_MS = 120_000
 

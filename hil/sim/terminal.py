@@ -37,6 +37,8 @@ from hil.sim.display import Display, Screen
 from hil.sim.environment import SimEnvironment, from_environ
 from hil.sim.hardware import Hardware
 from hil.sim.payments import (
+    DEFECT_IFACE_CARD_ONLY,
+    DEFECT_SALE_LEAK,
     ENTRY_QR,
     SaleCredential,
     interface_refusal,
@@ -436,6 +438,7 @@ class SimTerminal:
             self.logs.append("info", "I_DEFECT_IGNORED", f"unknown seeded defect '{name}' ignored")
         self._defects = frozenset(defects & set(KNOWN_DEFECTS))
         self.cards.reader.leaks = self._defects & set(LEAK_DEFECTS)
+        self.comm.leaks_per_sale = DEFECT_SALE_LEAK in self._defects
         self.logs.mask_messages = DEFECT_PAN_IN_LOG not in self._defects
         self._firmware = FirmwareStatus(
             version=image.version,
@@ -566,6 +569,8 @@ class SimTerminal:
         config = self._config_values()
         if not tid_is_valid(str(config.get("terminal_id", ""))):
             return "E_TID_INVALID", "no valid terminal ID: no payment"
+        if DEFECT_IFACE_CARD_ONLY in self._defects:
+            entry_mode = None  # seeded defect: only interfaces.card is ever looked at
         return interface_refusal(entry_mode, config)
 
     def _guard_payment(
