@@ -24,6 +24,27 @@ NO_CARD_FIELDS = ("2", "14", "23", "35", "55")
 #: EMV tags a card sale's field 55 must carry (the ARQC and what it was computed over).
 REQUIRED_ICC_TAGS = ("9F26", "9F27", "9F36", "9F02", "82", "95", "9F37", "5A")
 
+#: What a sale with an entry mode may be refused with besides the general refusals
+#: (``SALE_REFUSAL_CODES``): no card in time, no reader for it, the card read's own codes,
+#: the scanner's codes.
+INSTRUMENT_REFUSAL_CODES = frozenset(
+    {
+        "E_TIMEOUT",
+        "E_READER_FAULT",
+        "E_CARD_MUTE",
+        "E_CARD_NO_APP",
+        "E_CARD_REMOVED",
+        "E_CARD_DATA",
+        "E_CARD_EXPIRED",
+        "E_PIN_BLOCKED",
+        "E_CARD_DECLINED",
+        "E_QR_NO_CODE",
+        "E_QR_CRC",
+        "E_QR_FORMAT",
+        "E_CAMERA_ABSENT",
+    }
+)
+
 PROMPT_SCREEN = "payment_prompt"
 #: ``payment_prompt`` lines before the amount, per entry mode.
 PROMPT_WORDS = {

@@ -26,6 +26,7 @@ from hil import reporting
 from hil.cards.profile import CardProfile
 from hil.contract.payments import (
     APPROVED_LINES,
+    INSTRUMENT_REFUSAL_CODES,
     NO_CARD_FIELDS,
     POS_ENTRY_MODE,
     PROMPT_SCREEN,
@@ -56,24 +57,6 @@ PROMPT_WAIT_S = 10.0
 PROMPT_POLL_S = 0.01
 #: The amount "a ... sale is refused" tries (minor units).
 PROBE_AMOUNT = 100
-#: Card sale codes documented besides the general refusals (the card read's own codes,
-#: E_TIMEOUT, E_READER_FAULT, the scanner's).
-INSTRUMENT_REFUSAL_CODES = frozenset(
-    {
-        "E_TIMEOUT",
-        "E_CARD_MUTE",
-        "E_CARD_NO_APP",
-        "E_CARD_REMOVED",
-        "E_CARD_DATA",
-        "E_CARD_EXPIRED",
-        "E_PIN_BLOCKED",
-        "E_CARD_DECLINED",
-        "E_QR_NO_CODE",
-        "E_QR_CRC",
-        "E_QR_FORMAT",
-        "E_CAMERA_ABSENT",
-    }
-)
 
 
 @dataclass
