@@ -587,8 +587,16 @@ class SimTerminal:
 
     def _sale_credential(self, entry_mode: str, amount: int, timeout_ms: int) -> SaleCredential:
         """The instrument of a sale: prompt, then the card read or the wallet code scanned.
-        Whatever fails refuses the sale with its code; nothing has been sent yet."""
+        Whatever fails refuses the sale with its code; nothing has been sent yet, and a
+        prompt left on the screen gives way to the idle screen."""
+        try:
+            return self._take_instrument(entry_mode, amount, timeout_ms)
+        except CommandFailed:
+            if self.display.read().screen == "payment_prompt":
+                self._show_idle()
+            raise
 
+    def _take_instrument(self, entry_mode: str, amount: int, timeout_ms: int) -> SaleCredential:
         def prompt() -> None:
             self.display.show("payment_prompt", prompt_lines(entry_mode, amount))
 
