@@ -35,13 +35,14 @@ from hil.sim.comm import (
     host_target,
 )
 from hil.sim.hardware import Hardware
+from hil.sim.payments import PAYMENT_DEFECTS
 from hil.sim.security import FACTORY_DEFAULT_ADMIN_PASSWORD, load_admin_record
 from hil.sim.state import FlashLayout, LogStore
 
 Status = Literal["pass", "warn", "fail"]
 
 DEFECT_COMM_LIES = "comm_selfcheck_lies"
-KNOWN_DEFECTS = (DEFECT_COMM_LIES, *LEAK_DEFECTS)
+KNOWN_DEFECTS = (DEFECT_COMM_LIES, *LEAK_DEFECTS, *PAYMENT_DEFECTS)
 
 
 @dataclass(frozen=True)

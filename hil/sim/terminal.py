@@ -39,6 +39,15 @@ from hil.sim.display import Display, Screen
 from hil.sim.environment import SimEnvironment, from_environ
 from hil.sim.hardware import Hardware
 from hil.sim.logcommands import LogCommands
+from hil.sim.payments import (
+    DEFECT_IFACE_CARD_ONLY,
+    DEFECT_SALE_LEAK,
+    ENTRY_QR,
+    SaleCredential,
+    interface_refusal,
+    prompt_lines,
+    sale_entry_mode,
+)
 from hil.sim.scanner import Scanner
 from hil.sim.security import provision_admin_password
 from hil.sim.selfcheck import (
@@ -245,6 +254,9 @@ class SimTerminal:
         )
         if self.cards.fault_lines is not None:
             self.hardware.attach_fault_lines(self.cards.fault_lines, flash_root=self.layout.root)
+        # A sale with an entry mode takes its card from the reader or its code from the
+        # scanner (hil.sim.payments).
+        self.comm.credential_source = self._sale_credential
         # A terminal that cannot keep a payment safe refuses it before anything is sent.
         sale = self._commands.get("payment.sale")
         if sale is not None:
@@ -447,6 +459,7 @@ class SimTerminal:
             self.logs.append("info", "I_DEFECT_IGNORED", f"unknown seeded defect '{name}' ignored")
         self._defects = frozenset(defects & set(KNOWN_DEFECTS))
         self.cards.reader.leaks = self._defects & set(LEAK_DEFECTS)
+        self.comm.leaks_per_sale = DEFECT_SALE_LEAK in self._defects
         self.logs.mask_messages = DEFECT_PAN_IN_LOG not in self._defects
         self._firmware = FirmwareStatus(
             version=image.version,
@@ -547,7 +560,7 @@ class SimTerminal:
 
     # -- payments -------------------------------------------------------------------
 
-    def _payment_refusal(self) -> tuple[str, str] | None:
+    def _payment_refusal(self, entry_mode: str | None = None) -> tuple[str, str] | None:
         """Why a payment must be refused now (code, message), or None. Each condition is
         read live: a fault the rig released no longer stops payments, one it holds does,
         whatever the last self-check said."""
@@ -577,21 +590,55 @@ class SimTerminal:
         config = self._config_values()
         if not tid_is_valid(str(config.get("terminal_id", ""))):
             return "E_TID_INVALID", "no valid terminal ID: no payment"
-        if not config.get("interfaces.card", True):
-            return "E_PAY_INTERFACE_DISABLED", "card payments are disabled (interfaces.card)"
-        return None
+        if DEFECT_IFACE_CARD_ONLY in self._defects:
+            entry_mode = None  # seeded defect: only interfaces.card is ever looked at
+        return interface_refusal(entry_mode, config)
 
     def _guard_payment(
         self, command: Callable[[dict[str, Any]], dict[str, Any]]
     ) -> Callable[[dict[str, Any]], dict[str, Any]]:
         def guarded(args: dict[str, Any]) -> dict[str, Any]:
-            refusal = self._payment_refusal()
+            refusal = self._payment_refusal(sale_entry_mode(args))
             if refusal is not None:
                 self.logs.append("warn", refusal[0], f"payment refused: {refusal[1]}")
                 raise CommandFailed(*refusal)
             return command(args)
 
         return guarded
+
+    def _sale_credential(self, entry_mode: str, amount: int, timeout_ms: int) -> SaleCredential:
+        """The instrument of a sale: prompt, then the card read or the wallet code scanned.
+        Whatever fails refuses the sale with its code; nothing has been sent yet, and a
+        prompt left on the screen gives way to the idle screen."""
+        try:
+            return self._take_instrument(entry_mode, amount, timeout_ms)
+        except CommandFailed:
+            if self.display.read().screen == "payment_prompt":
+                self._show_idle()
+            raise
+
+    def _take_instrument(self, entry_mode: str, amount: int, timeout_ms: int) -> SaleCredential:
+        def prompt() -> None:
+            self.display.show("payment_prompt", prompt_lines(entry_mode, amount))
+
+        if entry_mode != ENTRY_QR:
+            _, card = self.cards.reader.read_for_sale(entry_mode, amount, timeout_ms, prompt)
+            return SaleCredential(entry_mode, card=card)
+        prompt()
+        try:
+            scanned = self.scanner.scan_for_sale(timeout_ms)
+        except Halted:
+            raise CommandFailed(
+                "E_NOT_READY", "sale aborted: the terminal is shutting down"
+            ) from None
+        if scanned.get("kind") != "wallet":
+            raise CommandFailed(
+                "E_QR_FORMAT",
+                f"the code read is not a wallet payment code (kind {scanned.get('kind')})",
+            )
+        return SaleCredential(
+            entry_mode, wallet_code=str(scanned["payload"]), wallet=scanned.get("wallet")
+        )
 
     # -- commands -------------------------------------------------------------------
 

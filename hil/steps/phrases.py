@@ -197,6 +197,21 @@ STEP_TYPES: dict[str, StepType] = {
             example="chip",
         ),
         StepType(
+            "CardEntryMode",
+            "chip|contactless",
+            str,
+            description="how the rig presents a card for a sale: chip (inserted) or "
+            "contactless (tapped)",
+            example="contactless",
+        ),
+        StepType(
+            "SaleEntryMode",
+            "chip|contactless|QR",
+            lambda text: "qr" if text == "QR" else text,
+            description="the instrument a sale asks for: chip, contactless or QR",
+            example="QR",
+        ),
+        StepType(
             "SwipeManner",
             "(?: with a bad LRC| partially)?",
             _SWIPES.__getitem__,

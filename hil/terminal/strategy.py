@@ -291,12 +291,27 @@ class Terminal:
             return self.port.config_set(key, value)
 
     def sale(
-        self, amount_minor_units: int, *, timeout: float = HOST_COMMAND_TIMEOUT_S
+        self,
+        amount_minor_units: int,
+        *,
+        entry_mode: str | None = None,
+        present_ms: int | None = None,
+        timeout: float = HOST_COMMAND_TIMEOUT_S,
     ) -> SaleResult:
         """A sale over the host; a refusal before anything is sent is a
-        ``TerminalCommandError`` with the terminal's code."""
+        ``TerminalCommandError`` with the terminal's code. With ``entry_mode`` the
+        terminal prompts for that instrument (waiting up to ``present_ms``), which the
+        caller presents meanwhile (the answer's timeout grows by that wait)."""
         with self._diagnosed("asked for a sale"):
-            return self.port.sale(amount_minor_units, timeout=timeout)
+            if entry_mode is None and present_ms is None:
+                return self.port.sale(amount_minor_units, timeout=timeout)
+            waited = (present_ms or 0) / 1000
+            return self.port.sale(
+                amount_minor_units,
+                entry_mode=entry_mode,
+                present_ms=present_ms,
+                timeout=timeout + waited,
+            )
 
     # admin login, biometrics and log marks: offered by adapters that implement them
     # (``AdminPort``); another adapter makes these a rig error, never a terminal fault.

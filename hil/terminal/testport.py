@@ -283,6 +283,8 @@ def _sale(fields: _Fields) -> SaleResult:
         rtt_ms=fields.number_or_none("rtt_ms"),
         code=fields.text_or_none("code"),
         reason=fields.text_or_none("reason"),
+        entry_mode=fields.text_or_none("entry_mode"),
+        wallet=fields.text_or_none("wallet"),
     )
 
 
@@ -512,8 +514,20 @@ class TestPortAdapter:
     def reboot(self) -> None:
         self.console.request("sys.reboot")
 
-    def sale(self, amount_minor_units: int, *, timeout: float | None = None) -> SaleResult:
-        return _sale(self._request("payment.sale", {"amount": amount_minor_units}, timeout=timeout))
+    def sale(
+        self,
+        amount_minor_units: int,
+        *,
+        entry_mode: str | None = None,
+        present_ms: int | None = None,
+        timeout: float | None = None,
+    ) -> SaleResult:
+        args: dict[str, Any] = {"amount": amount_minor_units}
+        if entry_mode is not None:
+            args["entry_mode"] = entry_mode
+        if present_ms is not None:
+            args["timeout_ms"] = present_ms
+        return _sale(self._request("payment.sale", args, timeout=timeout))
 
     def reversal_status(self) -> ReversalStatus:
         reply = self._request("reversal.status")
