@@ -72,6 +72,7 @@ from hil.sim.state import (
     iso_now,
     read_json,
     remove_durably,
+    set_flash_sync,
 )
 
 log = logging.getLogger("hil.sim")
@@ -833,6 +834,7 @@ def main() -> int:
     except ConfigError as e:
         print(f"hil.sim: {e}", file=sys.stderr)
         return 2
+    set_flash_sync(env.flash_sync)
     port = FdPort(env.console_fd, close_fd=False)
     power_off = threading.Event()
     current: list[SimTerminal] = []
