@@ -775,6 +775,8 @@ def test_environment_defaults_and_values() -> None:
     )
     assert (env.time_scale, env.firmware) == (0.05, Path("/x.fw.json"))
     assert env.provision_tid == "T0000001"
+    assert env.flash_sync is True  # a terminal run alone syncs its flash
+    assert from_environ(_env(HIL_FLASH_SYNC="0")).flash_sync is False
 
 
 @pytest.mark.parametrize(
@@ -787,6 +789,7 @@ def test_environment_defaults_and_values() -> None:
         (_env(HIL_TIME_SCALE="-1"), "HIL_TIME_SCALE"),
         (_env(HIL_PROVISION_TID="T1"), "HIL_PROVISION_TID"),
         (_env(HIL_PROVISION_MID="M1"), "HIL_PROVISION_MID"),
+        (_env(HIL_FLASH_SYNC="yes"), "HIL_FLASH_SYNC must be 0 or 1"),
     ],
 )
 def test_environment_errors_name_the_variable(environ: dict[str, str], words: str) -> None:
