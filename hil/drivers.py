@@ -72,6 +72,7 @@ BUILTIN_DRIVER_MODULES = (
     "hil.instruments.console",
     "hil.instruments.power",
     "hil.instruments.relayboard",
+    "hil.instruments.pdu",
     "hil.instruments.host",
     "hil.instruments.network.proxy",
     "hil.instruments.network.toxiproxy",
