@@ -73,6 +73,8 @@ BUILTIN_DRIVER_MODULES = (
     "hil.instruments.power",
     "hil.instruments.relayboard",
     "hil.instruments.pdu",
+    "hil.instruments.relayfaults",
+    "hil.instruments.swipecoil",
     "hil.instruments.host",
     "hil.instruments.network.proxy",
     "hil.instruments.network.toxiproxy",

@@ -21,7 +21,13 @@ from hil.drivers import REGISTRY, BuildContext, DriverRegistry, RigInstrument, d
 from hil.errors import ConfigError, HilError, RigError
 from hil.firmware import image_named, image_sha256
 from hil.instruments.console import Console
-from hil.instruments.dut import BenchTerminal, PhysicalDutConfig, ProcessTerminal, time_scale_of
+from hil.instruments.dut import (
+    BenchTerminal,
+    FlashRecord,
+    PhysicalDutConfig,
+    ProcessTerminal,
+    time_scale_of,
+)
 from hil.instruments.power import Power
 from hil.lifecycle import interruptions_held
 from hil.masking import mask_text
@@ -92,6 +98,8 @@ class Rig:
         self.instruments: dict[str, RigInstrument] = {}
         #: channels wired into the terminal besides the test port: name -> value
         self.wired: dict[str, str] = {}
+        #: what the vendor flashing command did this run (dut ``flash_command``)
+        self.flashed: FlashRecord | None = None
 
     @classmethod
     def from_file(
@@ -205,6 +213,9 @@ class Rig:
                 )
             self.instruments[section] = built.instrument
             self.wired.update(built.channels)
+            if isinstance(built.instrument, BenchTerminal) and built.instrument.flashed:
+                # kept past teardown: the report's environment is written last
+                self.flashed = built.instrument.flashed
 
     def start(self) -> Terminal:
         """Build every section and switch the terminal on (not waiting for ready)."""
@@ -327,11 +338,10 @@ class Rig:
             env["firmware_sha256"] = expected.firmware_sha256
         if self.firmware is not None:
             env["firmware_image"] = self.firmware.name
-        dut = self.instruments.get("dut")
-        if isinstance(dut, BenchTerminal) and dut.flashed is not None:
-            env["firmware_flash_command"] = " ".join(dut.flashed.command)
-            env["firmware_flash_exit"] = str(dut.flashed.exit_code)
-            env["firmware_flash_output"] = mask_text(dut.flashed.output[-400:].strip())
+        if self.flashed is not None:
+            env["firmware_flash_command"] = " ".join(self.flashed.command)
+            env["firmware_flash_exit"] = str(self.flashed.exit_code)
+            env["firmware_flash_output"] = mask_text(self.flashed.output[-400:].strip())
         for kind, driver in self.config.instruments().items():
             env[f"instrument.{kind}"] = driver
         return env
@@ -348,6 +358,8 @@ class Rig:
             for section, instrument in reversed(self.instruments.items()):
                 try:
                     instrument.close()
+                except HilError as e:  # an instrument that does not answer: one line
+                    log.warning("rig teardown: %s: %s", section, e)
                 except Exception:  # teardown must go on whatever one part does
                     log.exception("rig teardown: %s failed", section)
             self.instruments = {}
