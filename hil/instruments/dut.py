@@ -22,6 +22,7 @@ its process to the ``sim`` power driver.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from hil.config import DutConfig, RigPath
 from hil.drivers import BuildContext, Built, Driver, DriverConfig, register
@@ -60,6 +61,18 @@ class CommandDutConfig(ProcessDutConfig):
     """Any terminal implementation started as a process."""
 
     command: list[str] = Field(min_length=1)
+
+    @field_validator("command")
+    @classmethod
+    def _program_beside_the_rig_file(cls, command: list[str], info: ValidationInfo) -> list[str]:
+        """A program named by a relative path (``./my-terminal``, ``bin/term``) is found
+        from the rig file's folder, like every path in a rig file; a bare name
+        (``python3``) is looked up on PATH."""
+        base = (info.context or {}).get("rig_folder")
+        program = command[0]
+        if base is not None and "/" in program and not os.path.isabs(program):
+            return [os.path.normpath(os.path.join(base, program)), *command[1:]]
+        return command
 
 
 class PhysicalDutConfig(DutConfig):
@@ -170,7 +183,13 @@ class BenchTerminal:
         return None
 
 
-def _process_terminal(command: list[str], config: ProcessDutConfig, context: BuildContext) -> Built:
+def _process_terminal(
+    command: list[str],
+    config: ProcessDutConfig,
+    context: BuildContext,
+    *,
+    cwd: Path | None = None,
+) -> Built:
     env = {
         "HIL_FACTORY_SERIAL": config.serial_number,
         "HIL_PROVISION_TID": config.terminal_id,
@@ -186,6 +205,7 @@ def _process_terminal(command: list[str], config: ProcessDutConfig, context: Bui
         stderr_path=context.work_dir / "dut-stderr.log",
         # What a later run needs to stop this terminal if the rig dies without teardown.
         ledger=ProcessLedger(context.work_dir),
+        cwd=cwd,
     )
     if context.firmware is not None:
         process.flash(context.firmware)
@@ -207,7 +227,8 @@ class CommandDutDriver(Driver):
 
     @classmethod
     def build(cls, config: CommandDutConfig, context: BuildContext) -> Built:
-        return _process_terminal(list(config.command), config, context)
+        # Run in the rig file's folder, so its relative arguments mean what they say there.
+        return _process_terminal(list(config.command), config, context, cwd=context.folder)
 
 
 def run_flash_command(config: PhysicalDutConfig, image: Path, context: BuildContext) -> FlashRecord:
