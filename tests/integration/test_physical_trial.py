@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -230,3 +231,34 @@ def test_a_flash_command_that_fails_is_a_rig_fault_with_its_output(
     assert result.returncode == 3, result.stdout + result.stderr
     assert "dut: flash command exited 4: no device in DFU mode" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_wrong_port_and_a_relay_that_does_not_answer_are_one_line_each(
+    tmp_path: Path,
+) -> None:
+    from tests.unit.test_relayboard import ScriptedBoard
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    mute = ScriptedBoard(mute=True)
+    try:
+        bench = VendorBench(
+            tmp_path,
+            f"socket://127.0.0.1:{closed.getsockname()[1]}",
+            mute.path,
+            tmp_path / "none.sock",
+        )
+        rig = trial_rig(tmp_path / "bench.toml", bench)
+        result = run_hil(["rig", "check", "--rig", str(rig)], tmp_path)
+    finally:
+        mute.close()
+        closed.close()
+    output = result.stdout + result.stderr
+    assert result.returncode == 3, output
+    assert "Traceback" not in output
+    failed = {
+        line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("FAIL")
+    }
+    assert set(failed) == {"console", "power"}, result.stdout
+    assert "Connection refused" in failed["console"] and "check console.url" in failed["console"]
+    assert "no answer to 0x5A" in failed["power"] and "Devantech USB-RLY" in failed["power"]
