@@ -108,7 +108,7 @@ def test_build_order_comes_from_declared_needs() -> None:
             "serial_number = 2",
             "host.terminals[0].serial_number: expected string",
         ),
-        ("[faultlines]", "[faultlines]\nlines = 3", "faultlines.lines: unknown key"),
+        ("[faultlines]", "[faultlines]\nvoltage = 3", "faultlines.voltage: unknown key"),
         ('[magstripe]\ndriver = "sim"', '[magstripe]\ndriver = "coil"', "unknown driver 'coil'"),
         ("[limits]", "[camera]\ndriver = 'usb'\n[limits]", "camera: unknown section (known:"),
     ],
