@@ -92,3 +92,43 @@ def test_rig_check_without_the_hardware_names_each_missing_device(tmp_path: Path
     assert "192.168.50.1:5000" in failed["network"]
     assert ":0.1" in failed["qr_screen"]
     assert took < 60, f"rig check took {took:.1f} s"
+
+
+def test_a_section_that_needs_a_missing_one_is_reported_not_built(tmp_path: Path) -> None:
+    from hil.rig import Rig
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    text = f"""
+[rig]
+name = "half-bench"
+
+[dut]
+driver = "physical"
+wiring = "config"
+model = "POS-X"
+serial_number = "SN1"
+terminal_id = "T0000001"
+merchant_id = "898310058120001"
+
+[console]
+driver = "pyserial"
+url = "socket://127.0.0.1:9"
+
+[host]
+driver = "sim"
+port = {taken.getsockname()[1]}
+
+[network]
+driver = "proxy"
+"""
+    rig = Rig(parse_rig(text, tmp_path / "half.toml"))
+    try:
+        missing = {line.instrument: line for line in rig.build_for_check()}
+    finally:
+        rig.close()
+        taken.close()
+    assert set(missing) == {"console", "host", "network"}
+    assert missing["network"].detail == "not built: needs [host]"
+    assert not any(line.ok for line in missing.values())
