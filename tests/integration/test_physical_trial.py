@@ -135,20 +135,21 @@ def run_hil(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_every_boot_and_comm_scenario_passes_on_a_terminal_wired_by_configuration(
+def test_every_boot_comm_and_fault_line_scenario_passes_on_a_terminal_wired_by_configuration(
     vendor_bench: VendorBench, tmp_path: Path
 ) -> None:
     features = tmp_path / "features"
     features.mkdir()
-    for name in ("boot_self_check.feature", "communication.feature"):
+    for name in ("boot_self_check.feature", "communication.feature", "fault_lines.feature"):
         shutil.copy(FEATURES / name, features)
     rig = trial_rig(tmp_path / "bench.toml", vendor_bench, dut_extra=f'firmware = "{FIRMWARE}"')
     result = run_hil(["run", "--rig", str(rig), "--features", str(features), "--no-html"], tmp_path)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
     counts = summary["counts"]
-    # 5 boot + 9 comm scenarios (the Scenario Outline-free features), all passed
-    assert counts["passed"] == 14 and sum(counts.values()) == 14, counts
+    # 5 boot + 9 comm + 2 fault-line scenarios, all passed: the fault lines reach the
+    # terminal through the channel the rig configured, not through HIL_CHANNELS
+    assert counts["passed"] == 16 and sum(counts.values()) == 16, counts
     assert summary["environment"]["instrument.power"] == "devantech-relay"
     assert summary["environment"]["instrument.dut"] == "physical"
     sent = vendor_bench.relay_bytes()
