@@ -5,7 +5,8 @@ behind ``socket://`` (ser2net), its supply through relay 1 of a scripted Devante
 USB-RLY16 on a pty, no ``HIL_CHANNELS``. The rig file names it ``physical`` with
 ``wiring = "config"``: the rig pushes the host (through its fault proxy), the QR
 screen, the fault lines and the mag head over the test port at session start, and
-every boot and comm scenario runs with power through the relay board.
+every boot, comm, fault-line and QR-scanner scenario runs with power through the
+relay board.
 """
 
 from __future__ import annotations
@@ -135,21 +136,27 @@ def run_hil(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_every_boot_comm_and_fault_line_scenario_passes_on_a_terminal_wired_by_configuration(
+def test_boot_comm_fault_line_and_qr_scenarios_pass_on_a_terminal_wired_by_configuration(
     vendor_bench: VendorBench, tmp_path: Path
 ) -> None:
     features = tmp_path / "features"
     features.mkdir()
-    for name in ("boot_self_check.feature", "communication.feature", "fault_lines.feature"):
+    for name in (
+        "boot_self_check.feature",
+        "communication.feature",
+        "fault_lines.feature",
+        "qr_scanner.feature",
+    ):
         shutil.copy(FEATURES / name, features)
     rig = trial_rig(tmp_path / "bench.toml", vendor_bench, dut_extra=f'firmware = "{FIRMWARE}"')
     result = run_hil(["run", "--rig", str(rig), "--features", str(features), "--no-html"], tmp_path)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
     counts = summary["counts"]
-    # 5 boot + 9 comm + 2 fault-line scenarios, all passed: the fault lines reach the
-    # terminal through the channel the rig configured, not through HIL_CHANNELS
-    assert counts["passed"] == 16 and sum(counts.values()) == 16, counts
+    # 5 boot + 9 comm + 2 fault-line + 23 QR scanner scenarios, all passed: the fault
+    # lines and the QR screen reach the terminal through the channels the rig pushed
+    # over its test port, not through HIL_CHANNELS
+    assert counts["passed"] == 39 and sum(counts.values()) == 39, counts
     assert summary["environment"]["instrument.power"] == "devantech-relay"
     assert summary["environment"]["instrument.dut"] == "physical"
     sent = vendor_bench.relay_bytes()
