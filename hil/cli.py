@@ -217,8 +217,20 @@ def run(
 ) -> None:
     """Run the self-check suite on a rig; extra arguments after -- go to pytest.
 
-    Nothing in ``--reports`` changes until the run starts (its first scenario is about
-    to run): a usage error leaves the earlier reports as they were.
+    Nothing in --reports changes until the run starts: a usage error leaves the
+    earlier reports as they were.
+
+    Arguments after -- go to pytest unchanged (-k, -m, -x, --maxfail, -v...), e.g.
+    hil run -- -k reversal -x; an option pytest does not know is exit 2.
+
+    \b
+    Exit codes:
+      0    every selected scenario ran and passed
+      1    the terminal failed at least one scenario
+      2    usage, configuration or authoring error (one line each on stderr)
+      3    rig fault: an instrument failed; says nothing about the firmware
+      70   framework bug in pos-hil or a step, never the terminal
+      130  interrupted (Ctrl-C, SIGTERM); the rig was torn down, reports say so
     """
     import pytest
 

@@ -106,3 +106,10 @@ def test_the_bracket_check_can_fail() -> None:
         except AssertionError:
             continue
         raise AssertionError(f"accepted {broken!r}")
+
+
+def test_hil_run_help_lists_the_exit_codes_and_the_pytest_pass_through() -> None:
+    help_text = CliRunner().invoke(app, ["run", "--help"], terminal_width=200).output
+    for code, words in ((1, "terminal failed"), (3, "rig fault"), (130, "interrupted")):
+        assert re.search(rf"^\W*{code}\s+.*{words}", help_text, re.M), (code, help_text)
+    assert "go to pytest" in help_text and "-k reversal" in help_text
