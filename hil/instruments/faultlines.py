@@ -50,6 +50,8 @@ FAULT_LINES = (
     "log_io",
     "log_full",
     "secure_element",
+    "app_crash",
+    "app_hang",
 )
 #: A terminal retries its fault-line channel every second (docs); plugging the harness
 #: back waits this much longer than that for it to reconnect.

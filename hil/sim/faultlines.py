@@ -49,6 +49,8 @@ KNOWN_LINES = (
     "log_io",
     "log_full",
     "secure_element",
+    "app_crash",
+    "app_hang",
 )
 SUPPLY_LOW_V = 9.6  # what the supply monitor reads while the rig holds supply_low
 BATTERY_LOW_PCT = 10  # what the battery gauge reads while the rig holds battery_low

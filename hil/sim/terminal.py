@@ -53,6 +53,7 @@ from hil.sim.selfcheck import (
     unknown_items,
 )
 from hil.sim.state import (
+    FIRMWARE_SLOTS,
     FlashLayout,
     LogStore,
     atomic_write_bytes,
@@ -61,6 +62,8 @@ from hil.sim.state import (
     read_json,
     remove_durably,
 )
+from hil.sim.update import FirmwareUpdater, Running
+from hil.sim.watchdog import AppWatchdog
 
 log = logging.getLogger("hil.sim")
 
@@ -152,6 +155,7 @@ class SimTerminal:
         self._last_summary: Summary | None = None
         self._image: FirmwareImage | None = None
         self._image_sha256: str | None = None
+        self._booted_slot = FIRMWARE_SLOTS[0]
         self._firmware: FirmwareStatus | None = None
         self._defects: frozenset[str] = frozenset()
         self._boot_started = time.monotonic()
@@ -198,6 +202,29 @@ class SimTerminal:
             is_idle=lambda: self._phase == "idle",
             time_scale=env.time_scale,
         )
+        # Firmware update (A/B slots) and the payment application's watchdog.
+        self.updater = FirmwareUpdater(
+            layout=self.layout,
+            medium=Path(env.channels.value("updates")) if env.channels.has("updates") else None,
+            rom_key=self._rom_key,
+            model=MODEL,
+            running=self._running_firmware,
+            read_back=self.hardware.read_flash,
+            log=self.logs.append,
+            emit=self.endpoint.emit,
+            show=self.display.show,
+            show_idle=self._show_idle,
+            request_reboot=self._request_reboot,
+            halt=self._halt,
+            time_scale=env.time_scale,
+        )
+        self.watchdog = AppWatchdog(
+            log=self.logs.append,
+            emit=self.endpoint.emit,
+            show=self.display.show,
+            show_idle=self._show_idle,
+            time_scale=env.time_scale,
+        )
         self._commands: dict[
             str, tuple[frozenset[Phase], Callable[[dict[str, Any]], dict[str, Any]]]
         ]
@@ -222,10 +249,13 @@ class SimTerminal:
             "payment.sale": (idle, comm_commands.payment_sale),
             "reversal.status": (idle, comm_commands.reversal_status),
             "scanner.scan": (idle, self._cmd_scanner_scan),
+            "fw.update": (idle, self.updater.command),
+            "app.status": (everywhere, self._cmd_app_status),
         }
         self._commands.update({name: (idle, run) for name, run in self.cards.commands().items()})
         if self.cards.fault_lines is not None:
             self.hardware.attach_fault_lines(self.cards.fault_lines, flash_root=self.layout.root)
+            self.cards.fault_lines.on_change(self.watchdog.on_fault_lines)
         # A terminal that cannot keep a payment safe refuses it before anything is sent.
         sale = self._commands.get("payment.sale")
         if sale is not None:
@@ -238,7 +268,9 @@ class SimTerminal:
             data = image.read_bytes()
         except OSError as e:
             raise ConfigError(f"HIL_FIRMWARE: cannot read {image}: {e.strerror or e}") from e
-        atomic_write_bytes(self.layout.active_image, data)
+        # The flashing station writes slot A and makes it the one that boots.
+        atomic_write_bytes(self.layout.slot_image(FIRMWARE_SLOTS[0]), data)
+        remove_durably(self.layout.boot_select)
         digest = hashlib.sha256(data).hexdigest()
         self.logs.append("info", "I_FW_FLASHED", f"firmware image flashed, sha256 {digest[:12]}")
 
@@ -347,6 +379,8 @@ class SimTerminal:
         # A running self-check sees the halt at its next delay and lets go.
         got = self._selfcheck_lock.acquire(timeout=SELFCHECK_STOP_WAIT_S)
         self.comm.stop(SELFCHECK_STOP_WAIT_S)
+        self.watchdog.stop()
+        self.updater.stop(SELFCHECK_STOP_WAIT_S)
         self.cards.stop()
         self.hardware.close()
         try:
@@ -369,6 +403,7 @@ class SimTerminal:
         self.cards.start_inputs()  # fault lines are sampled from power-on
         self._sleep(BOOT_ROM_S * self.env.time_scale)
         failure = self._verify_firmware()
+        self.updater.recover_at_boot(self._running_firmware())
         if failure is not None:
             self._enter_recovery(failure)
             return
@@ -391,6 +426,7 @@ class SimTerminal:
             self._phase = "boot_selfcheck"
         with self._selfcheck_lock:
             self._selfcheck(ITEM_IDS, "boot")
+        self.watchdog.start()
         with self._lock:
             self._phase = "idle"
         self._show_idle()
@@ -398,8 +434,13 @@ class SimTerminal:
         self.cards.start_reader()
         self.comm.start()  # a reversal left pending by the last session goes out now
 
+    def _running_firmware(self) -> Running:
+        image = self._image if self._firmware is not None else None
+        return Running(version=image.version if image is not None else None, slot=self._booted_slot)
+
     def _verify_firmware(self) -> BootFailure | None:
-        path = self.layout.active_image
+        self._booted_slot = self.layout.active_slot()
+        path = self.layout.slot_image(self._booted_slot)
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
@@ -558,6 +599,8 @@ class SimTerminal:
             return "E_TID_INVALID", "no valid terminal ID: no payment"
         if not config.get("interfaces.card", True):
             return "E_PAY_INTERFACE_DISABLED", "card payments are disabled (interfaces.card)"
+        if not self.watchdog.app_up:
+            return "E_APP_DOWN", "the payment application is not running (watchdog restart)"
         return None
 
     def _guard_payment(
@@ -607,6 +650,7 @@ class SimTerminal:
             "firmware_sha256": self._image_sha256,
             "firmware_verified": self._firmware is not None,
             "firmware_build": image.manifest.build if image is not None else None,
+            "firmware_slot": self._booted_slot,
             "protocol_version": PROTOCOL_VERSION,
             "boot_reason": self.boot_reason,
             "boot_count": self.boot_count,
@@ -636,6 +680,10 @@ class SimTerminal:
         limit = _int_arg(args, "limit", LOG_READ_DEFAULT_LIMIT, 1, LOG_READ_MAX_LIMIT)
         entries, nxt = self.logs.read(since, limit)
         return {"entries": [e.as_dict() for e in entries], "next": nxt}
+
+    def _cmd_app_status(self, args: dict[str, Any]) -> dict[str, Any]:
+        _arg_names(args, ())
+        return self.watchdog.status()
 
     def _cmd_ping(self, args: dict[str, Any]) -> dict[str, Any]:
         _arg_names(args, ())
