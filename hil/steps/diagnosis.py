@@ -1,5 +1,7 @@
-"""Steps for fault diagnosis: the payment application crashes or hangs, its watchdog
-restarts it, and the terminal is usable again.
+"""Steps for fault diagnosis: the payment application's watchdog, provoked both ways.
+
+The payment application crashes or hangs, its watchdog restarts it, and the terminal is
+usable again; without a fault the watchdog never fires.
 
 The rig provokes the fault with an edge-triggered fault line (``app_crash``,
 ``app_hang``) and judges independently, against the documented contract
