@@ -41,7 +41,9 @@ from hil.sim.state import FlashLayout, LogStore
 Status = Literal["pass", "warn", "fail"]
 
 DEFECT_COMM_LIES = "comm_selfcheck_lies"
-KNOWN_DEFECTS = (DEFECT_COMM_LIES, *LEAK_DEFECTS)
+#: fw.update installs an image without checking its signature (hil.sim.update)
+DEFECT_UPDATE_UNCHECKED = "update_skips_signature"
+KNOWN_DEFECTS = (DEFECT_COMM_LIES, *LEAK_DEFECTS, DEFECT_UPDATE_UNCHECKED)
 
 
 @dataclass(frozen=True)

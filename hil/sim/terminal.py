@@ -217,6 +217,7 @@ class SimTerminal:
             request_reboot=self._request_reboot,
             halt=self._halt,
             time_scale=env.time_scale,
+            defects=lambda: self._defects,
         )
         self.watchdog = AppWatchdog(
             log=self.logs.append,

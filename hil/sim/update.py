@@ -40,6 +40,7 @@ from hil import strictjson
 from hil.errors import ConfigError
 from hil.firmware import image_from_bytes, verify, version_is_valid
 from hil.protocol.endpoint import CommandFailed
+from hil.sim.selfcheck import DEFECT_UPDATE_UNCHECKED
 from hil.sim.state import (
     FIRMWARE_SLOTS,
     FlashLayout,
@@ -114,6 +115,7 @@ class FirmwareUpdater:
         request_reboot: Callable[[], None],
         halt: threading.Event,
         time_scale: float,
+        defects: Callable[[], frozenset[str]] = frozenset,
     ) -> None:
         self.layout = layout
         self.medium = medium
@@ -128,6 +130,7 @@ class FirmwareUpdater:
         self._request_reboot = request_reboot
         self._halt = halt
         self._scale = time_scale
+        self._defects = defects
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -300,13 +303,14 @@ class FirmwareUpdater:
             document = strictjson.loads_object(data)
         except StrictJsonError as e:
             raise Refused("E_FW_FORMAT", f"not a firmware image: {e}") from None
-        if document.get("signature") in (None, ""):
+        unchecked = DEFECT_UPDATE_UNCHECKED in self._defects()  # a seeded defect
+        if document.get("signature") in (None, "") and not unchecked:
             raise Refused("E_FW_UNSIGNED", "the image carries no signature")
         try:
             image = image_from_bytes(data, source="update image")
         except ConfigError as e:
             raise Refused("E_FW_FORMAT", str(e)) from None
-        if not verify(image, self._rom_key):
+        if not unchecked and not verify(image, self._rom_key):
             raise Refused(
                 "E_FW_SIGNATURE",
                 f"firmware {image.version} signature does not verify with the ROM key",

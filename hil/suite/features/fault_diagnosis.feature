@@ -25,5 +25,5 @@ Feature: Fault diagnosis: the payment application's watchdog
   @req:SC-DIAG-03
   Scenario: Without a fault the watchdog never fires
     Given the terminal is idle
-    When the rig watches the terminal for three watchdog timeouts
+    When the rig watches the terminal for two watchdog timeouts
     Then the watchdog never fired and the application was never restarted
