@@ -149,11 +149,12 @@ class FirmwareUpdater:
         info = record if isinstance(record, dict) else {}
         phase = str(info.get("phase", "unknown"))
         switched = booting.slot == info.get("target_slot")
-        outcome = (
-            f"switched to {booting.version} (slot {booting.slot})"
-            if switched
-            else f"kept {booting.version} (slot {booting.slot})"
-        )
+        if booting.version is None:  # cannot happen by design: the commit comes last
+            outcome = f"slot {booting.slot} does not verify"
+        elif switched:
+            outcome = f"switched to {booting.version} (slot {booting.slot})"
+        else:
+            outcome = f"kept {booting.version} (slot {booting.slot})"
         self._log(
             "warn",
             "E_FW_UPDATE_INTERRUPTED",
