@@ -7,7 +7,7 @@ Feature: Firmware update, provoked both ways
   switch and the new one after. The rig delivers the images, hashes them itself and
   cuts the power with its own power instrument, at a point the terminal reports.
 
-  @req:SC-FW-02
+  @req:SC-FW-02 @slow
   Scenario: A signed newer image installs and runs after the reboot
     Given the terminal is idle
     And the rig delivers firmware image "pos-sim-healthy-1.5.0.fw.json"
