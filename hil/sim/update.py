@@ -149,7 +149,7 @@ class FirmwareUpdater:
         info = record if isinstance(record, dict) else {}
         phase = str(info.get("phase", "unknown"))
         switched = booting.slot == info.get("target_slot")
-        if booting.version is None:  # cannot happen by design: the commit comes last
+        if booting.version is None:  # not by the update (it commits last): the flash failed
             outcome = f"slot {booting.slot} does not verify"
         elif switched:
             outcome = f"switched to {booting.version} (slot {booting.slot})"
