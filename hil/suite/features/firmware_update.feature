@@ -8,7 +8,7 @@ Feature: Firmware update, provoked both ways
   cuts the power with its own power instrument, at a point the terminal reports.
 
   @req:SC-FW-02 @slow
-  Scenario: A signed newer image installs and runs after the reboot
+  Scenario: A signed newer image installs and then runs as the new version
     Given the terminal is idle
     And the rig delivers firmware image "pos-sim-healthy-1.5.0.fw.json"
     When the terminal is told to install it
