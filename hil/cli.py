@@ -566,6 +566,145 @@ def sim(rig: RigOption = None, firmware: FirmwareOption = None) -> None:
         the_rig.close()
 
 
+@app.command()
+def compare(
+    before: Annotated[Path, typer.Argument(help="run A: its reports folder or summary.json")],
+    after: Annotated[Path, typer.Argument(help="run B, the build under test")],
+    tolerance: Annotated[
+        float,
+        typer.Option(help="relative change of a measurement that counts (0.2 = 20%)", min=0.0),
+    ] = 0.2,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="also write the comparison as JSON here")
+    ] = None,
+) -> None:
+    """What run B's build broke or fixed against run A (docs/compare.md).
+
+    Exit 1 when B regressed (a scenario A passed failed by B's terminal, or a
+    measurement moved towards its limit beyond the tolerance), 0 otherwise, 2 for an
+    unreadable run. Intermittent scenarios and scenarios a rig fault kept from a
+    verdict are listed apart, never counted.
+    """
+    import json
+
+    from hil.compare import compare as compare_runs
+    from hil.runrecord import load_run
+
+    result = compare_runs(load_run(before), load_run(after), tolerance)
+    sections = [
+        ("newly failing (regressions)", result.newly_failing),
+        ("newly passing", result.newly_passing),
+        ("still failing", result.still_failing),
+        ("added", result.added),
+        ("removed", result.removed),
+        ("intermittent in either run (not counted)", result.intermittent),
+        ("not comparable (no verdict in a run)", result.not_comparable),
+    ]
+    out.print(f"compare {result.before} -> {result.after}", markup=False)
+    for title, names in sections:
+        if names:
+            out.print(f"{title}: {len(names)}", markup=False)
+            for name in names:
+                out.print(f"  {mask_text(name)}", markup=False)
+    if result.measurements:
+        out.print(f"measurements moved beyond {tolerance:.0%}:", markup=False)
+        for m in result.measurements:
+            out.print(
+                f"  {m.verdict}: {mask_text(m.scenario)}: {m.name} {m.before:.4g} -> "
+                f"{m.after:.4g} {m.unit} ({m.change:+.0%}; limit {m.limit})",
+                markup=False,
+            )
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.as_json(), indent=2, sort_keys=True) + "\n")
+    if result.regressions:
+        raise _fail(EXIT_DUT_FAILED, f"{result.regressions} regression(s) in {result.after}")
+    out.print("no regression", markup=False)
+
+
+@app.command()
+def certify(
+    run_folder: Annotated[Path, typer.Argument(help="the run's reports folder or summary.json")],
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="the lab's ed25519 private key (PEM); else $HIL_CERT_KEY"),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--out", help="bundle folder; default <run>/certificate")
+    ] = None,
+) -> None:
+    """Sign a finished run: certificate.json (canonical, ed25519) and certificate.html.
+
+    Exit 2 when the run cannot be certified (interrupted, unfinished, a scenario left
+    without a verdict by the rig or configuration) or the key is unusable.
+    """
+    from hil.certify import certify as certify_run
+    from hil.certify import private_key_pem
+    from hil.runrecord import load_run
+
+    run_record = load_run(run_folder)
+    written = certify_run(
+        run_record, private_key_pem(key), output or run_record.folder / "certificate"
+    )
+    out.print(f"certificate: {written}", markup=False)
+
+
+@app.command()
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="a certificate bundle folder or its JSON")],
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="the lab's public key (PEM) the bundle must carry"),
+    ] = None,
+    run_folder: Annotated[
+        Path | None,
+        typer.Option("--run", help="also check the run's files still hash as certified"),
+    ] = None,
+) -> None:
+    """Check a certificate bundle: bytes, signature, page, key and run files.
+
+    Exit 0 when genuine, 2 with the first thing that is not (an edited byte, another
+    key than --public-key, a run file changed since).
+    """
+    from hil.certify import VerificationFailed, verify_bundle
+
+    pem = None
+    if public_key is not None:
+        try:
+            pem = public_key.read_bytes()
+        except OSError as e:
+            raise _fail(EXIT_USAGE, f"--public-key: {public_key}: {e.strerror or e}") from None
+    try:
+        checked = verify_bundle(bundle, public_key_pem=pem, run_folder=run_folder)
+    except VerificationFailed as e:
+        raise _fail(EXIT_USAGE, f"NOT VERIFIED: {e}") from None
+    pinned = "the lab's key" if pem is not None else "key (not pinned: pass --public-key)"
+    out.print(
+        f"verified: run {checked.run_id}, verdict {checked.verdict}, firmware "
+        f"{checked.firmware}, signed by {pinned} {checked.key_fingerprint}",
+        markup=False,
+    )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from hil import __version__
+
+        out.print(f"pos-hil {__version__}", markup=False)
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """pos-hil: certify payment POS terminal builds through their power-on self-check."""
+
+
 def main() -> None:
     try:
         app()

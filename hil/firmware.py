@@ -188,7 +188,7 @@ def parse_image(data: Any, *, source: str = "<image>") -> FirmwareImage:
     )
 
 
-def _load_public_key(public_key_pem: bytes) -> Ed25519PublicKey:
+def load_public_key(public_key_pem: bytes) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(public_key_pem)
     except ValueError as e:
@@ -198,7 +198,7 @@ def _load_public_key(public_key_pem: bytes) -> Ed25519PublicKey:
     return key
 
 
-def _load_private_key(private_key_pem: bytes) -> Ed25519PrivateKey:
+def load_private_key(private_key_pem: bytes) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(private_key_pem, password=None)
     except (ValueError, TypeError) as e:
@@ -210,7 +210,7 @@ def _load_private_key(private_key_pem: bytes) -> Ed25519PrivateKey:
 
 def verify(image: FirmwareImage, public_key_pem: bytes) -> bool:
     """True when the manifest's signature is valid for the given vendor key."""
-    key = _load_public_key(public_key_pem)
+    key = load_public_key(public_key_pem)
     try:
         signed = canonical_manifest(image.manifest.raw)
     except ValueError as e:  # only for an image built by hand: parse_image refuses these
@@ -226,7 +226,7 @@ def verify(image: FirmwareImage, public_key_pem: bytes) -> bool:
 
 def sign_manifest(manifest: Mapping[str, Any], private_key_pem: bytes) -> dict[str, Any]:
     """Sign a manifest and return the full image dict (validated like a loaded one)."""
-    key = _load_private_key(private_key_pem)
+    key = load_private_key(private_key_pem)
     try:
         signed = canonical_manifest(manifest)
     except ValueError as e:
@@ -275,7 +275,7 @@ def generate_private_key_pem() -> bytes:
 
 def public_key_pem(private_key_pem: bytes) -> bytes:
     return (
-        _load_private_key(private_key_pem)
+        load_private_key(private_key_pem)
         .public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )

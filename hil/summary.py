@@ -43,8 +43,9 @@ import pytest
 from pytest_bdd import exceptions as bdd_exceptions
 
 import hil
-from hil import reporting
+from hil import __version__, reporting
 from hil.errors import ConfigError, DutError, RigError
+from hil.features import suite_fingerprint
 from hil.masking import mask_data, mask_text
 from hil.repeats import repeat_of, scenario_nodeid
 from hil.tags import REQUIREMENT_MARKER
@@ -257,10 +258,12 @@ class RunSummary:
         self._interrupted = False
         self._under_way_at_end: str | None = None
         self._environment = environment
+        self._suite: dict[str, str] = {"pos_hil_version": __version__}
 
     def environment(self) -> dict[str, str]:
-        """The run's facts for every report: run ID, rig, terminal, firmware."""
-        return dict(self._environment())
+        """The run's facts for every report: run ID, rig, terminal, firmware, the
+        pos-hil version and the fingerprint of the feature files that ran."""
+        return {**self._environment(), **self._suite}
 
     @property
     def interrupted(self) -> bool:
@@ -367,6 +370,12 @@ class RunSummary:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.total = len(session.items)
+        suite_sha256, files = suite_fingerprint(session.items)
+        self._suite = {
+            "pos_hil_version": __version__,
+            "suite_sha256": suite_sha256,
+            "suite_files": str(files),
+        }
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self._deselected.update(scenario_nodeid(item.nodeid, repeat_of(item)) for item in items)

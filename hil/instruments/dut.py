@@ -42,6 +42,12 @@ class ProcessDutConfig(DutConfig):
 class SimDutConfig(ProcessDutConfig):
     """The built-in simulated terminal."""
 
+    flash_sync: bool = Field(
+        default=False,
+        description="fsync every flash write (the sim's power cut is a SIGKILL, which the "
+        "page cache survives: syncing guards only against a crash of this machine)",
+    )
+
 
 class CommandDutConfig(ProcessDutConfig):
     """Any terminal implementation started as a process."""
@@ -125,6 +131,8 @@ def _process_terminal(command: list[str], config: ProcessDutConfig, context: Bui
         "HIL_PROVISION_MID": config.merchant_id,
         "HIL_TIME_SCALE": repr(config.time_scale),
     }
+    if isinstance(config, SimDutConfig):
+        env["HIL_FLASH_SYNC"] = "1" if config.flash_sync else "0"
     process = TerminalProcess(
         command,
         state_dir=config.state_dir or context.work_dir / "flash",

@@ -25,6 +25,7 @@ from hil.protocol.framing import (
     NotAFrame,
     Skipped,
 )
+from hil.secrets import redact, redact_json_bytes
 
 DIRECTIONS = ("tx", "rx")
 HEX_LIMIT = 512  # bytes of hex shown per chunk; decoded JSON carries the content anyway
@@ -117,7 +118,7 @@ def _is_control(item: Decoded) -> bool:
 
 def _describe(item: Decoded) -> str:
     if isinstance(item, Frame):
-        return json.dumps(item.message, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(redact(item.message), separators=(",", ":"), ensure_ascii=False)
     if isinstance(item, Control):
         return "ACK" if item.byte == ACK else "NAK"
     if isinstance(item, Broken):
@@ -145,10 +146,8 @@ def _masked_streams(entries: list[TranscriptEntry]) -> list[bytes]:
     for direction in DIRECTIONS:
         indices = [i for i, e in enumerate(entries) if e.direction == direction]
         stream = bytearray(b"".join(entries[i].data for i in indices))
-        runs = list(_DIGIT_RUN.finditer(stream))
-        if not runs:
-            continue
-        for run in runs:
+        redact_json_bytes(stream)  # passwords and templates: starred, whatever they hold
+        for run in list(_DIGIT_RUN.finditer(stream)):
             digit_positions = [
                 p for p in range(run.start(), run.end()) if 0x30 <= stream[p] <= 0x39
             ]

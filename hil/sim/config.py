@@ -15,6 +15,8 @@ from typing import Any
 from hil.sim.state import FlashLayout, atomic_write_json, read_json
 
 CONFIG_FORMAT = "pos-sim-config/1"
+#: Log retention: 90 days (nominal seconds, multiplied by the time scale).
+LOG_RETENTION_DEFAULT_S = 90 * 24 * 3600
 
 
 class ConfigKeyError(KeyError):
@@ -128,6 +130,12 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
         ConfigKey("interfaces.nfc", True, _boolean("interfaces.nfc"), "contactless"),
         ConfigKey("permissions.sale", True, _boolean("permissions.sale"), "sales allowed"),
         ConfigKey("permissions.refund", True, _boolean("permissions.refund"), "refunds allowed"),
+        ConfigKey(
+            "log.retention_s",
+            LOG_RETENTION_DEFAULT_S,
+            _int_range("log.retention_s", 10, 31_536_000),
+            "log entries older than this (x time scale) are purged",
+        ),
     )
 }
 

@@ -15,7 +15,7 @@ once it has applied them. Lines it knows:
 - ``flash_full``: the rig fills the flash partition (memory ``E_MEM_FLASH_LOW``)
 - ``ram_pressure``: the terminal's memory fills (memory ``E_MEM_RAM``)
 - ``cpu_load``: a load generator keeps the terminal's CPU busy (performance ``E_PERF_CPU``)
-- ``system_load``: the load-average monitor reads ``LOAD_PER_CPU_UNDER_FAULT`` per CPU
+- ``system_load``: the load monitor reads ``LOAD_PER_CPU_UNDER_FAULT`` per CPU
   (performance ``E_PERF_LOAD``)
 - ``log_io``: the log partition answers every access with an I/O error (logs ``E_LOG_IO``)
 - ``log_full``: the log partition has no space left (logs ``E_LOG_IO``)

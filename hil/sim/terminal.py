@@ -30,12 +30,24 @@ from hil.firmware import FirmwareImage, image_from_bytes, verify
 from hil.protocol.endpoint import CommandFailed, TerminalEndpoint
 from hil.protocol.transport import FdPort, SerialLike
 from hil.sim import config as config_keys
+from hil.sim.admin import AdminLogin
+from hil.sim.biometrics import BiometricSensors
 from hil.sim.cardreader import DEFECT_PAN_IN_LOG, LEAK_DEFECTS, CardPeripherals
 from hil.sim.comm import CommCommands, CommModule
 from hil.sim.config import ConfigKeyError, ConfigStore, ConfigValueError
 from hil.sim.display import Display, Screen
 from hil.sim.environment import SimEnvironment, from_environ
 from hil.sim.hardware import Hardware
+from hil.sim.logcommands import LogCommands
+from hil.sim.payments import (
+    DEFECT_IFACE_CARD_ONLY,
+    DEFECT_SALE_LEAK,
+    ENTRY_QR,
+    SaleCredential,
+    interface_refusal,
+    prompt_lines,
+    sale_entry_mode,
+)
 from hil.sim.scanner import Scanner
 from hil.sim.security import provision_admin_password
 from hil.sim.selfcheck import (
@@ -61,6 +73,7 @@ from hil.sim.state import (
     iso_now,
     read_json,
     remove_durably,
+    set_flash_sync,
 )
 from hil.sim.update import FirmwareUpdater, Running
 from hil.sim.watchdog import AppWatchdog
@@ -254,9 +267,28 @@ class SimTerminal:
             "app.status": (everywhere, self._cmd_app_status),
         }
         self._commands.update({name: (idle, run) for name, run in self.cards.commands().items()})
+        # Admin login, biometric sensors, log retention: their own modules (hil.sim.admin,
+        # hil.sim.biometrics, hil.sim.logcommands); only the wiring is here.
+        self.admin = AdminLogin(self.layout, log=self.logs.append, time_scale=env.time_scale)
+        self.biometrics = BiometricSensors(
+            env.channels.value("biometric") if env.channels.has("biometric") else None,
+            self.layout,
+            log=self.logs.append,
+        )
+        self.logs.retention_ms = lambda: round(
+            int(self._config_values()["log.retention_s"]) * env.time_scale * 1000
+        )
+        for extra in (self.admin.commands(), self.biometrics.commands()):
+            self._commands.update({name: (idle, run) for name, run in extra.items()})
+        self._commands.update(
+            {name: (idle, run) for name, run in LogCommands(self.logs).commands().items()}
+        )
         if self.cards.fault_lines is not None:
             self.hardware.attach_fault_lines(self.cards.fault_lines, flash_root=self.layout.root)
             self.cards.fault_lines.on_change(self.watchdog.on_fault_lines)
+        # A sale with an entry mode takes its card from the reader or its code from the
+        # scanner (hil.sim.payments).
+        self.comm.credential_source = self._sale_credential
         # A terminal that cannot keep a payment safe refuses it before anything is sent.
         sale = self._commands.get("payment.sale")
         if sale is not None:
@@ -383,6 +415,7 @@ class SimTerminal:
         self.watchdog.stop()
         self.updater.stop(SELFCHECK_STOP_WAIT_S)
         self.cards.stop()
+        self.biometrics.close()
         self.hardware.close()
         try:
             self.display.show("shutdown", SHUTDOWN_LINES[reason])
@@ -402,6 +435,7 @@ class SimTerminal:
     def _boot(self) -> None:
         self.display.show("boot", BOOT_LINES)
         self.cards.start_inputs()  # fault lines are sampled from power-on
+        self.biometrics.start()
         self._sleep(BOOT_ROM_S * self.env.time_scale)
         failure = self._verify_firmware()
         self.updater.recover_at_boot(self._running_firmware())
@@ -468,6 +502,7 @@ class SimTerminal:
             self.logs.append("info", "I_DEFECT_IGNORED", f"unknown seeded defect '{name}' ignored")
         self._defects = frozenset(defects & set(KNOWN_DEFECTS))
         self.cards.reader.leaks = self._defects & set(LEAK_DEFECTS)
+        self.comm.leaks_per_sale = DEFECT_SALE_LEAK in self._defects
         self.logs.mask_messages = DEFECT_PAN_IN_LOG not in self._defects
         self._firmware = FirmwareStatus(
             version=image.version,
@@ -568,7 +603,7 @@ class SimTerminal:
 
     # -- payments -------------------------------------------------------------------
 
-    def _payment_refusal(self) -> tuple[str, str] | None:
+    def _payment_refusal(self, entry_mode: str | None = None) -> tuple[str, str] | None:
         """Why a payment must be refused now (code, message), or None. Each condition is
         read live: a fault the rig released no longer stops payments, one it holds does,
         whatever the last self-check said."""
@@ -598,8 +633,11 @@ class SimTerminal:
         config = self._config_values()
         if not tid_is_valid(str(config.get("terminal_id", ""))):
             return "E_TID_INVALID", "no valid terminal ID: no payment"
-        if not config.get("interfaces.card", True):
-            return "E_PAY_INTERFACE_DISABLED", "card payments are disabled (interfaces.card)"
+        if DEFECT_IFACE_CARD_ONLY in self._defects:
+            entry_mode = None  # seeded defect: only interfaces.card is ever looked at
+        refusal = interface_refusal(entry_mode, config)
+        if refusal is not None:
+            return refusal
         if not self.watchdog.app_up:
             return "E_APP_DOWN", "the payment application is not running (watchdog restart)"
         return None
@@ -608,13 +646,47 @@ class SimTerminal:
         self, command: Callable[[dict[str, Any]], dict[str, Any]]
     ) -> Callable[[dict[str, Any]], dict[str, Any]]:
         def guarded(args: dict[str, Any]) -> dict[str, Any]:
-            refusal = self._payment_refusal()
+            refusal = self._payment_refusal(sale_entry_mode(args))
             if refusal is not None:
                 self.logs.append("warn", refusal[0], f"payment refused: {refusal[1]}")
                 raise CommandFailed(*refusal)
             return command(args)
 
         return guarded
+
+    def _sale_credential(self, entry_mode: str, amount: int, timeout_ms: int) -> SaleCredential:
+        """The instrument of a sale: prompt, then the card read or the wallet code scanned.
+        Whatever fails refuses the sale with its code; nothing has been sent yet, and a
+        prompt left on the screen gives way to the idle screen."""
+        try:
+            return self._take_instrument(entry_mode, amount, timeout_ms)
+        except CommandFailed:
+            if self.display.read().screen == "payment_prompt":
+                self._show_idle()
+            raise
+
+    def _take_instrument(self, entry_mode: str, amount: int, timeout_ms: int) -> SaleCredential:
+        def prompt() -> None:
+            self.display.show("payment_prompt", prompt_lines(entry_mode, amount))
+
+        if entry_mode != ENTRY_QR:
+            _, card = self.cards.reader.read_for_sale(entry_mode, amount, timeout_ms, prompt)
+            return SaleCredential(entry_mode, card=card)
+        prompt()
+        try:
+            scanned = self.scanner.scan_for_sale(timeout_ms)
+        except Halted:
+            raise CommandFailed(
+                "E_NOT_READY", "sale aborted: the terminal is shutting down"
+            ) from None
+        if scanned.get("kind") != "wallet":
+            raise CommandFailed(
+                "E_QR_FORMAT",
+                f"the code read is not a wallet payment code (kind {scanned.get('kind')})",
+            )
+        return SaleCredential(
+            entry_mode, wallet_code=str(scanned["payload"]), wallet=scanned.get("wallet")
+        )
 
     # -- commands -------------------------------------------------------------------
 
@@ -814,6 +886,7 @@ def main() -> int:
     except ConfigError as e:
         print(f"hil.sim: {e}", file=sys.stderr)
         return 2
+    set_flash_sync(env.flash_sync)
     port = FdPort(env.console_fd, close_fd=False)
     power_off = threading.Event()
     current: list[SimTerminal] = []

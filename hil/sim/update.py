@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
 import threading
 from collections.abc import Callable
@@ -48,6 +47,7 @@ from hil.sim.state import (
     iso_now,
     read_json,
     remove_durably,
+    sync_file,
 )
 from hil.strictjson import StrictJsonError
 
@@ -291,7 +291,7 @@ class FirmwareUpdater:
                         break
                     part.write(chunk)
                     part.flush()
-                    os.fsync(part.fileno())
+                    sync_file(part.fileno())
                     received += chunk
                     if len(received) == len(chunk):  # the first chunk is in flash
                         self._hold("downloading", hold_at, source)
@@ -341,12 +341,12 @@ class FirmwareUpdater:
         with path.open("wb") as f:
             f.write(data[:half])
             f.flush()
-            os.fsync(f.fileno())
+            sync_file(f.fileno())
             self._hold("writing", hold_at, source)
             self._sleep(WRITE_DELAY_S)
             f.write(data[half:])
             f.flush()
-            os.fsync(f.fileno())
+            sync_file(f.fileno())
         expected = hashlib.sha256(data).hexdigest()
         written = hashlib.sha256(self._read_back(path)).hexdigest()
         if written != expected:

@@ -23,6 +23,7 @@ from pytest_bdd import parsers
 
 from hil.contract.cards import ENTRY_MODES
 from hil.contract.maintenance import APP_FAULT_LINES, UPDATE_PHASES
+from hil.contract.security import BIOMETRIC_MODALITIES, POLICY_CODES
 from hil.contract.selfcheck import FAULT_LINE_CODES, ITEM_NAMES
 from hil.errors import ConfigError
 from hil.host.simulator import TRANSACTIONS
@@ -197,6 +198,21 @@ STEP_TYPES: dict[str, StepType] = {
             example="chip",
         ),
         StepType(
+            "CardEntryMode",
+            "chip|contactless",
+            str,
+            description="how the rig presents a card for a sale: chip (inserted) or "
+            "contactless (tapped)",
+            example="contactless",
+        ),
+        StepType(
+            "SaleEntryMode",
+            "chip|contactless|QR",
+            lambda text: "qr" if text == "QR" else text,
+            description="the instrument a sale asks for: chip, contactless or QR",
+            example="QR",
+        ),
+        StepType(
             "SwipeManner",
             "(?: with a bad LRC| partially)?",
             _SWIPES.__getitem__,
@@ -318,6 +334,23 @@ STEP_TYPES: dict[str, StepType] = {
             + ", ".join(APP_FAULT_LINES),
             example="app_crash",
         ),
+        StepType(
+            "PasswordKind",
+            _QUOTED,
+            _one_of("kind of weak password", tuple(POLICY_CODES)),
+            description="a password that breaks one rule of the password policy: "
+            + ", ".join(POLICY_CODES),
+            example="too short",
+        ),
+        StepType(
+            "Modality",
+            "fingerprint|face",
+            _one_of("biometric modality", BIOMETRIC_MODALITIES),
+            description="a biometric modality: " + ", ".join(BIOMETRIC_MODALITIES),
+            example="fingerprint",
+        ),
+        _text("Subject", "a synthetic person (their name) or a terminal user", "alice"),
+        _text("MarkNote", "a label for a batch of log marker entries", "old"),
     )
 }
 

@@ -45,6 +45,7 @@ from hil.contract.selfcheck import (
 )
 from hil.errors import DutError, RigError
 from hil.instruments.faultlines import FaultLines
+from hil.procstat import cpu_demand_s
 from hil.rig import Rig
 from hil.steps.common import RigCursor, absent_codes, rig_cursor
 from hil.steps.phrases import StepValueError, phrase
@@ -203,13 +204,15 @@ def process_rss_bytes(pid: int) -> int:
 
 
 def _process_cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    demand = cpu_demand_s(pid)
+    if demand is None:
+        raise RigError(f"cannot read the CPU demand of the terminal process {pid} (/proc)")
+    return demand
 
 
 def process_cpu_pct(pid: int, window_s: float) -> float:
-    """CPU a local process used over ``window_s`` of wall time, in % of one CPU."""
+    """CPU a local process asked for over ``window_s`` of wall time (ran or waited to
+    run), in % of one CPU: the terminal's own load, whatever else loads the machine."""
     before, started = _process_cpu_s(pid), time.monotonic()
     time.sleep(window_s)
     return 100.0 * (_process_cpu_s(pid) - before) / (time.monotonic() - started)
@@ -308,11 +311,11 @@ def _judge_performance(result: SelfCheckItemResult, rig: Figures) -> list[str]:
                 f"the rig reads the terminal's CPU at {own:.0f}% with cpu_load "
                 f"{rig.line('cpu_load')}"
             )
-        averages = d.get("load_avg")
-        if not rig.line("system_load") and isinstance(averages, list) and averages:
-            mine = os.getloadavg()[0]
-            if abs(float(averages[0]) - mine) > LOAD_TOLERANCE:
-                wrong.append(f"1-minute load {averages[0]}, the rig reads {mine:.2f}")
+        if not rig.line("system_load"):
+            # The terminal's run queue, as the rig reads it over its own window.
+            mine = own / 100.0 / _number(d, "cpu_count", "performance")
+            if abs(load - mine) > LOAD_TOLERANCE:
+                wrong.append(f"load {load} per CPU, the rig reads {mine:.2f}")
     return wrong
 
 

@@ -76,7 +76,17 @@ class TerminalPort(Protocol):
     def reboot(self) -> None:
         """Ask for a reboot; returns once the terminal accepted (the boot follows)."""
 
-    def sale(self, amount_minor_units: int, *, timeout: float | None = None) -> SaleResult: ...
+    def sale(
+        self,
+        amount_minor_units: int,
+        *,
+        entry_mode: str | None = None,
+        present_ms: int | None = None,
+        timeout: float | None = None,
+    ) -> SaleResult:
+        """A sale over the host. ``entry_mode`` None: the terminal's own test card; else
+        ``chip``, ``contactless`` or ``qr``: the terminal prompts and waits up to
+        ``present_ms`` for the card (or scans the code) the rig presents."""
 
     def reversal_status(self) -> ReversalStatus: ...
 

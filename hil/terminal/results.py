@@ -154,6 +154,10 @@ class SaleResult:
     #: a failed sale's comm code and why
     code: str | None = None
     reason: str | None = None
+    #: how the instrument was presented: chip, contactless or qr (None: not reported)
+    entry_mode: str | None = None
+    #: the wallet of a QR sale's payment code
+    wallet: str | None = None
 
     def describe(self) -> str:
         if self.outcome == "failed":

@@ -20,6 +20,7 @@ from hil import reporting
 from hil.errors import CommandTimeout, DutError, ProtocolError, RigError
 from hil.instruments.power import Power
 from hil.masking import mask_text
+from hil.terminal.admin import AdminAnswer, AdminPort, BiometricVerdict, LogMarks
 from hil.terminal.port import MalformedAnswer, TerminalEventTimeout, TerminalPort
 from hil.terminal.results import (
     AppStatus,
@@ -292,12 +293,63 @@ class Terminal:
             return self.port.config_set(key, value)
 
     def sale(
-        self, amount_minor_units: int, *, timeout: float = HOST_COMMAND_TIMEOUT_S
+        self,
+        amount_minor_units: int,
+        *,
+        entry_mode: str | None = None,
+        present_ms: int | None = None,
+        timeout: float = HOST_COMMAND_TIMEOUT_S,
     ) -> SaleResult:
         """A sale over the host; a refusal before anything is sent is a
-        ``TerminalCommandError`` with the terminal's code."""
+        ``TerminalCommandError`` with the terminal's code. With ``entry_mode`` the
+        terminal prompts for that instrument (waiting up to ``present_ms``), which the
+        caller presents meanwhile (the answer's timeout grows by that wait)."""
         with self._diagnosed("asked for a sale"):
-            return self.port.sale(amount_minor_units, timeout=timeout)
+            if entry_mode is None and present_ms is None:
+                return self.port.sale(amount_minor_units, timeout=timeout)
+            waited = (present_ms or 0) / 1000
+            return self.port.sale(
+                amount_minor_units,
+                entry_mode=entry_mode,
+                present_ms=present_ms,
+                timeout=timeout + waited,
+            )
+
+    # admin login, biometrics and log marks: offered by adapters that implement them
+    # (``AdminPort``); another adapter makes these a rig error, never a terminal fault.
+
+    def _admin_port(self) -> AdminPort:
+        if not isinstance(self.port, AdminPort):
+            raise RigError(
+                f"{type(self.port).__name__} offers no admin login, biometric or log-mark "
+                "operations",
+                instrument="console",
+            )
+        return self.port
+
+    def admin_login(self, password: str) -> AdminAnswer:
+        with self._diagnosed("logged in as admin"):
+            return self._admin_port().admin_login(password)
+
+    def admin_set_password(self, old: str, new: str) -> AdminAnswer:
+        with self._diagnosed("changed the admin password"):
+            return self._admin_port().admin_set_password(old, new)
+
+    def admin_reset(self) -> None:
+        with self._diagnosed("reset the admin password"):
+            self._admin_port().admin_reset()
+
+    def biometric_enrol(self, user: str, modality: str) -> None:
+        with self._diagnosed(f"enrolled a {modality}"):
+            self._admin_port().biometric_enrol(user, modality)
+
+    def biometric_verify(self, user: str, modality: str) -> BiometricVerdict:
+        with self._diagnosed(f"verified a {modality}"):
+            return self._admin_port().biometric_verify(user, modality)
+
+    def log_mark(self, count: int, note: str) -> LogMarks:
+        with self._diagnosed("wrote log marks"):
+            return self._admin_port().log_mark(count, note)
 
     def reversal_status(self) -> ReversalStatus:
         with self._diagnosed("asked for the reversal status"):

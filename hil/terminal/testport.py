@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from hil.errors import TerminalCommandError
+from hil.errors import DutError, TerminalCommandError
 from hil.instruments.console import Console
 from hil.masking import mask_text
 from hil.protocol.framing import Broken, Frame, FrameDecoder, NotAFrame, Skipped
 from hil.protocol.session import Event, EventTimeout
+from hil.terminal.admin import AdminAnswer, BiometricVerdict, LogMarks
 from hil.terminal.leaks import Leak, leaks_in_data, leaks_in_text
 from hil.terminal.port import MalformedAnswer, TerminalEventTimeout
 from hil.terminal.results import (
@@ -289,6 +290,8 @@ def _sale(fields: _Fields) -> SaleResult:
         rtt_ms=fields.number_or_none("rtt_ms"),
         code=fields.text_or_none("code"),
         reason=fields.text_or_none("reason"),
+        entry_mode=fields.text_or_none("entry_mode"),
+        wallet=fields.text_or_none("wallet"),
     )
 
 
@@ -574,8 +577,20 @@ class TestPortAdapter:
     def reboot(self) -> None:
         self.console.request("sys.reboot")
 
-    def sale(self, amount_minor_units: int, *, timeout: float | None = None) -> SaleResult:
-        return _sale(self._request("payment.sale", {"amount": amount_minor_units}, timeout=timeout))
+    def sale(
+        self,
+        amount_minor_units: int,
+        *,
+        entry_mode: str | None = None,
+        present_ms: int | None = None,
+        timeout: float | None = None,
+    ) -> SaleResult:
+        args: dict[str, Any] = {"amount": amount_minor_units}
+        if entry_mode is not None:
+            args["entry_mode"] = entry_mode
+        if present_ms is not None:
+            args["timeout_ms"] = present_ms
+        return _sale(self._request("payment.sale", args, timeout=timeout))
 
     def reversal_status(self) -> ReversalStatus:
         reply = self._request("reversal.status")
@@ -635,6 +650,51 @@ class TestPortAdapter:
             timeout=timeout_ms / 1000 + CARD_READ_ANSWER_MARGIN_S,
         )
         return _card_read(reply)
+
+    # --- admin login, biometrics, log marks (hil.terminal.admin) -----------------------
+
+    def _admin(self, command: str, args: Mapping[str, str], secrets: list[str]) -> AdminAnswer:
+        """An admin command whose E_SEC_ refusals are answers. A terminal that echoes a
+        password it was sent is caught here, before the text goes anywhere."""
+        try:
+            self.console.request(command, args)
+        except TerminalCommandError as e:
+            if any(secret and secret in e.terminal_message for secret in secrets):
+                raise DutError(
+                    f"the terminal echoed the admin password in its refusal of '{command}' "
+                    "(the report shows only its code)"
+                ) from None
+            if not e.code.startswith("E_SEC_"):
+                raise
+            return AdminAnswer(code=e.code, message=e.terminal_message)
+        return AdminAnswer(code=OK, message="accepted")
+
+    def admin_login(self, password: str) -> AdminAnswer:
+        return self._admin("security.login", {"password": password}, [password])
+
+    def admin_set_password(self, old: str, new: str) -> AdminAnswer:
+        return self._admin(
+            "security.set_password", {"old_password": old, "new_password": new}, [old, new]
+        )
+
+    def admin_reset(self) -> None:
+        self._request("security.reset_admin")
+
+    def biometric_enrol(self, user: str, modality: str) -> None:
+        self._request("biometric.enrol", {"user": user, "modality": modality})
+
+    def biometric_verify(self, user: str, modality: str) -> BiometricVerdict:
+        reply = self._request("biometric.verify", {"user": user, "modality": modality})
+        return BiometricVerdict(
+            user=reply.text("user"),
+            modality=reply.text("modality"),
+            code=reply.text("code"),
+            message=reply.text("message"),
+        )
+
+    def log_mark(self, count: int, note: str) -> LogMarks:
+        reply = self._request("log.mark", {"count": count, "note": note})
+        return LogMarks(first_seq=reply.integer("first_seq"), last_seq=reply.integer("last_seq"))
 
     # --- events ---------------------------------------------------------------------
 
