@@ -44,6 +44,7 @@ from hil.summary import (
 if TYPE_CHECKING:
     import pytest
 
+    from hil.rig import PreflightLine
     from hil.summary import RunSummary
 
 __all__ = [
@@ -497,6 +498,13 @@ def rig_check(rig: RigOption = None, firmware: FirmwareOption = None) -> None:
     boot_problem = ""
     try:
         with _interruptible("during the rig check; the rig was torn down"):
+            # Every section first, each on its own: a bench with three devices missing
+            # hears of all three, one line each, not of the first one only.
+            missing = the_rig.build_for_check()
+            if missing:
+                for line in [*the_rig.preflight(), *missing]:
+                    _print_preflight(line)
+                raise typer.Exit(EXIT_RIG_FAULT)
             terminal = the_rig.start()
             try:
                 # Wait for the boot so device.info reports the verified firmware, not
@@ -513,12 +521,16 @@ def rig_check(rig: RigOption = None, firmware: FirmwareOption = None) -> None:
     if boot_problem:
         lines.append(PreflightLine("boot", the_rig.config.dut.driver, False, boot_problem))
     for line in lines:
-        mark = "[green]ok  [/]" if line.ok else "[red]FAIL[/]"
-        out.print(f"{mark} {line.instrument:<10} {line.driver:<10} ", end="")
-        out.print(mask_text(line.detail), markup=False)
+        _print_preflight(line)
     if not all(line.ok for line in lines if line.instrument != "boot"):
         raise typer.Exit(EXIT_RIG_FAULT)
     raise typer.Exit(EXIT_DUT_FAILED if boot_problem else EXIT_OK)
+
+
+def _print_preflight(line: PreflightLine) -> None:
+    mark = "[green]ok  [/]" if line.ok else "[red]FAIL[/]"
+    out.print(f"{mark} {line.instrument:<10} {line.driver:<15} ", end="")
+    out.print(mask_text(line.detail), markup=False)
 
 
 @app.command()

@@ -541,12 +541,17 @@ class RunSummary:
             if outcome == "pending":
                 continue  # not over yet: the run-level entry below says so
             tests += 1
+            # Jenkins and GitLab group by classname and show the name: the feature and
+            # the scenario as the Gherkin titles them, an outline row's values and the
+            # repeat in brackets as in the node ID; the file stays in the "file" attribute.
             feature_path, _, test_name = entry["nodeid"].partition("::")
+            row = test_name.partition("[")[2].rpartition("]")[0]
             case = ET.SubElement(
                 suite,
                 "testcase",
-                classname=feature_path.replace("/", "."),
-                name=test_name or entry["scenario"],
+                classname=entry["feature"] or feature_path,
+                name=_case_name(entry["scenario"] or test_name, row),
+                file=feature_path,
                 time=f"{entry['duration_s']:.3f}",
             )
             detail = self.details.get(nodeid, "")
@@ -627,3 +632,9 @@ def _one_line(text: str, where: str) -> str:
         return lines[0]
     last = lines[-1].removeprefix("E").strip() if lines else "collection failed"
     return f"{where}: {last}"
+
+
+def _case_name(title: str, row: str) -> str:
+    """The scenario's title with its outline row and repeat, unless it already says them
+    (a plain pytest test is titled by its own name, brackets included)."""
+    return f"{title} [{row}]" if row and not title.endswith(f"[{row}]") else title

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from hil import reporting
 from hil.drivers import BuildContext, Built, Driver, DriverConfig, register
+from hil.errors import RigError
 from hil.instruments.dut import TestPortProvider, runs_as_process
 from hil.protocol.session import ConsoleSession, EventLog
 from hil.protocol.transcript import Transcript
@@ -109,10 +110,19 @@ class PyserialConsoleDriver(Driver):
         url = config.url
         if url == DUT_PORT:
             url = context.instrument("dut", TestPortProvider).port_url
-        console = PyserialConsole(
-            url,
-            baudrate=config.baud,
-            ack_timeout=config.ack_timeout_ms / 1000,
-            default_timeout=context.dut.command_timeout_s,
-        )
+        try:
+            console = PyserialConsole(
+                url,
+                baudrate=config.baud,
+                ack_timeout=config.ack_timeout_ms / 1000,
+                default_timeout=context.dut.command_timeout_s,
+            )
+        except RigError as e:
+            if config.url == DUT_PORT:
+                raise
+            raise RigError(
+                f"console: {e} (is the terminal's test-port cable plugged in, or its "
+                "ser2net server up? check console.url in the rig file)",
+                instrument="console",
+            ) from None
         return Built(console)

@@ -94,7 +94,7 @@ class FaultLineHarness(Protocol):
 
 
 class SimFaultLines:
-    def __init__(self, *, ack_timeout: float, name: str = "faultlines") -> None:
+    def __init__(self, *, ack_timeout: float, port: int = 0, name: str = "faultlines") -> None:
         self.name = name
         self.ack_timeout = ack_timeout
         self._lock = threading.Lock()
@@ -103,8 +103,11 @@ class SimFaultLines:
         self._version = 0
         self._plugged = True
         self.server = RigEndServer("faultlines", greeting=self._greeting)
-        host, _, port = self.server.address.rpartition(":")
-        self.harness = FaultProxy((host, int(port)), name=f"{name}-harness")
+        host, _, upstream_port = self.server.address.rpartition(":")
+        # The terminal dials the harness, so a fixed port is the harness's.
+        self.harness = FaultProxy(
+            (host, int(upstream_port)), listen=("127.0.0.1", port), name=f"{name}-harness"
+        )
         try:
             self._harness_address = self.harness.start()
         except RigError:
@@ -214,6 +217,7 @@ class SimFaultLines:
 
 class SimFaultLinesConfig(DriverConfig):
     ack_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    port: int = Field(default=0, ge=0, le=65535, description="loopback port; 0 = ephemeral")
 
 
 @register("faultlines", "sim")
@@ -224,5 +228,5 @@ class SimFaultLinesDriver(Driver):
 
     @classmethod
     def build(cls, config: SimFaultLinesConfig, context: BuildContext) -> Built:
-        lines = SimFaultLines(ack_timeout=config.ack_timeout_s)
+        lines = SimFaultLines(ack_timeout=config.ack_timeout_s, port=config.port)
         return Built(lines, {"faultlines": lines.address})

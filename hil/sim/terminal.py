@@ -11,6 +11,7 @@ is a power cut that the next boot reports as ``power_loss``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -33,6 +34,7 @@ from hil.sim import config as config_keys
 from hil.sim.admin import AdminLogin
 from hil.sim.biometrics import BiometricSensors
 from hil.sim.cardreader import DEFECT_PAN_IN_LOG, LEAK_DEFECTS, CardPeripherals
+from hil.sim.channels import with_configured
 from hil.sim.comm import CommCommands, CommModule
 from hil.sim.config import ConfigKeyError, ConfigStore, ConfigValueError
 from hil.sim.display import Display, Screen
@@ -184,6 +186,11 @@ class SimTerminal:
         self.serial_number = self._factory_record()
         self._provision()
         self.boot_reason, self.boot_count = self._boot_record()
+        # The wiring of this boot: what the rig handed over, completed by the channels
+        # configured over the test port (a terminal the rig did not start).
+        env = self.env = dataclasses.replace(
+            env, channels=with_configured(env.channels, self.config.values())
+        )
         for name in env.channels.ignored:
             self.logs.append("warn", "I_CHANNEL_IGNORED", f"unknown channel '{name}' ignored")
 

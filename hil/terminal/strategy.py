@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from hil import reporting
-from hil.errors import CommandTimeout, DutError, ProtocolError, RigError
+from hil.errors import CommandTimeout, DutError, ProtocolError, RigError, TerminalCommandError
 from hil.instruments.power import Power
 from hil.masking import mask_text
 from hil.terminal.admin import AdminAnswer, AdminPort, BiometricVerdict, LogMarks
@@ -89,6 +89,10 @@ class Terminal:
         self.power = power
         self.boot_timeout = boot_timeout
         self.last_boot: BootRecord | None = None
+        #: Configuration that wires the rig's channels into a terminal the rig did not
+        #: start (hil/wiring.py): pushed once per session, when the terminal is first up.
+        self.wiring: Mapping[str, ConfigValue] = {}
+        self._wiring_applied = False
         self._exit_status: ExitStatus | None = None
         self._output_tail: OutputTail | None = None
 
@@ -144,7 +148,10 @@ class Terminal:
         cursor = self.port.mark()
         started = time.monotonic()
         power.on()
-        return self.wait_boot(cursor, started)
+        record = self.wait_boot(cursor, started)
+        if record.failure is None and self._wiring_due():
+            return self.apply_wiring() or record
+        return record
 
     def power_off(self) -> None:
         self._require_power().off()
@@ -162,6 +169,42 @@ class Terminal:
 
     def ensure_idle(self) -> None:
         """Get to the idle state from wherever the terminal is, or say why not."""
+        self._reach_idle()
+        if self._wiring_due():
+            self.apply_wiring()
+
+    def _wiring_due(self) -> bool:
+        return bool(self.wiring) and not self._wiring_applied
+
+    def apply_wiring(self) -> BootRecord | None:
+        """Push the rig's wiring over the test port (``config.set`` per key); when any
+        value changed, reboot so the terminal boots with it, and return that boot.
+        A key the terminal refuses is a rig fault: the rig file promised wiring by
+        configuration this terminal does not offer."""
+        self._wiring_applied = True
+        changed: list[str] = []
+        with reporting.action("wire the rig's channels by configuration", **dict(self.wiring)):
+            for key, value in self.wiring.items():
+                try:
+                    if self.config_get(key) == value:
+                        continue
+                    self.config_set(key, value)
+                except TerminalCommandError as e:
+                    raise RigError(
+                        f"wiring by configuration: the terminal refused {key} = {value!r} "
+                        f"({e.code}: {e.terminal_message}); wire this channel by hand and set "
+                        "dut.wiring = 'fixed' in the rig file",
+                        instrument="dut",
+                    ) from None
+                changed.append(key)
+        if not changed:
+            return None
+        # A terminal reads its wiring at boot, like a cable plugged in.
+        record = self.reboot()
+        self._require_booted(record)
+        return record
+
+    def _reach_idle(self) -> None:
         if self.power is not None and not self.power.is_on:
             self._require_booted(self.power_on())
             return
