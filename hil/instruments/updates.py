@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -25,6 +26,7 @@ from hil import reporting
 from hil.config import RigPath
 from hil.drivers import BuildContext, Built, Driver, DriverConfig, register
 from hil.errors import ConfigError, RigError
+from hil.instruments.dut import runs_as_process
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,12 @@ class FolderUpdateMediumDriver(Driver):
     """A rig-owned folder wired into the terminal as channel ``updates``."""
 
     config_model = FolderUpdateMediumConfig
+
+    @classmethod
+    def check(cls, config: FolderUpdateMediumConfig, sections: Mapping[str, DriverConfig]) -> None:
+        # The folder is on the rig's host: only a terminal running there can read it.
+        if not runs_as_process(sections):
+            raise ValueError("driver: 'folder' needs dut.driver 'sim' or 'command'")
 
     @classmethod
     def build(cls, config: FolderUpdateMediumConfig, context: BuildContext) -> Built:
