@@ -83,6 +83,7 @@ BUILTIN_DRIVER_MODULES = (
     "hil.instruments.cards",
     "hil.instruments.magstripe",
     "hil.instruments.faultlines",
+    "hil.instruments.updates",
     "hil.instruments.biometrics",
 )
 

@@ -14,6 +14,9 @@ from __future__ import annotations
 from hil.instruments.console import Console
 from hil.terminal.port import MalformedAnswer, TerminalEventTimeout, TerminalPort
 from hil.terminal.results import (
+    AppFault,
+    AppRestarted,
+    AppStatus,
     BootFailed,
     BootRecord,
     BootStarted,
@@ -24,6 +27,10 @@ from hil.terminal.results import (
     ConfigValue,
     DecodedCode,
     DeviceInfo,
+    FirmwareUpdateFailed,
+    FirmwareUpdateFinished,
+    FirmwareUpdateProgress,
+    FirmwareUpdateStarted,
     ItemChecked,
     ItemStatus,
     LogEntry,
@@ -65,6 +72,9 @@ def port_for(console: object) -> TerminalPort:
 
 
 __all__ = [
+    "AppFault",
+    "AppRestarted",
+    "AppStatus",
     "BootFailed",
     "BootRecord",
     "BootStarted",
@@ -75,6 +85,10 @@ __all__ = [
     "ConfigValue",
     "DecodedCode",
     "DeviceInfo",
+    "FirmwareUpdateFailed",
+    "FirmwareUpdateFinished",
+    "FirmwareUpdateProgress",
+    "FirmwareUpdateStarted",
     "ItemChecked",
     "ItemStatus",
     "LogEntry",

@@ -18,9 +18,11 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 from hil.errors import DutError
 from hil.terminal.results import (
+    AppStatus,
     CardRead,
     ConfigValue,
     DeviceInfo,
+    FirmwareUpdateStarted,
     LogEntry,
     ReversalStatus,
     SaleResult,
@@ -98,6 +100,16 @@ class TerminalPort(Protocol):
 
     def read_card(self, timeout_ms: int) -> CardRead:
         """Prompt for a card and return the next read that ends within ``timeout_ms``."""
+
+    def start_firmware_update(
+        self, file: str, *, hold_at: str | None = None
+    ) -> FirmwareUpdateStarted:
+        """Install the image named ``file`` from the update medium. Returns once the
+        update started; its phases and outcome come as events. ``hold_at`` (a test hook)
+        stops it at that phase's documented hold point until the power goes."""
+
+    def app_status(self) -> AppStatus:
+        """The payment application and its watchdog: state, restarts since boot."""
 
     def mark(self) -> int:
         """A cursor: events after this call are at or beyond it."""

@@ -23,12 +23,14 @@ from hil.masking import mask_text
 from hil.terminal.admin import AdminAnswer, AdminPort, BiometricVerdict, LogMarks
 from hil.terminal.port import MalformedAnswer, TerminalEventTimeout, TerminalPort
 from hil.terminal.results import (
+    AppStatus,
     BootFailed,
     BootRecord,
     CardRead,
     CardReadFinished,
     ConfigValue,
     DeviceInfo,
+    FirmwareUpdateStarted,
     LogEntry,
     ParameterInfo,
     ReversalStatus,
@@ -416,6 +418,17 @@ class Terminal:
     def read_card(self, timeout_ms: int) -> CardRead:
         with self._diagnosed("asked for a card read"):
             return self.port.read_card(timeout_ms)
+
+    def start_firmware_update(
+        self, file: str, *, hold_at: str | None = None
+    ) -> FirmwareUpdateStarted:
+        """Have the terminal install ``file`` from its update medium (events follow)."""
+        with self._diagnosed(f"started a firmware update from {file}"):
+            return self.port.start_firmware_update(file, hold_at=hold_at)
+
+    def app_status(self) -> AppStatus:
+        with self._diagnosed("asked for the payment application's status"):
+            return self.port.app_status()
 
     # --- events -----------------------------------------------------------------
 

@@ -27,6 +27,9 @@ from hil.terminal.results import (
     ITEM_STATUSES,
     OK,
     SALE_OUTCOMES,
+    AppFault,
+    AppRestarted,
+    AppStatus,
     BootFailed,
     BootStarted,
     CardPresented,
@@ -36,6 +39,10 @@ from hil.terminal.results import (
     ConfigValue,
     DecodedCode,
     DeviceInfo,
+    FirmwareUpdateFailed,
+    FirmwareUpdateFinished,
+    FirmwareUpdateProgress,
+    FirmwareUpdateStarted,
     ItemChecked,
     ItemStatus,
     LogEntry,
@@ -344,6 +351,39 @@ _EVENTS: dict[str, tuple[type[TerminalEvent], Callable[[_Fields], dict[str, Any]
             "response_code": f.text("response_code"),
         },
     ),
+    "fw.update_progress": (
+        FirmwareUpdateProgress,
+        lambda f: {"phase": f.text("phase"), "held": f.boolean("held"), "file": f.text("file")},
+    ),
+    "fw.update_finished": (
+        FirmwareUpdateFinished,
+        lambda f: {
+            "version": f.text("version"),
+            "sha256": f.text("sha256"),
+            "slot": f.text("slot"),
+        },
+    ),
+    "fw.update_failed": (
+        FirmwareUpdateFailed,
+        lambda f: {
+            "code": f.text("code"),
+            "message": f.text("message"),
+            "phase": f.text("phase"),
+            "version": f.text_or_none("version"),
+        },
+    ),
+    "app.fault": (
+        AppFault,
+        lambda f: {"code": f.text("code"), "silent_ms": f.integer("silent_ms")},
+    ),
+    "app.restarted": (
+        AppRestarted,
+        lambda f: {
+            "code": f.text("code"),
+            "restarts": f.integer("restarts"),
+            "down_ms": f.integer("down_ms"),
+        },
+    ),
 }
 
 
@@ -481,6 +521,29 @@ class TestPortAdapter:
             firmware_verified=reply.boolean_or_none("firmware_verified"),
             firmware_build=reply.text_or_none("firmware_build"),
             boot_count=reply.integer_or_none("boot_count"),
+            firmware_slot=reply.text_or_none("firmware_slot"),
+        )
+
+    def start_firmware_update(
+        self, file: str, *, hold_at: str | None = None
+    ) -> FirmwareUpdateStarted:
+        args: dict[str, Any] = {"file": file}
+        if hold_at is not None:
+            args["hold_at"] = hold_at
+        reply = self._request("fw.update", args)
+        return FirmwareUpdateStarted(
+            file=reply.text("file"),
+            size=reply.integer("size"),
+            from_version=reply.text_or_none("from_version"),
+        )
+
+    def app_status(self) -> AppStatus:
+        reply = self._request("app.status")
+        return AppStatus(
+            state=reply.text("state"),
+            restarts=reply.integer("restarts"),
+            last_fault=reply.text_or_none("last_fault"),
+            watchdog_timeout_ms=reply.integer_or_none("watchdog_timeout_ms"),
         )
 
     def run_selfcheck(
