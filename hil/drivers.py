@@ -80,6 +80,7 @@ BUILTIN_DRIVER_MODULES = (
     "hil.instruments.cards",
     "hil.instruments.magstripe",
     "hil.instruments.faultlines",
+    "hil.instruments.camera",
 )
 
 #: Sections every rig file must have.

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 # What this firmware knows how to talk to; anything else is ignored (and logged).
-KNOWN_CHANNELS = ("host", "pcsc", "pcsc_cl", "camera", "faultlines", "maghead")
+KNOWN_CHANNELS = ("host", "pcsc", "pcsc_cl", "camera", "faultlines", "maghead", "display")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from hil.sim.config import ConfigKeyError, ConfigStore, ConfigValueError
 from hil.sim.display import Display, Screen
 from hil.sim.environment import SimEnvironment, from_environ
 from hil.sim.hardware import Hardware
+from hil.sim.render import DisplayFace
 from hil.sim.scanner import Scanner
 from hil.sim.security import provision_admin_password
 from hil.sim.selfcheck import (
@@ -171,6 +172,12 @@ class SimTerminal:
             self.logs.append("warn", "I_CHANNEL_IGNORED", f"unknown channel '{name}' ignored")
 
         self.endpoint = TerminalEndpoint(port, self.handle, name="terminal")
+        # The rig's camera looks at the face the sim draws (channel display).
+        self.face = (
+            DisplayFace(Path(env.channels.value("display")), self.logs.append)
+            if env.channels.has("display")
+            else None
+        )
         self.display = Display(self._on_display)
         self.comm = CommModule(
             layout=self.layout,
@@ -507,6 +514,8 @@ class SimTerminal:
     # -- display --------------------------------------------------------------------
 
     def _on_display(self, screen: Screen) -> None:
+        if self.face is not None:
+            self.face.draw(screen)
         self.endpoint.emit(
             "display.changed",
             {
@@ -628,6 +637,7 @@ class SimTerminal:
             "screen": shown.screen,
             "lines": list(shown.lines),
             "changed_seq": shown.changed_seq,
+            "leds": shown.leds,
         }
 
     def _cmd_log_read(self, args: dict[str, Any]) -> dict[str, Any]:

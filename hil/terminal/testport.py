@@ -235,10 +235,12 @@ def _selfcheck_run(fields: _Fields) -> SelfCheckRun:
 
 
 def _screen(fields: _Fields) -> Screen:
+    leds = fields.obj_or_none("leds")
     return Screen(
         screen=fields.text("screen"),
         lines=fields.texts("lines"),
         changed_seq=fields.integer_or_none("changed_seq"),
+        reader_led=leds.text_or_none("reader") if leds is not None else None,
     )
 
 
