@@ -21,6 +21,11 @@ Point = tuple[float, float]
 
 #: A detected screen must cover at least this fraction of the frame.
 MIN_SCREEN_AREA = 0.05
+#: ... and leave some bezel or bench in view around it.
+MAX_SCREEN_AREA = 0.95
+#: Grey levels between the frame's dark and bright parts (5th and 95th percentiles)
+#: below which there is no lit screen to find.
+MIN_SCREEN_CONTRAST = 40
 
 
 class NoScreenFound(ValueError):
@@ -60,6 +65,12 @@ def detect_screen(frame: Image) -> list[Point]:
     darker bezel), ordered; ``NoScreenFound`` when there is none."""
     grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
     grey = cv2.GaussianBlur(grey, (5, 5), 0)
+    low, high = np.percentile(grey, (5, 95))
+    if high - low < MIN_SCREEN_CONTRAST:
+        raise NoScreenFound(
+            "no screen found in the frame (nothing brighter than its surroundings: is the "
+            "terminal on and in view?): give the four corners by hand"
+        )
     _, mask = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     # Close the dark text inside the screen so the screen is one blob.
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (25, 25))
@@ -70,7 +81,9 @@ def detect_screen(frame: Image) -> list[Point]:
     best_area = 0.0
     for contour in contours:
         area = float(cv2.contourArea(contour))
-        if area < MIN_SCREEN_AREA * frame_area or area <= best_area:
+        if not MIN_SCREEN_AREA * frame_area <= area <= MAX_SCREEN_AREA * frame_area:
+            continue
+        if area <= best_area:
             continue
         hull = cv2.convexHull(contour)
         perimeter = cv2.arcLength(hull, True)
