@@ -81,6 +81,7 @@ BUILTIN_DRIVER_MODULES = (
     "hil.instruments.magstripe",
     "hil.instruments.faultlines",
     "hil.instruments.camera",
+    "hil.instruments.keypad",
 )
 
 #: Sections every rig file must have.

@@ -36,6 +36,7 @@ from hil.sim.config import ConfigKeyError, ConfigStore, ConfigValueError
 from hil.sim.display import Display, Screen
 from hil.sim.environment import SimEnvironment, from_environ
 from hil.sim.hardware import Hardware
+from hil.sim.keypad import Keypad
 from hil.sim.render import DisplayFace
 from hil.sim.scanner import Scanner
 from hil.sim.security import provision_admin_password
@@ -231,6 +232,8 @@ class SimTerminal:
             "scanner.scan": (idle, self._cmd_scanner_scan),
         }
         self._commands.update({name: (idle, run) for name, run in self.cards.commands().items()})
+        self.keypad = Keypad(self.display, log=self.logs.append, show_idle=self._show_idle)
+        self._commands.update({name: (idle, run) for name, run in self.keypad.commands().items()})
         if self.cards.fault_lines is not None:
             self.hardware.attach_fault_lines(self.cards.fault_lines, flash_root=self.layout.root)
         # A terminal that cannot keep a payment safe refuses it before anything is sent.

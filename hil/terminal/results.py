@@ -115,6 +115,14 @@ class Screen:
 
 
 @dataclass(frozen=True)
+class PinEntry:
+    """A PIN the terminal took: how many digits, never which."""
+
+    entered: bool
+    digits: int
+
+
+@dataclass(frozen=True)
 class LogEntry:
     """One entry of the terminal's system log (messages are PAN-masked by the terminal)."""
 

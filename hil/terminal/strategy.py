@@ -20,7 +20,7 @@ from hil import reporting
 from hil.errors import CommandTimeout, DutError, ProtocolError, RigError
 from hil.instruments.power import Power
 from hil.masking import mask_text
-from hil.terminal.port import MalformedAnswer, TerminalEventTimeout, TerminalPort
+from hil.terminal.port import KeypadPort, MalformedAnswer, TerminalEventTimeout, TerminalPort
 from hil.terminal.results import (
     BootFailed,
     BootRecord,
@@ -30,6 +30,7 @@ from hil.terminal.results import (
     DeviceInfo,
     LogEntry,
     ParameterInfo,
+    PinEntry,
     ReversalStatus,
     SaleResult,
     ScanResult,
@@ -321,6 +322,13 @@ class Terminal:
     def read_card(self, timeout_ms: int) -> CardRead:
         with self._diagnosed("asked for a card read"):
             return self.port.read_card(timeout_ms)
+
+    def pin_entry(self, timeout_ms: int) -> PinEntry:
+        """Ask the cardholder for a PIN (keys come from the rig's keypad meanwhile)."""
+        if not isinstance(self.port, KeypadPort):
+            raise RigError("this terminal's port offers no PIN entry", instrument="console")
+        with self._diagnosed("asked for a PIN"):
+            return self.port.pin_entry(timeout_ms)
 
     # --- events -----------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from hil.terminal.results import (
     ItemStatus,
     LogEntry,
     ParameterInfo,
+    PinEntry,
     ReversalAcknowledged,
     ReversalStatus,
     SaleOutcome,
@@ -359,6 +360,18 @@ def _typed(event: Event) -> TerminalEvent:
     return cls(received_at=event.received_at, position=event.index, **parse(fields))
 
 
+#: A PIN entry's answer comes after its own timeout at the latest; this is the margin.
+PIN_ANSWER_MARGIN_S = 5.0
+
+
+def press_keys(console: Console, keys: Sequence[str]) -> int:
+    """Press ``keys`` on the terminal's keypad through its test port (``keypad.press``);
+    the transcript withholds digit keys (``hil.protocol.transcript.withhold_keys``).
+    Returns how many keys the terminal took."""
+    result = console.request("keypad.press", {"keys": list(keys)})
+    return _Fields(_reply("keypad.press"), result).integer("pressed")
+
+
 class TestPortAdapter:
     """A terminal on pos-hil's test port (protocol v1), through a ``Console``.
 
@@ -574,6 +587,17 @@ class TestPortAdapter:
             timeout=timeout_ms / 1000 + CARD_READ_ANSWER_MARGIN_S,
         )
         return _card_read(reply)
+
+    # --- keypad and PIN entry (hil.terminal.port.KeypadPort) ------------------------
+
+    def pin_entry(self, timeout_ms: int) -> PinEntry:
+        reply = self._request(
+            "pin.enter", {"timeout_ms": timeout_ms}, timeout=timeout_ms / 1000 + PIN_ANSWER_MARGIN_S
+        )
+        return PinEntry(entered=reply.boolean("entered"), digits=reply.integer("digits"))
+
+    def press_keys(self, keys: Sequence[str]) -> int:
+        return press_keys(self.console, keys)
 
     # --- events ---------------------------------------------------------------------
 

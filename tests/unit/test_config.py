@@ -110,7 +110,7 @@ def test_build_order_comes_from_declared_needs() -> None:
         ),
         ("[faultlines]", "[faultlines]\nlines = 3", "faultlines.lines: unknown key"),
         ('[magstripe]\ndriver = "sim"', '[magstripe]\ndriver = "coil"', "unknown driver 'coil'"),
-        ("[limits]", "[camera]\ndriver = 'usb'\n[limits]", "camera: unknown section (known:"),
+        ("[limits]", "[periscope]\ndriver = 'usb'\n[limits]", "periscope: unknown section (known:"),
     ],
 )
 def test_errors_name_file_and_field(old: str, new: str, expected: str) -> None:
