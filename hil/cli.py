@@ -277,6 +277,9 @@ def run(
     # pytest's own stderr (its usage errors, internal errors) is held and said in
     # hil's words afterwards; hil run's progress goes to stdout.
     held = io.StringIO()
+    from hil.instruments.manual import keep_operator_terminal
+
+    keep_operator_terminal()  # a manual bench's prompts and answers, before pytest captures
     with (
         _interruptible("before the run started; no report was touched"),
         contextlib.redirect_stderr(held),

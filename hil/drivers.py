@@ -82,6 +82,7 @@ BUILTIN_DRIVER_MODULES = (
     "hil.instruments.faultlines",
     "hil.instruments.camera",
     "hil.instruments.keypad",
+    "hil.instruments.manual",
 )
 
 #: Sections every rig file must have.
