@@ -53,7 +53,7 @@ def test_build_order_comes_from_declared_needs() -> None:
         (
             'driver = "sim"\noff',
             'driver = "relay"\noff',
-            "power.driver: unknown driver 'relay' (known: 'devantech-relay', 'sim'",
+            "power.driver: unknown driver 'relay' (known: 'devantech-relay', 'manual', 'sim'",
         ),
         (
             'driver = "pyserial"',
