@@ -21,7 +21,8 @@ from typing import Protocol
 
 from hil import reporting
 from hil.camera.text import same_line
-from hil.errors import DutError
+from hil.errors import DutError, RigError
+from hil.instruments.camera import DisplayCamera
 from hil.terminal.port import TerminalEventTimeout
 from hil.terminal.results import Screen, ScreenChanged, as_report
 from hil.terminal.strategy import Terminal
@@ -105,10 +106,7 @@ class TestPortScreen:
 class CameraScreen:
     kind = "camera"
 
-    def __init__(self, camera: object) -> None:
-        from hil.instruments.camera import DisplayCamera
-
-        assert isinstance(camera, DisplayCamera)
+    def __init__(self, camera: DisplayCamera) -> None:
         self.camera = camera
 
     def _look(self) -> tuple[Screen, dict[str, str]]:
@@ -148,16 +146,16 @@ class CameraScreen:
     def reader_led(self) -> str:
         _, leds = self._look()
         if "reader" not in leds:
-            raise DutError(
-                "the camera has no reader LED spot: add [camera.calibration.leds.reader]"
+            raise RigError(
+                "camera: no reader LED spot in its calibration: add "
+                "[camera.calibration.leds.reader] (hil camera calibrate --led reader=x,y)",
+                instrument="camera",
             )
         return leds["reader"]
 
 
 def screen_source_for(instruments: dict[str, object], terminal: Terminal) -> ScreenSource:
     """The camera when the rig has one, else the terminal's test port."""
-    from hil.instruments.camera import DisplayCamera
-
     camera = instruments.get("camera")
     if isinstance(camera, DisplayCamera):
         return CameraScreen(camera)
