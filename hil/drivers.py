@@ -85,6 +85,9 @@ BUILTIN_DRIVER_MODULES = (
     "hil.instruments.faultlines",
     "hil.instruments.updates",
     "hil.instruments.biometrics",
+    "hil.instruments.camera",
+    "hil.instruments.keypad",
+    "hil.instruments.manual",
 )
 
 #: Sections every rig file must have.

@@ -20,6 +20,7 @@ KNOWN_CHANNELS = (
     "maghead",
     "biometric",
     "updates",
+    "display",
 )
 
 

@@ -40,6 +40,7 @@ from hil.sim.config import ConfigKeyError, ConfigStore, ConfigValueError
 from hil.sim.display import Display, Screen
 from hil.sim.environment import SimEnvironment, from_environ
 from hil.sim.hardware import Hardware
+from hil.sim.keypad import Keypad
 from hil.sim.logcommands import LogCommands
 from hil.sim.payments import (
     DEFECT_IFACE_CARD_ONLY,
@@ -50,6 +51,7 @@ from hil.sim.payments import (
     prompt_lines,
     sale_entry_mode,
 )
+from hil.sim.render import DisplayFace
 from hil.sim.scanner import Scanner
 from hil.sim.security import provision_admin_password
 from hil.sim.selfcheck import (
@@ -195,6 +197,12 @@ class SimTerminal:
             self.logs.append("warn", "I_CHANNEL_IGNORED", f"unknown channel '{name}' ignored")
 
         self.endpoint = TerminalEndpoint(port, self.handle, name="terminal")
+        # The rig's camera looks at the face the sim draws (channel display).
+        self.face = (
+            DisplayFace(Path(env.channels.value("display")), self.logs.append)
+            if env.channels.has("display")
+            else None
+        )
         self.display = Display(self._on_display)
         self.comm = CommModule(
             layout=self.layout,
@@ -290,6 +298,8 @@ class SimTerminal:
         self._commands.update(
             {name: (idle, run) for name, run in LogCommands(self.logs).commands().items()}
         )
+        self.keypad = Keypad(self.display, log=self.logs.append, show_idle=self._show_idle)
+        self._commands.update({name: (idle, run) for name, run in self.keypad.commands().items()})
         if self.cards.fault_lines is not None:
             self.hardware.attach_fault_lines(self.cards.fault_lines, flash_root=self.layout.root)
             self.cards.fault_lines.on_change(self.watchdog.on_fault_lines)
@@ -591,6 +601,8 @@ class SimTerminal:
     # -- display --------------------------------------------------------------------
 
     def _on_display(self, screen: Screen) -> None:
+        if self.face is not None:
+            self.face.draw(screen)
         self.endpoint.emit(
             "display.changed",
             {
@@ -752,6 +764,7 @@ class SimTerminal:
             "screen": shown.screen,
             "lines": list(shown.lines),
             "changed_seq": shown.changed_seq,
+            "leds": shown.leds,
         }
 
     def _cmd_log_read(self, args: dict[str, Any]) -> dict[str, Any]:

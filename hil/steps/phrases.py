@@ -221,6 +221,13 @@ STEP_TYPES: dict[str, StepType] = {
             example=" with a bad LRC",
         ),
         StepType(
+            "LedColour",
+            "off|green|red|blue|amber",
+            str,
+            description="an indicator LED's state: off, green, red, blue or amber",
+            example="green",
+        ),
+        StepType(
             "Wallet",
             _QUOTED,
             _one_of("wallet", tuple(WALLETS)),

@@ -24,6 +24,7 @@ from hil.terminal.results import (
     DeviceInfo,
     FirmwareUpdateStarted,
     LogEntry,
+    PinEntry,
     ReversalStatus,
     SaleResult,
     ScanResult,
@@ -128,3 +129,18 @@ class TerminalPort(Protocol):
 
     def find_events(self, kind: type[E], *, since: int = 0) -> list[E]:
         """Every event of type ``kind`` that arrived at or after cursor ``since``."""
+
+
+@runtime_checkable
+class KeypadPort(Protocol):
+    """A terminal port that also offers its keypad and PIN entry (pos-hil's test port
+    does: ``keypad.press``, ``pin.enter``). Apart from ``TerminalPort`` so a vendor
+    adapter without them still is a ``TerminalPort``."""
+
+    def pin_entry(self, timeout_ms: int) -> PinEntry:
+        """Ask for a PIN and wait (at most ``timeout_ms``) until it is entered; the
+        answer holds the number of digits only. Cancelled or timed out: the terminal
+        refuses with E_PIN_CANCELLED or E_PIN_TIMEOUT (``TerminalCommandError``)."""
+
+    def press_keys(self, keys: Sequence[str]) -> int:
+        """Press keys (0-9, enter, clear, cancel); returns how many were taken."""

@@ -107,11 +107,21 @@ class Screen:
     lines: tuple[str, ...]
     #: display changes since this boot (None when the terminal does not count them)
     changed_seq: int | None = None
+    #: the reader LED: off, green, red, blue or amber (None when not reported)
+    reader_led: str | None = None
 
     def shows(self, *words: str) -> bool:
         """True when every one of ``words`` appears somewhere in the lines."""
         text = " ".join(self.lines)
         return all(word in text for word in words)
+
+
+@dataclass(frozen=True)
+class PinEntry:
+    """A PIN the terminal took: how many digits, never which."""
+
+    entered: bool
+    digits: int
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from hil.errors import CommandTimeout, DutError, ProtocolError, RigError, Termin
 from hil.instruments.power import Power
 from hil.masking import mask_text
 from hil.terminal.admin import AdminAnswer, AdminPort, BiometricVerdict, LogMarks
-from hil.terminal.port import MalformedAnswer, TerminalEventTimeout, TerminalPort
+from hil.terminal.port import KeypadPort, MalformedAnswer, TerminalEventTimeout, TerminalPort
 from hil.terminal.results import (
     AppStatus,
     BootFailed,
@@ -33,6 +33,7 @@ from hil.terminal.results import (
     FirmwareUpdateStarted,
     LogEntry,
     ParameterInfo,
+    PinEntry,
     ReversalStatus,
     SaleResult,
     ScanResult,
@@ -429,6 +430,13 @@ class Terminal:
     def app_status(self) -> AppStatus:
         with self._diagnosed("asked for the payment application's status"):
             return self.port.app_status()
+
+    def pin_entry(self, timeout_ms: int) -> PinEntry:
+        """Ask the cardholder for a PIN (keys come from the rig's keypad meanwhile)."""
+        if not isinstance(self.port, KeypadPort):
+            raise RigError("this terminal's port offers no PIN entry", instrument="console")
+        with self._diagnosed("asked for a PIN"):
+            return self.port.pin_entry(timeout_ms)
 
     # --- events -----------------------------------------------------------------
 

@@ -47,6 +47,7 @@ from hil.terminal.results import (
     ItemStatus,
     LogEntry,
     ParameterInfo,
+    PinEntry,
     ReversalAcknowledged,
     ReversalStatus,
     SaleOutcome,
@@ -243,10 +244,12 @@ def _selfcheck_run(fields: _Fields) -> SelfCheckRun:
 
 
 def _screen(fields: _Fields) -> Screen:
+    leds = fields.obj_or_none("leds")
     return Screen(
         screen=fields.text("screen"),
         lines=fields.texts("lines"),
         changed_seq=fields.integer_or_none("changed_seq"),
+        reader_led=leds.text_or_none("reader") if leds is not None else None,
     )
 
 
@@ -398,6 +401,18 @@ def _typed(event: Event) -> TerminalEvent:
     cls, parse = _EVENTS[event.name]
     fields = _Fields(f"terminal's event '{event.name}' (seq {event.seq})", event.data)
     return cls(received_at=event.received_at, position=event.index, **parse(fields))
+
+
+#: A PIN entry's answer comes after its own timeout at the latest; this is the margin.
+PIN_ANSWER_MARGIN_S = 5.0
+
+
+def press_keys(console: Console, keys: Sequence[str]) -> int:
+    """Press ``keys`` on the terminal's keypad through its test port (``keypad.press``);
+    the transcript withholds digit keys (``hil.protocol.transcript.withhold_keys``).
+    Returns how many keys the terminal took."""
+    result = console.request("keypad.press", {"keys": list(keys)})
+    return _Fields(_reply("keypad.press"), result).integer("pressed")
 
 
 class TestPortAdapter:
@@ -695,6 +710,17 @@ class TestPortAdapter:
     def log_mark(self, count: int, note: str) -> LogMarks:
         reply = self._request("log.mark", {"count": count, "note": note})
         return LogMarks(first_seq=reply.integer("first_seq"), last_seq=reply.integer("last_seq"))
+
+    # --- keypad and PIN entry (hil.terminal.port.KeypadPort) ------------------------
+
+    def pin_entry(self, timeout_ms: int) -> PinEntry:
+        reply = self._request(
+            "pin.enter", {"timeout_ms": timeout_ms}, timeout=timeout_ms / 1000 + PIN_ANSWER_MARGIN_S
+        )
+        return PinEntry(entered=reply.boolean("entered"), digits=reply.integer("digits"))
+
+    def press_keys(self, keys: Sequence[str]) -> int:
+        return press_keys(self.console, keys)
 
     # --- events ---------------------------------------------------------------------
 
