@@ -9,6 +9,7 @@ checked and reported is the number of digits, never which.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from typing import cast
@@ -20,7 +21,7 @@ from hil import reporting
 from hil.errors import DutError, TerminalCommandError
 from hil.instruments.keypad import Keypad
 from hil.rig import Rig
-from hil.steps.common import instrument_of
+from hil.steps.common import instrument_of, log_position
 from hil.steps.phrases import Duration, phrase
 from hil.terminal import PinEntry, ScreenChanged, Terminal
 
@@ -34,6 +35,7 @@ class PinAttempt:
     """How a PIN entry ended: taken (with its digit count) or refused with a code."""
 
     expected_digits: int
+    log_from: int = 0  # the log's next seq when the entry began: what the entry wrote
     entry: PinEntry | None = None
     refusal: TerminalCommandError | None = None
 
@@ -47,7 +49,9 @@ def keypad(hil_rig: Rig) -> Keypad:
 def _pin_entry(
     terminal: Terminal, keys: list[str], timeout_ms: int, keypad: Keypad | None
 ) -> PinAttempt:
-    attempt = PinAttempt(expected_digits=sum(1 for k in keys if k.isdigit()))
+    attempt = PinAttempt(
+        expected_digits=sum(1 for k in keys if k.isdigit()), log_from=log_position(terminal)
+    )
     cursor = terminal.mark()
     failure: list[BaseException] = []
 
@@ -137,11 +141,16 @@ def pin_refused(pin_attempt: PinAttempt, code: str) -> None:
 @then(
     phrase('the terminal\'s log holds the PIN length of card "{name:CardName}", never its digits')
 )
-def log_without_pin(terminal: Terminal, keypad: Keypad, name: str) -> None:
-    """The log says a PIN of that many digits was entered; no entry holds the digits."""
+def log_without_pin(terminal: Terminal, keypad: Keypad, name: str, pin_attempt: PinAttempt) -> None:
+    """The log says a PIN of that many digits was entered; no entry written since the
+    entry began holds the digits (as a number of their own: a 4-digit PIN is also part
+    of many a timestamp or amount written by earlier scenarios)."""
     pin = keypad.profiles.get(name).pin
-    entries = terminal.log(limit=1000)
-    assert not any(pin in entry.message for entry in entries), "the PIN is in the terminal's log"
+    entries = terminal.log(since=pin_attempt.log_from, limit=1000)
+    alone = re.compile(rf"(?<!\d){re.escape(pin)}(?!\d)")
+    assert not any(alone.search(entry.message) for entry in entries), (
+        "the PIN is in the terminal's log"
+    )
     assert any(
         entry.code == "I_PIN_ENTERED" and f"({len(pin)} digits)" in entry.message
         for entry in entries
