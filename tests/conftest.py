@@ -119,3 +119,23 @@ def run_features(
         *pytest_args,
     )
     return FeatureRun(result, results, summary)
+
+
+def fresh_process_hardware() -> Any:
+    """The sim's real hardware, measured inside the test process as if it were a fresh
+    sim process: RSS counted from when it was made, plus what a sim process holds at
+    start. What other tests loaded into this process (the OCR engine's models: hundreds
+    of MB) is not the terminal's memory and must not read as E_MEM_RAM."""
+    from hil.sim.hardware import Hardware
+
+    class FreshProcessHardware(Hardware):
+        FRESH_SIM_RSS = 64 * 1024 * 1024
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._baseline = super().rss_bytes()
+
+        def rss_bytes(self) -> int:
+            return max(super().rss_bytes() - self._baseline, 0) + self.FRESH_SIM_RSS
+
+    return FreshProcessHardware()

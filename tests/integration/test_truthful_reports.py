@@ -143,15 +143,18 @@ def _scan_json(value: Any, key: str = "") -> list[str]:
     return full_pans(str(value))
 
 
+def _recent_epoch_time(digits: str) -> bool:
+    """Epoch milli-, micro- or nanoseconds of the last days: Allure's export and widgets
+    write them (influxDbData.txt in nanoseconds), and one in ten passes Luhn."""
+    if not digits.isdigit():
+        return False
+    scale = {13: 1e3, 16: 1e6, 19: 1e9}.get(len(digits))
+    return scale is not None and abs(int(digits) / scale - time.time()) < 3 * 86400
+
+
 def _pans_in_text(text: str) -> list[str]:
-    """Full PANs in text, but for 13-digit epoch-millisecond times of the last days
-    (Allure's export and widgets write them; one in ten passes Luhn)."""
-    now_ms = time.time() * 1000
-    return [
-        found
-        for found in full_pans(text)
-        if not (len(found) == 13 and found.isdigit() and abs(int(found) - now_ms) < 3 * 86400e3)
-    ]
+    """Full PANs in text, but for recent epoch times (see _recent_epoch_time)."""
+    return [found for found in full_pans(text) if not _recent_epoch_time(found)]
 
 
 def pans_in_files(folder: Path, skip: set[Path]) -> dict[str, list[str]]:

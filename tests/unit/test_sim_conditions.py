@@ -20,6 +20,7 @@ from hil.sim.config import ConfigValueError, validate
 from hil.sim.hardware import FLASH_FILL_NAME, Hardware
 from hil.sim.selfcheck import CheckContext, ItemResult, run_item
 from hil.sim.state import LogStore
+from tests.conftest import fresh_process_hardware
 from tests.unit.test_sim_selfcheck import Rig
 
 MIB = 1024 * 1024
@@ -49,7 +50,7 @@ class Lines:
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[Rig, Hardware, Lines]]:
     rig = Rig(tmp_path / "flash")
-    hardware = Hardware()
+    hardware: Hardware = fresh_process_hardware()
     lines = Lines()
     hardware.attach_fault_lines(lines, flash_root=rig.layout.root)  # type: ignore[arg-type]
     rig.logs = LogStore(rig.layout.logs_dir, storage_error=hardware.log_storage_error)

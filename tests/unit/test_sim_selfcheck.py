@@ -52,8 +52,10 @@ from hil.sim.state import (
     remove_stale_temps,
 )
 from hil.suite import FIXTURES
+from tests.conftest import fresh_process_hardware
 
 HEALTHY = FIXTURES / "firmware" / "pos-sim-healthy-1.4.2.fw.json"
+
 PAN = "4111111111111111"  # the classic Visa test PAN: Luhn-valid
 MIB = 1024 * 1024
 
@@ -236,7 +238,7 @@ def test_memory(rig: Rig) -> None:
 
 def test_memory_measures_for_real(rig: Rig) -> None:
     ctx = rig.ctx()
-    real = CheckContext(**{**ctx.__dict__, "hardware": Hardware()})
+    real = CheckContext(**{**ctx.__dict__, "hardware": fresh_process_hardware()})
     r = run_item("memory", real, delay_s=0, sleep=lambda s: None)
     assert r.code == "OK"
     assert r.details["rss_bytes"] > MIB
