@@ -648,14 +648,11 @@ def matrix(
     started = datetime.datetime.now(datetime.UTC)
     clock = time.monotonic()
     runs: dict[str, mx.BuildRun] = {}
-    with (
-        _interruptible("during the matrix; each build's run tore its rig down"),
-        concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool_runner,
-    ):
-        pending = {
-            pool_runner.submit(mx.run_build, spec, folder / spec.name, options): spec
-            for spec in specs
-        }
+    pool_runner = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+    pending = {
+        pool_runner.submit(mx.run_build, spec, folder / spec.name, options): spec for spec in specs
+    }
+    try:
         for done in concurrent.futures.as_completed(pending):
             spec = pending[done]
             run_result = done.result()
@@ -667,6 +664,11 @@ def matrix(
                 f"({run_result.duration_s:.0f} s)",
                 markup=False,
             )
+    except KeyboardInterrupt:
+        # The runs under way got the Ctrl-C too and tear their rigs down; none starts now.
+        pool_runner.shutdown(wait=True, cancel_futures=True)
+        raise _fail(EXIT_INTERRUPTED, "interrupted during the matrix; no matrix written") from None
+    pool_runner.shutdown(wait=True)
     verdict = mx.evaluate(specs, runs)
     _print_matrix(mx.table_rows(specs, verdict), verdict.areas)
     meta = {
