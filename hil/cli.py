@@ -670,7 +670,8 @@ def matrix(
         raise _fail(EXIT_INTERRUPTED, "interrupted during the matrix; no matrix written") from None
     pool_runner.shutdown(wait=True)
     verdict = mx.evaluate(specs, runs)
-    _print_matrix(mx.table_rows(specs, verdict), verdict.areas)
+    for line in mx.format_table(mx.table_rows(specs, verdict), verdict.areas):
+        out.print(line, markup=False)
     meta = {
         "started": started.isoformat(timespec="seconds"),
         "duration_s": round(time.monotonic() - clock, 1),
@@ -695,19 +696,6 @@ def matrix(
             markup=False,
         )
     raise typer.Exit(verdict.exit_code)
-
-
-def _print_matrix(rows: list[tuple[str, list[str], str]], areas: list[str]) -> None:
-    from rich.table import Table
-
-    table = Table(title="failed scenarios per area (* = the area that must catch the defect)")
-    table.add_column("build")
-    for area in areas:
-        table.add_column(area, justify="right")
-    table.add_column("verdict")
-    for name, cells, verdict in rows:
-        table.add_row(name, *cells, verdict)
-    out.print(table)
 
 
 def main() -> None:

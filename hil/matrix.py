@@ -293,8 +293,17 @@ def _run_trouble(spec: BuildSpec, run: BuildRun) -> tuple[str, int, str] | None:
     return None
 
 
-def judge_build(spec: BuildSpec, run: BuildRun) -> BuildVerdict:
-    """One build's verdict from its run."""
+def failed_nodeids(run: BuildRun) -> frozenset[str]:
+    """The scenarios (node IDs, outline examples apart) the terminal failed in a run."""
+    scenarios = (run.summary or {}).get("scenarios", ())
+    return frozenset(str(s.get("nodeid")) for s in scenarios if _is_terminal_failure(s))
+
+
+def judge_build(
+    spec: BuildSpec, run: BuildRun, healthy_failed: frozenset[str] = frozenset()
+) -> BuildVerdict:
+    """One build's verdict from its run. A scenario that failed on the healthy build
+    too (``healthy_failed``) is no evidence of this build's defect."""
     summary = run.summary or {}
     per_area = failures_per_area(summary)
     outcomes = outcomes_per_area(summary)
@@ -335,6 +344,8 @@ def judge_build(spec: BuildSpec, run: BuildRun) -> BuildVerdict:
         and spec.area in scenario_areas(s)
         and _matches_requirement(s, spec.requirements)
     ]
+    shared = [s for s in catching if str(s.get("nodeid")) in healthy_failed]
+    catching = [s for s in catching if str(s.get("nodeid")) not in healthy_failed]
     if catching:
         return verdict("caught", EXIT_OK, "")
     scope = f"area {spec.area}"
@@ -345,6 +356,11 @@ def judge_build(spec: BuildSpec, run: BuildRun) -> BuildVerdict:
         if per_area
         else ""
     )
+    if shared:
+        elsewhere = (
+            f"; its {len(shared)} failures there failed on the healthy build too, so they "
+            "are no evidence of the defect"
+        )
     return verdict(
         "missed",
         EXIT_DUT_FAILED,
@@ -354,7 +370,10 @@ def judge_build(spec: BuildSpec, run: BuildRun) -> BuildVerdict:
 
 def evaluate(builds: Sequence[BuildSpec], runs: Mapping[str, BuildRun]) -> MatrixVerdict:
     """The matrix's verdict: every build judged, the areas seen, the exit code."""
-    verdicts = [judge_build(spec, runs[spec.name]) for spec in builds]
+    healthy_failed = frozenset[str]().union(
+        *(failed_nodeids(runs[spec.name]) for spec in builds if spec.healthy)
+    )
+    verdicts = [judge_build(spec, runs[spec.name], healthy_failed) for spec in builds]
     areas: set[str] = {spec.area for spec in builds if spec.area}
     for spec in builds:
         summary = runs[spec.name].summary or {}
@@ -556,9 +575,50 @@ def table_rows(
         for area in verdict.areas:
             n = v.failures_per_area.get(area, 0)
             mark = "*" if area == spec.area else ""
-            cells.append(f"{n}{mark}" if n or mark else "·")
+            cells.append(f"{n}{mark}" if n or mark else ".")
         rows.append((spec.name, cells, v.verdict))
     return rows
+
+
+#: Column labels for the shipped areas, short enough for an 80-column log; any other
+#: area is labelled by its first letters.
+AREA_LABELS = {
+    "card_reader": "card",
+    "communication": "comm",
+    "data_sync": "sync",
+    "firmware": "fw",
+    "payments": "pay",
+    "payment_interfaces": "iface",
+    "power_on_self_check": "boot",
+    "qr_scanner": "qr",
+    "terminal_identity": "tid",
+}
+
+
+def area_label(area: str) -> str:
+    return AREA_LABELS.get(area, area[:6])
+
+
+def format_table(rows: Sequence[tuple[str, list[str], str]], areas: Sequence[str]) -> list[str]:
+    """The matrix as fixed-width text lines (a CI log has no terminal width), then a
+    legend of the area labels."""
+    labels = [area_label(a) for a in areas]
+    name_w = max([len("build"), *(len(name) for name, _, _ in rows)])
+    widths = [max(len(label), 3) for label in labels]
+    head = "  ".join(
+        [
+            "build".ljust(name_w),
+            *(lb.rjust(w) for lb, w in zip(labels, widths, strict=True)),
+            "verdict",
+        ]
+    )
+    lines = [head, "-" * len(head)]
+    for name, cells, verdict in rows:
+        shown = (c.rjust(w) for c, w in zip(cells, widths, strict=True))
+        lines.append("  ".join([name.ljust(name_w), *shown, verdict]))
+    legend = ", ".join(f"{label} = {area}" for label, area in zip(labels, areas, strict=True))
+    lines.append(f"failed scenarios per area; * the area that must catch the defect; {legend}")
+    return lines
 
 
 def default_jobs(cpu_count: int | None, pool_size: int | None) -> int:

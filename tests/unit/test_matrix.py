@@ -49,6 +49,7 @@ def scenario(
     if outcome == "failed" and blame is None:
         blame = "terminal"
     return {
+        "nodeid": f"x.feature::{name}",
         "scenario": name,
         "feature": "f",
         "outcome": outcome,
@@ -116,6 +117,22 @@ def test_a_failure_in_the_area_but_not_the_requirement_does_not_count() -> None:
     assert verdict.builds[1].verdict == "missed"
 
 
+def test_a_failure_the_healthy_build_shares_is_no_evidence_of_the_defect() -> None:
+    flaky = scenario("cpu load", ["power_on_self_check"], "failed", requirements=["SC-MEM-01"])
+    runs = {"healthy": run(1, flaky), "memory-lies": run(1, flaky)}
+    verdict = mx.evaluate([HEALTHY, MEMORY], runs)
+    assert [b.verdict for b in verdict.builds] == ["false failures", "missed"]
+    assert verdict.problems[1] == (
+        "memory-lies: no failure in area power_on_self_check (requirements SC-MEM) — the "
+        "suite did not catch memory_item_fixed_figures; its 1 failures there failed on the "
+        "healthy build too, so they are no evidence of the defect"
+    )
+    # one more failure of its own is a catch
+    own = scenario("flash full", ["power_on_self_check"], "failed", requirements=["SC-MEM-02"])
+    runs["memory-lies"] = run(1, flaky, own)
+    assert mx.evaluate([HEALTHY, MEMORY], runs).builds[1].verdict == "caught"
+
+
 def test_a_defect_build_that_passes_everything_is_missed() -> None:
     runs = {"healthy": run(0), "comm-lies": run(0, scenario("echo", ["communication"]))}
     verdict = mx.evaluate([HEALTHY, COMM], runs)
@@ -179,8 +196,16 @@ def test_table_rows_star_the_expected_area() -> None:
     }
     verdict = mx.evaluate([HEALTHY, COMM], runs)
     assert mx.table_rows([HEALTHY, COMM], verdict) == [
-        ("healthy", ["·", "·"], "clean"),
-        ("comm-lies", ["1*", "·"], "caught"),
+        ("healthy", [".", "."], "clean"),
+        ("comm-lies", ["1*", "."], "caught"),
+    ]
+    assert mx.format_table(mx.table_rows([HEALTHY, COMM], verdict), verdict.areas) == [
+        "build      comm  boot  verdict",
+        "------------------------------",
+        "healthy       .     .  clean",
+        "comm-lies    1*     .  caught",
+        "failed scenarios per area; * the area that must catch the defect; "
+        "comm = communication, boot = power_on_self_check",
     ]
 
 
