@@ -310,6 +310,7 @@ def judge_build(
     failed = [
         {
             "scenario": s.get("scenario"),
+            "nodeid": s.get("nodeid"),
             "feature": s.get("feature"),
             "areas": scenario_areas(s),
             "requirements": list(s.get("requirements", ())),
