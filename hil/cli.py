@@ -46,6 +46,7 @@ from hil.summary import (
 if TYPE_CHECKING:
     import pytest
 
+    from hil.rig import PreflightLine
     from hil.summary import RunSummary
 
 __all__ = [
@@ -218,8 +219,20 @@ def run(
 ) -> None:
     """Run the self-check suite on a rig; extra arguments after -- go to pytest.
 
-    Nothing in ``--reports`` changes until the run starts (its first scenario is about
-    to run): a usage error leaves the earlier reports as they were.
+    Nothing in --reports changes until the run starts: a usage error leaves the
+    earlier reports as they were.
+
+    Arguments after -- go to pytest unchanged (-k, -m, -x, --maxfail, -v...), e.g.
+    hil run -- -k reversal -x; an option pytest does not know is exit 2.
+
+    \b
+    Exit codes:
+      0    every selected scenario ran and passed
+      1    the terminal failed at least one scenario
+      2    usage, configuration or authoring error (one line each on stderr)
+      3    rig fault: an instrument failed; says nothing about the firmware
+      70   framework bug in pos-hil or a step, never the terminal
+      130  interrupted (Ctrl-C, SIGTERM); the rig was torn down, reports say so
     """
     import pytest
 
@@ -279,6 +292,9 @@ def run(
     # pytest's own stderr (its usage errors, internal errors) is held and said in
     # hil's words afterwards; hil run's progress goes to stdout.
     held = io.StringIO()
+    from hil.instruments.manual import keep_operator_terminal
+
+    keep_operator_terminal()  # a manual bench's prompts and answers, before pytest captures
     with (
         _interruptible("before the run started; no report was touched"),
         contextlib.redirect_stderr(held),
@@ -499,6 +515,13 @@ def rig_check(rig: RigOption = None, firmware: FirmwareOption = None) -> None:
     boot_problem = ""
     try:
         with _interruptible("during the rig check; the rig was torn down"):
+            # Every section first, each on its own: a bench with three devices missing
+            # hears of all three, one line each, not of the first one only.
+            missing = the_rig.build_for_check()
+            if missing:
+                for line in [*the_rig.preflight(), *missing]:
+                    _print_preflight(line)
+                raise typer.Exit(EXIT_RIG_FAULT)
             terminal = the_rig.start()
             try:
                 # Wait for the boot so device.info reports the verified firmware, not
@@ -515,12 +538,16 @@ def rig_check(rig: RigOption = None, firmware: FirmwareOption = None) -> None:
     if boot_problem:
         lines.append(PreflightLine("boot", the_rig.config.dut.driver, False, boot_problem))
     for line in lines:
-        mark = "[green]ok  [/]" if line.ok else "[red]FAIL[/]"
-        out.print(f"{mark} {line.instrument:<10} {line.driver:<10} ", end="")
-        out.print(mask_text(line.detail), markup=False)
+        _print_preflight(line)
     if not all(line.ok for line in lines if line.instrument != "boot"):
         raise typer.Exit(EXIT_RIG_FAULT)
     raise typer.Exit(EXIT_DUT_FAILED if boot_problem else EXIT_OK)
+
+
+def _print_preflight(line: PreflightLine) -> None:
+    mark = "[green]ok  [/]" if line.ok else "[red]FAIL[/]"
+    out.print(f"{mark} {line.instrument:<10} {line.driver:<15} ", end="")
+    out.print(mask_text(line.detail), markup=False)
 
 
 @app.command()
@@ -698,6 +725,145 @@ def matrix(
     raise typer.Exit(verdict.exit_code)
 
 
+@app.command()
+def compare(
+    before: Annotated[Path, typer.Argument(help="run A: its reports folder or summary.json")],
+    after: Annotated[Path, typer.Argument(help="run B, the build under test")],
+    tolerance: Annotated[
+        float,
+        typer.Option(help="relative change of a measurement that counts (0.2 = 20%)", min=0.0),
+    ] = 0.2,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="also write the comparison as JSON here")
+    ] = None,
+) -> None:
+    """What run B's build broke or fixed against run A (docs/compare.md).
+
+    Exit 1 when B regressed (a scenario A passed failed by B's terminal, or a
+    measurement moved towards its limit beyond the tolerance), 0 otherwise, 2 for an
+    unreadable run. Intermittent scenarios and scenarios a rig fault kept from a
+    verdict are listed apart, never counted.
+    """
+    import json
+
+    from hil.compare import compare as compare_runs
+    from hil.runrecord import load_run
+
+    result = compare_runs(load_run(before), load_run(after), tolerance)
+    sections = [
+        ("newly failing (regressions)", result.newly_failing),
+        ("newly passing", result.newly_passing),
+        ("still failing", result.still_failing),
+        ("added", result.added),
+        ("removed", result.removed),
+        ("intermittent in either run (not counted)", result.intermittent),
+        ("not comparable (no verdict in a run)", result.not_comparable),
+    ]
+    out.print(f"compare {result.before} -> {result.after}", markup=False)
+    for title, names in sections:
+        if names:
+            out.print(f"{title}: {len(names)}", markup=False)
+            for name in names:
+                out.print(f"  {mask_text(name)}", markup=False)
+    if result.measurements:
+        out.print(f"measurements moved beyond {tolerance:.0%}:", markup=False)
+        for m in result.measurements:
+            out.print(
+                f"  {m.verdict}: {mask_text(m.scenario)}: {m.name} {m.before:.4g} -> "
+                f"{m.after:.4g} {m.unit} ({m.change:+.0%}; limit {m.limit})",
+                markup=False,
+            )
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.as_json(), indent=2, sort_keys=True) + "\n")
+    if result.regressions:
+        raise _fail(EXIT_DUT_FAILED, f"{result.regressions} regression(s) in {result.after}")
+    out.print("no regression", markup=False)
+
+
+@app.command()
+def certify(
+    run_folder: Annotated[Path, typer.Argument(help="the run's reports folder or summary.json")],
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="the lab's ed25519 private key (PEM); else $HIL_CERT_KEY"),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--out", help="bundle folder; default <run>/certificate")
+    ] = None,
+) -> None:
+    """Sign a finished run: certificate.json (canonical, ed25519) and certificate.html.
+
+    Exit 2 when the run cannot be certified (interrupted, unfinished, a scenario left
+    without a verdict by the rig or configuration) or the key is unusable.
+    """
+    from hil.certify import certify as certify_run
+    from hil.certify import private_key_pem
+    from hil.runrecord import load_run
+
+    run_record = load_run(run_folder)
+    written = certify_run(
+        run_record, private_key_pem(key), output or run_record.folder / "certificate"
+    )
+    out.print(f"certificate: {written}", markup=False)
+
+
+@app.command()
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="a certificate bundle folder or its JSON")],
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="the lab's public key (PEM) the bundle must carry"),
+    ] = None,
+    run_folder: Annotated[
+        Path | None,
+        typer.Option("--run", help="also check the run's files still hash as certified"),
+    ] = None,
+) -> None:
+    """Check a certificate bundle: bytes, signature, page, key and run files.
+
+    Exit 0 when genuine, 2 with the first thing that is not (an edited byte, another
+    key than --public-key, a run file changed since).
+    """
+    from hil.certify import VerificationFailed, verify_bundle
+
+    pem = None
+    if public_key is not None:
+        try:
+            pem = public_key.read_bytes()
+        except OSError as e:
+            raise _fail(EXIT_USAGE, f"--public-key: {public_key}: {e.strerror or e}") from None
+    try:
+        checked = verify_bundle(bundle, public_key_pem=pem, run_folder=run_folder)
+    except VerificationFailed as e:
+        raise _fail(EXIT_USAGE, f"NOT VERIFIED: {e}") from None
+    pinned = "the lab's key" if pem is not None else "key (not pinned: pass --public-key)"
+    out.print(
+        f"verified: run {checked.run_id}, verdict {checked.verdict}, firmware "
+        f"{checked.firmware}, signed by {pinned} {checked.key_fingerprint}",
+        markup=False,
+    )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from hil import __version__
+
+        out.print(f"pos-hil {__version__}", markup=False)
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """pos-hil: certify payment POS terminal builds through their power-on self-check."""
+
+
 def main() -> None:
     try:
         app()
@@ -713,3 +879,106 @@ def main() -> None:
     except Exception as e:  # a bug of ours must not read as the terminal's failure
         _say(f"internal error (a bug in pos-hil, not the terminal): {type(e).__name__}: {e}")
         sys.exit(EXIT_FRAMEWORK_BUG)
+
+
+# --- hil camera -------------------------------------------------------------------------
+
+camera_app = typer.Typer(help="The camera on the terminal's display.", no_args_is_help=True)
+app.add_typer(camera_app, name="camera")
+
+
+def _camera_frame(rig_path: Path, firmware: Path | None) -> Any:
+    """One frame from the rig's camera, with the terminal booted to idle (screen lit)."""
+    from hil.instruments.camera import Camera
+    from hil.rig import Rig
+
+    try:
+        the_rig = Rig.from_file(rig_path, firmware=firmware)
+    except ConfigError as e:
+        raise _fail(EXIT_USAGE, str(e)) from None
+    try:
+        with _interruptible("during the calibration; the rig was torn down"):
+            terminal = the_rig.start()
+            with contextlib.suppress(DutError):
+                terminal.ensure_idle()  # a terminal that cannot boot still shows a screen
+            camera = the_rig.instrument("camera")
+            if not isinstance(camera, Camera):
+                raise _fail(EXIT_USAGE, f"{rig_path}: camera.driver: not a pos-hil camera")
+            return camera.capture()
+    except HilError as e:
+        code = EXIT_USAGE if isinstance(e, ConfigError) else EXIT_RIG_FAULT
+        raise _fail(code, str(e)) from None
+    finally:
+        the_rig.close()
+
+
+@camera_app.command("calibrate")
+def camera_calibrate(
+    rig: RigOption = None,
+    firmware: FirmwareOption = None,
+    frame: Annotated[
+        Path | None,
+        typer.Option("--frame", help="calibrate on this saved frame, not a live capture"),
+    ] = None,
+    corners: Annotated[
+        str | None,
+        typer.Option("--corners", help='the screen\'s corners "x,y x,y x,y x,y"; default: found'),
+    ] = None,
+    led: Annotated[
+        list[str] | None,
+        typer.Option("--led", help="an LED spot name=x,y[,radius] (repeat for more)"),
+    ] = None,
+    write: Annotated[
+        bool, typer.Option("--write", help="replace [camera.calibration] in the rig file")
+    ] = False,
+    save_screen: Annotated[
+        Path | None, typer.Option("--save-screen", help="save the deskewed screen image here")
+    ] = None,
+) -> None:
+    """Find the screen (and LED spots) in a camera frame; print or write the calibration."""
+    import tomllib
+
+    import cv2
+    import numpy as np
+
+    from hil.camera.calibrate import (
+        calibrate_frame,
+        calibration_toml,
+        parse_corners,
+        parse_led,
+        write_calibration,
+    )
+    from hil.camera.calibration import NoScreenFound, deskew
+    from hil.rig import default_rig_path
+
+    rig_path = rig or default_rig_path()
+    try:
+        given = parse_corners(corners) if corners else None
+        spots = dict((name, (at, radius)) for name, at, radius in map(parse_led, led or []))
+        rig_data = tomllib.loads(rig_path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:
+        where = rig_path if isinstance(e, OSError) else "option"
+        raise _fail(EXIT_USAGE, f"{where}: {e}") from None
+    camera_section = rig_data.get("camera")
+    if not isinstance(camera_section, dict):
+        raise _fail(EXIT_USAGE, f"{rig_path}: no [camera] section to calibrate")
+    kept = camera_section.get("calibration", {}).get("leds", {})
+    for name, spot in kept.items():
+        spots.setdefault(name, (spot["at"], float(spot.get("radius", 8.0))))
+    if frame is not None:
+        image = cv2.imread(str(frame), cv2.IMREAD_COLOR)
+        if image is None:
+            raise _fail(EXIT_USAGE, f"--frame {frame}: not an image file")
+    else:
+        image = _camera_frame(rig_path, firmware)
+    try:
+        found, size = calibrate_frame(given, image)
+    except NoScreenFound as e:
+        raise _fail(EXIT_RIG_FAULT, f"camera: {e} (--corners)") from None
+    block = calibration_toml(found, size, spots)
+    if save_screen is not None:
+        cv2.imwrite(str(save_screen), deskew(np.asarray(image, np.uint8), found, size))
+    typer.echo(block, nl=False)
+    if write:
+        write_calibration(rig_path, block)
+        typer.echo(f"# written to {rig_path}")

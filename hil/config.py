@@ -103,6 +103,10 @@ class RigInfo(StrictOptions):
     plugins: list[str] = Field(
         default_factory=list, description="modules to import before the rig is built"
     )
+    bench_addresses: list[str] = Field(
+        default_factory=list,
+        description="non-loopback addresses the host simulator and fault path may bind",
+    )
 
 
 class Limits(StrictOptions):
@@ -315,6 +319,11 @@ def parse_rig(text: str, source: Path, *, registry: DriverRegistry = REGISTRY) -
             registry.driver_of(config).driver.check(config, sections)
         except ValueError as e:
             raise ConfigError(f"{shown}: {name}.{e}") from None
+    from hil.wiring import check_bench_addresses
+
+    refused = check_bench_addresses(sections, info.bench_addresses)
+    if refused is not None:
+        raise ConfigError(f"{shown}: {refused[0]}: {refused[1]}")
     order = plan(sections, registry, where=shown)
     limits = validated.limits  # type: ignore[attr-defined]
     assert isinstance(limits, Limits)

@@ -72,6 +72,9 @@ BUILTIN_DRIVER_MODULES = (
     "hil.instruments.console",
     "hil.instruments.power",
     "hil.instruments.relayboard",
+    "hil.instruments.pdu",
+    "hil.instruments.relayfaults",
+    "hil.instruments.swipecoil",
     "hil.instruments.host",
     "hil.instruments.network.proxy",
     "hil.instruments.network.toxiproxy",
@@ -80,6 +83,11 @@ BUILTIN_DRIVER_MODULES = (
     "hil.instruments.cards",
     "hil.instruments.magstripe",
     "hil.instruments.faultlines",
+    "hil.instruments.updates",
+    "hil.instruments.biometrics",
+    "hil.instruments.camera",
+    "hil.instruments.keypad",
+    "hil.instruments.manual",
 )
 
 #: Sections every rig file must have.

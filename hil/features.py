@@ -22,6 +22,7 @@ the file, the line and the three closest known phrasings.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 import types
 from collections.abc import Iterable
@@ -101,6 +102,22 @@ def _scenario_of(item: pytest.Item) -> Any:
     if function is None:
         return None
     return scenario_wrapper_template_registry.get(function)
+
+
+def suite_fingerprint(items: list[pytest.Item]) -> tuple[str, int]:
+    """SHA-256 over the feature files the collected scenarios come from (each file's
+    name and bytes, in name order), and how many files: what a certificate names as
+    "the suite that ran". A changed step text or Examples row changes it."""
+    files = sorted(
+        {Path(t.feature.filename) for t in map(_scenario_of, items) if t is not None},
+        key=lambda path: (path.name, str(path)),
+    )
+    digest = hashlib.sha256()
+    for path in files:
+        data = path.read_bytes()
+        digest.update(f"{path.name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest(), len(files)
 
 
 def scenario_title(item: pytest.Item) -> tuple[str, str] | None:

@@ -18,6 +18,7 @@ Command line (used to build ``fixtures/firmware/``)::
     python -m hil.firmware pubkey --key KEY.pem --out KEY.pub
     python -m hil.firmware sign --key KEY.pem --manifest MANIFEST.json --out IMAGE.fw.json
     python -m hil.firmware edit IMAGE.fw.json --set FIELD=JSON --out TAMPERED.fw.json
+    python -m hil.firmware unsign IMAGE.fw.json --out UNSIGNED.fw.json
     python -m hil.firmware verify --pub KEY.pub IMAGE.fw.json
 """
 
@@ -187,7 +188,7 @@ def parse_image(data: Any, *, source: str = "<image>") -> FirmwareImage:
     )
 
 
-def _load_public_key(public_key_pem: bytes) -> Ed25519PublicKey:
+def load_public_key(public_key_pem: bytes) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(public_key_pem)
     except ValueError as e:
@@ -197,7 +198,7 @@ def _load_public_key(public_key_pem: bytes) -> Ed25519PublicKey:
     return key
 
 
-def _load_private_key(private_key_pem: bytes) -> Ed25519PrivateKey:
+def load_private_key(private_key_pem: bytes) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(private_key_pem, password=None)
     except (ValueError, TypeError) as e:
@@ -209,7 +210,7 @@ def _load_private_key(private_key_pem: bytes) -> Ed25519PrivateKey:
 
 def verify(image: FirmwareImage, public_key_pem: bytes) -> bool:
     """True when the manifest's signature is valid for the given vendor key."""
-    key = _load_public_key(public_key_pem)
+    key = load_public_key(public_key_pem)
     try:
         signed = canonical_manifest(image.manifest.raw)
     except ValueError as e:  # only for an image built by hand: parse_image refuses these
@@ -225,7 +226,7 @@ def verify(image: FirmwareImage, public_key_pem: bytes) -> bool:
 
 def sign_manifest(manifest: Mapping[str, Any], private_key_pem: bytes) -> dict[str, Any]:
     """Sign a manifest and return the full image dict (validated like a loaded one)."""
-    key = _load_private_key(private_key_pem)
+    key = load_private_key(private_key_pem)
     try:
         signed = canonical_manifest(manifest)
     except ValueError as e:
@@ -274,7 +275,7 @@ def generate_private_key_pem() -> bytes:
 
 def public_key_pem(private_key_pem: bytes) -> bytes:
     return (
-        _load_private_key(private_key_pem)
+        load_private_key(private_key_pem)
         .public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
@@ -320,6 +321,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_edit.add_argument("image", type=Path)
     p_edit.add_argument("--set", dest="assignments", action="append", required=True)
     p_edit.add_argument("--out", type=Path, required=True)
+    p_unsign = sub.add_parser(
+        "unsign", help="write the image without its signature (makes unsigned test images)"
+    )
+    p_unsign.add_argument("image", type=Path)
+    p_unsign.add_argument("--out", type=Path, required=True)
     p_verify = sub.add_parser("verify", help="check an image's format and signature")
     p_verify.add_argument("--pub", type=Path, required=True)
     p_verify.add_argument("image", type=Path)
@@ -339,6 +345,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             image = strictjson.loads_object(args.image.read_bytes())
             for assignment in args.assignments:
                 _edit_field(image, assignment)
+            args.out.write_text(dump_image(image), encoding="utf-8")
+        elif args.action == "unsign":
+            load_image(args.image)
+            image = strictjson.loads_object(args.image.read_bytes())
+            del image["signature"]
             args.out.write_text(dump_image(image), encoding="utf-8")
         else:
             image_obj = load_image(args.image)

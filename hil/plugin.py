@@ -34,6 +34,7 @@ from hil.errors import ConfigError, RigError
 from hil.repeats import REPEAT_ARG, repeat_count, repeats
 from hil.rig import Rig, default_rig_path
 from hil.runinfo import run_id
+from hil.secrets import Secret
 from hil.summary import BLAME_TITLES, CONFIG_STOP_RETURNCODE, RunSummary
 from hil.terminal import Terminal
 
@@ -629,6 +630,15 @@ class AllureSink:
         # measured value changes every run.
         with self.action(f"measurement: {measurement.describe()}", {}):
             pass
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_assertrepr_compare(op: str, left: object, right: object) -> list[str] | None:
+    """A failed comparison that involves a password shows no diff of the two: pytest's
+    own explanation would print both strings in full."""
+    if isinstance(left, Secret) or isinstance(right, Secret):
+        return [f"{left!r} {op} {right!r}", "(a secret is compared: no diff shown)"]
+    return None
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import pluggy
 
 from hil.masking import mask_data, mask_text
+from hil.secrets import SECRET_FIELDS, redact, shown_secret
 
 #: Marks hook implementations for allure_commons' plugin manager (project "allure"),
 #: without importing Allure for a plain script that never reports to it.
@@ -108,7 +109,10 @@ def _show(value: Any) -> str:
 @contextlib.contextmanager
 def action(title: str, **params: Any) -> Iterator[None]:
     """An instrument action or check, shown as a step with its parameters."""
-    shown = {name: _show(value) for name, value in params.items()}
+    shown = {
+        name: shown_secret(value) if name in SECRET_FIELDS else _show(redact(value))
+        for name, value in params.items()
+    }
     with contextlib.ExitStack() as stack:
         for sink in _sinks():
             stack.enter_context(sink.action(mask_text(title), shown))

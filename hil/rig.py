@@ -21,12 +21,20 @@ from hil.drivers import REGISTRY, BuildContext, DriverRegistry, RigInstrument, d
 from hil.errors import ConfigError, HilError, RigError
 from hil.firmware import image_named, image_sha256
 from hil.instruments.console import Console
-from hil.instruments.dut import ProcessTerminal, time_scale_of
+from hil.instruments.dut import (
+    BenchTerminal,
+    FlashRecord,
+    PhysicalDutConfig,
+    ProcessTerminal,
+    time_scale_of,
+)
 from hil.instruments.power import Power
 from hil.lifecycle import interruptions_held
+from hil.masking import mask_text
 from hil.runtime import WorkFolder
 from hil.terminal import Terminal, port_for
 from hil.terminal_process import TerminalProcess
+from hil.wiring import config_for_channels
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +77,12 @@ class Rig:
         self.registry = registry
         chosen = chosen_firmware(config, firmware)
         self.firmware = None if chosen is None else chosen[0]
-        self._image = None if chosen is None else image_named(*chosen)
+        # A terminal flashed by its vendor's command takes the vendor's image format:
+        # pos-hil never parses it; the version it must report comes from the rig file.
+        vendor_image = isinstance(config.dut, PhysicalDutConfig) and bool(config.dut.flash_command)
+        if chosen is not None and vendor_image and not chosen[0].is_file():
+            raise ConfigError(f"{chosen[1]}: file not found: {chosen[0]}")
+        self._image = None if chosen is None or vendor_image else image_named(*chosen)
         # Hashed once: every scenario's identity check and the report environment use it.
         self._image_sha256 = image_sha256(self.firmware) if self.firmware is not None else None
         # Our own folder under the private runtime folder (hil.runtime), unless the caller
@@ -85,6 +98,8 @@ class Rig:
         self.instruments: dict[str, RigInstrument] = {}
         #: channels wired into the terminal besides the test port: name -> value
         self.wired: dict[str, str] = {}
+        #: what the vendor flashing command did this run (dut ``flash_command``)
+        self.flashed: FlashRecord | None = None
 
     @classmethod
     def from_file(
@@ -151,14 +166,18 @@ class Rig:
 
     def expected_identity(self) -> ExpectedIdentity:
         dut = self.config.dut
+        # Stated in the rig file for a terminal without a pos-hil image; an image the
+        # run flashes (or names) wins, as it is what the terminal was given.
+        stated_version = getattr(dut, "firmware_version", None)
+        stated_sha256 = getattr(dut, "firmware_sha256", None)
         return ExpectedIdentity(
             model=dut.model,
             serial_number=dut.serial_number,
             terminal_id=dut.terminal_id,
             merchant_id=dut.merchant_id,
-            firmware_version=None if self._image is None else self._image.version,
+            firmware_version=stated_version if self._image is None else self._image.version,
             firmware_model=None if self._image is None else self._image.model,
-            firmware_sha256=self._image_sha256,
+            firmware_sha256=self._image_sha256 or stated_sha256,
         )
 
     # --- lifetime -----------------------------------------------------------------
@@ -194,6 +213,9 @@ class Rig:
                 )
             self.instruments[section] = built.instrument
             self.wired.update(built.channels)
+            if isinstance(built.instrument, BenchTerminal) and built.instrument.flashed:
+                # kept past teardown: the report's environment is written last
+                self.flashed = built.instrument.flashed
 
     def start(self) -> Terminal:
         """Build every section and switch the terminal on (not waiting for ready)."""
@@ -210,6 +232,11 @@ class Rig:
                     f"{type(console).__name__}: neither a test-port Console nor a TerminalPort"
                 ) from None
             self.terminal = Terminal(port, self.power, boot_timeout=self.config.dut.boot_timeout_s)
+            dut = self.instruments.get("dut")
+            if isinstance(dut, BenchTerminal) and dut.wiring == "config":
+                # Pushed once the terminal is up (Terminal.apply_wiring), before any
+                # scenario looks at it.
+                self.terminal.wiring = config_for_channels(self.wired)
             if self.process is not None:
                 # A terminal that dies is then reported as what it is, not as the
                 # symptom (an event that never came, a command never answered).
@@ -223,6 +250,32 @@ class Rig:
             self.close()
             raise RigError(f"rig '{self.name}' failed to start: {e}") from e
         return self.terminal
+
+    def build_for_check(self) -> list[PreflightLine]:
+        """Build every section for ``hil rig check``, going on past a section whose
+        hardware does not answer: one failed line per such section (and per section
+        that needed it), so a lab sees every missing device at once. A rig-file
+        mistake (ConfigError) still stops at once."""
+        failed: list[PreflightLine] = []
+        broken: set[str] = set()
+        for section in self.config.build_order:
+            config = self.config.sections[section]
+            needed = self.registry.driver_of(config).driver.requires(config)
+            missing = [need for need in needed if need in broken]
+            if missing:
+                broken.add(section)
+                failed.append(
+                    PreflightLine(section, config.driver, False, f"not built: needs [{missing[0]}]")
+                )
+                continue
+            try:
+                self.build([section])
+            except ConfigError:
+                raise
+            except (HilError, OSError) as e:
+                broken.add(section)
+                failed.append(PreflightLine(section, config.driver, False, str(e)))
+        return failed
 
     def put_back(self) -> None:
         """Return to a known state after a scenario: every instrument put back (cards
@@ -285,6 +338,10 @@ class Rig:
             env["firmware_sha256"] = expected.firmware_sha256
         if self.firmware is not None:
             env["firmware_image"] = self.firmware.name
+        if self.flashed is not None:
+            env["firmware_flash_command"] = " ".join(self.flashed.command)
+            env["firmware_flash_exit"] = str(self.flashed.exit_code)
+            env["firmware_flash_output"] = mask_text(self.flashed.output[-400:].strip())
         for kind, driver in self.config.instruments().items():
             env[f"instrument.{kind}"] = driver
         return env
@@ -301,6 +358,8 @@ class Rig:
             for section, instrument in reversed(self.instruments.items()):
                 try:
                     instrument.close()
+                except HilError as e:  # an instrument that does not answer: one line
+                    log.warning("rig teardown: %s: %s", section, e)
                 except Exception:  # teardown must go on whatever one part does
                     log.exception("rig teardown: %s failed", section)
             self.instruments = {}

@@ -43,8 +43,9 @@ import pytest
 from pytest_bdd import exceptions as bdd_exceptions
 
 import hil
-from hil import reporting
+from hil import __version__, reporting
 from hil.errors import ConfigError, DutError, RigError
+from hil.features import suite_fingerprint
 from hil.masking import mask_data, mask_text
 from hil.repeats import repeat_of, scenario_nodeid
 from hil.tags import REQUIREMENT_MARKER
@@ -257,10 +258,12 @@ class RunSummary:
         self._interrupted = False
         self._under_way_at_end: str | None = None
         self._environment = environment
+        self._suite: dict[str, str] = {"pos_hil_version": __version__}
 
     def environment(self) -> dict[str, str]:
-        """The run's facts for every report: run ID, rig, terminal, firmware."""
-        return dict(self._environment())
+        """The run's facts for every report: run ID, rig, terminal, firmware, the
+        pos-hil version and the fingerprint of the feature files that ran."""
+        return {**self._environment(), **self._suite}
 
     @property
     def interrupted(self) -> bool:
@@ -367,6 +370,12 @@ class RunSummary:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.total = len(session.items)
+        suite_sha256, files = suite_fingerprint(session.items)
+        self._suite = {
+            "pos_hil_version": __version__,
+            "suite_sha256": suite_sha256,
+            "suite_files": str(files),
+        }
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self._deselected.update(scenario_nodeid(item.nodeid, repeat_of(item)) for item in items)
@@ -532,12 +541,17 @@ class RunSummary:
             if outcome == "pending":
                 continue  # not over yet: the run-level entry below says so
             tests += 1
+            # Jenkins and GitLab group by classname and show the name: the feature and
+            # the scenario as the Gherkin titles them, an outline row's values and the
+            # repeat in brackets as in the node ID; the file stays in the "file" attribute.
             feature_path, _, test_name = entry["nodeid"].partition("::")
+            row = test_name.partition("[")[2].rpartition("]")[0]
             case = ET.SubElement(
                 suite,
                 "testcase",
-                classname=feature_path.replace("/", "."),
-                name=test_name or entry["scenario"],
+                classname=entry["feature"] or feature_path,
+                name=_case_name(entry["scenario"] or test_name, row),
+                file=feature_path,
                 time=f"{entry['duration_s']:.3f}",
             )
             detail = self.details.get(nodeid, "")
@@ -618,3 +632,9 @@ def _one_line(text: str, where: str) -> str:
         return lines[0]
     last = lines[-1].removeprefix("E").strip() if lines else "collection failed"
     return f"{where}: {last}"
+
+
+def _case_name(title: str, row: str) -> str:
+    """The scenario's title with its outline row and repeat, unless it already says them
+    (a plain pytest test is titled by its own name, brackets included)."""
+    return f"{title} [{row}]" if row and not title.endswith(f"[{row}]") else title

@@ -51,9 +51,11 @@ class TerminalProcess:
         stderr_path: Path,
         channels: Mapping[str, str] | None = None,
         ledger: ProcessLedger | None = None,
+        cwd: Path | None = None,
         name: str = "dut",
     ) -> None:
         self.command = list(command)
+        self.cwd = cwd
         self.state_dir = state_dir
         self.name = name
         self._env = dict(env)
@@ -115,6 +117,7 @@ class TerminalProcess:
                     self.command,
                     env=env,
                     pass_fds=(self._master, self._rig_alive_read),
+                    cwd=self.cwd,
                     stdin=subprocess.DEVNULL,
                     stdout=stderr,
                     stderr=stderr,

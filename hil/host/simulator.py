@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from hil.host.downloads import KeySet, ParameterSet, default_key_set, wrap_keys
 from hil.host.iso8583 import Frame, Iso8583Error, decode_body, encode, response_header
-from hil.host.records import MessageRecord, masked_fields
+from hil.host.records import MessageRecord, masked_fields, original_stan
 from hil.host.registry import TerminalRegistry
 from hil.tcpservice import ClientConnection, TcpService
 
@@ -386,7 +386,9 @@ class HostSimulator(TcpService):
     def _process(
         self, conn: _Connection, frame: Frame, transaction: str, forced: str
     ) -> tuple[str, dict[str, str], dict[str, Any]]:
-        echoed = ("3", "4", "11", "41", "42", "60")
+        # 61 (original data) comes back in a reversal's answer, so both sides of the
+        # exchange name the sale it undoes.
+        echoed = ("3", "4", "11", "41", "42", "60", "61")
         fields: dict[str, str] = {k: frame.fields[k] for k in echoed if k in frame.fields}
         flags: dict[str, Any] = {}
         rc = RC_APPROVED
@@ -447,7 +449,7 @@ class HostSimulator(TcpService):
         return RC_APPROVED
 
     def _reverse(self, frame: Frame) -> tuple[str, dict[str, Any]]:
-        tid, stan = frame.get("41"), frame.get("11")
+        tid, stan = frame.get("41"), original_stan(frame.fields)
         with self._lock:
             found = [s for s in self._journal if s.terminal_id == tid and s.stan == stan]
             if not found:

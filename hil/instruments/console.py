@@ -15,9 +15,10 @@ from pydantic import Field
 
 from hil import reporting
 from hil.drivers import BuildContext, Built, Driver, DriverConfig, register
+from hil.errors import RigError
 from hil.instruments.dut import TestPortProvider, runs_as_process
 from hil.protocol.session import ConsoleSession, EventLog
-from hil.protocol.transcript import Transcript
+from hil.protocol.transcript import Transcript, withhold_args
 from hil.protocol.transport import open_serial
 
 #: ``url`` value meaning "the port the dut driver created".
@@ -70,7 +71,8 @@ class PyserialConsole:
     def request(
         self, cmd: str, args: Mapping[str, Any] | None = None, *, timeout: float | None = None
     ) -> dict[str, Any]:
-        with reporting.action(f"{self.name}: {cmd}", **dict(args or {})):
+        # PIN digits (keypad.press) never reach the report, not even as a parameter.
+        with reporting.action(f"{self.name}: {cmd}", **withhold_args(cmd, args or {})):
             return self._session.request(
                 cmd, args, timeout=self.default_timeout if timeout is None else timeout
             )
@@ -109,10 +111,19 @@ class PyserialConsoleDriver(Driver):
         url = config.url
         if url == DUT_PORT:
             url = context.instrument("dut", TestPortProvider).port_url
-        console = PyserialConsole(
-            url,
-            baudrate=config.baud,
-            ack_timeout=config.ack_timeout_ms / 1000,
-            default_timeout=context.dut.command_timeout_s,
-        )
+        try:
+            console = PyserialConsole(
+                url,
+                baudrate=config.baud,
+                ack_timeout=config.ack_timeout_ms / 1000,
+                default_timeout=context.dut.command_timeout_s,
+            )
+        except RigError as e:
+            if config.url == DUT_PORT:
+                raise
+            raise RigError(
+                f"console: {e} (is the terminal's test-port cable plugged in, or its "
+                "ser2net server up? check console.url in the rig file)",
+                instrument="console",
+            ) from None
         return Built(console)

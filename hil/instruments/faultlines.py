@@ -7,7 +7,9 @@ releases all. Lines (``FAULT_LINES``): ``reader_power`` (card reader supply cut)
 flipped), ``flash_full`` (flash partition filled), ``ram_pressure`` (memory filled),
 ``cpu_load`` (a load generator on the terminal's CPU), ``system_load`` (the load
 monitor reads an overloaded system), ``log_io`` (log partition I/O errors), ``log_full``
-(log partition full), ``secure_element`` (the secure element does not answer). What
+(log partition full), ``secure_element`` (the secure element does not answer), and the
+edge-triggered ``app_crash``, ``app_hang`` (each rising edge fails the terminal's payment
+application once: assert, then release). What
 each provokes in the terminal is documented in docs/test-port-protocol.md ("Channel
 faultlines") and restated for the rig in hil/contract/selfcheck.py.
 
@@ -50,6 +52,8 @@ FAULT_LINES = (
     "log_io",
     "log_full",
     "secure_element",
+    "app_crash",
+    "app_hang",
 )
 #: A terminal retries its fault-line channel every second (docs); plugging the harness
 #: back waits this much longer than that for it to reconnect.
@@ -90,7 +94,7 @@ class FaultLineHarness(Protocol):
 
 
 class SimFaultLines:
-    def __init__(self, *, ack_timeout: float, name: str = "faultlines") -> None:
+    def __init__(self, *, ack_timeout: float, port: int = 0, name: str = "faultlines") -> None:
         self.name = name
         self.ack_timeout = ack_timeout
         self._lock = threading.Lock()
@@ -99,8 +103,11 @@ class SimFaultLines:
         self._version = 0
         self._plugged = True
         self.server = RigEndServer("faultlines", greeting=self._greeting)
-        host, _, port = self.server.address.rpartition(":")
-        self.harness = FaultProxy((host, int(port)), name=f"{name}-harness")
+        host, _, upstream_port = self.server.address.rpartition(":")
+        # The terminal dials the harness, so a fixed port is the harness's.
+        self.harness = FaultProxy(
+            (host, int(upstream_port)), listen=("127.0.0.1", port), name=f"{name}-harness"
+        )
         try:
             self._harness_address = self.harness.start()
         except RigError:
@@ -210,6 +217,7 @@ class SimFaultLines:
 
 class SimFaultLinesConfig(DriverConfig):
     ack_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    port: int = Field(default=0, ge=0, le=65535, description="loopback port; 0 = ephemeral")
 
 
 @register("faultlines", "sim")
@@ -220,5 +228,5 @@ class SimFaultLinesDriver(Driver):
 
     @classmethod
     def build(cls, config: SimFaultLinesConfig, context: BuildContext) -> Built:
-        lines = SimFaultLines(ack_timeout=config.ack_timeout_s)
+        lines = SimFaultLines(ack_timeout=config.ack_timeout_s, port=config.port)
         return Built(lines, {"faultlines": lines.address})

@@ -63,12 +63,17 @@ class SimMagHead:
     """Swipes into the sim terminal's mag-head channel."""
 
     def __init__(
-        self, profiles: ProfileLibrary, *, ack_timeout: float, name: str = "magstripe"
+        self,
+        profiles: ProfileLibrary,
+        *,
+        ack_timeout: float,
+        port: int = 0,
+        name: str = "magstripe",
     ) -> None:
         self.name = name
         self.profiles = profiles
         self.ack_timeout = ack_timeout
-        self.server = RigEndServer("maghead")
+        self.server = RigEndServer("maghead", port=port)
         self._ids = itertools.count(1)
 
     @property
@@ -107,6 +112,7 @@ class SimMagHeadConfig(DriverConfig):
         default=None, description="card profile folder; default pos-hil's test cards"
     )
     ack_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    port: int = Field(default=0, ge=0, le=65535, description="loopback port; 0 = ephemeral")
 
 
 @register("magstripe", "sim")
@@ -118,5 +124,5 @@ class SimMagHeadDriver(Driver):
     @classmethod
     def build(cls, config: SimMagHeadConfig, context: BuildContext) -> Built:
         profiles = ProfileLibrary(config.profiles or DEFAULT_PROFILES)
-        head = SimMagHead(profiles, ack_timeout=config.ack_timeout_s)
+        head = SimMagHead(profiles, ack_timeout=config.ack_timeout_s, port=config.port)
         return Built(head, {"maghead": head.address})

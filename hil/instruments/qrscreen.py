@@ -161,10 +161,10 @@ class SimQrScreen(_RenderingScreen):
 
     driver = "sim"
 
-    def __init__(self, options: RenderOptions, *, name: str = "qr_screen") -> None:
+    def __init__(self, options: RenderOptions, *, port: int = 0, name: str = "qr_screen") -> None:
         super().__init__(options, name=name)
         self.blank()
-        self._server = FrameServer(self._current)
+        self._server = FrameServer(self._current, port=port)
 
     @property
     def endpoint(self) -> str:
@@ -419,15 +419,19 @@ class WindowScreenConfig(_CodeOptions):
         return RenderOptions(module_px=self.module_px, ecc=self.ecc, quiet_zone=self.quiet_zone)
 
 
+class SimScreenConfig(FrameOptions):
+    port: int = Field(default=0, ge=0, le=65535, description="loopback port; 0 = ephemeral")
+
+
 @register("qr_screen", "sim")
 class SimQrScreenDriver(Driver):
     """Frames on loopback for the sim terminal's camera (channel ``camera``)."""
 
-    config_model = FrameOptions
+    config_model = SimScreenConfig
 
     @classmethod
-    def build(cls, config: FrameOptions, context: BuildContext) -> Built:
-        screen = SimQrScreen(config.render_options())
+    def build(cls, config: SimScreenConfig, context: BuildContext) -> Built:
+        screen = SimQrScreen(config.render_options(), port=config.port)
         return Built(screen, {"camera": screen.endpoint})
 
 

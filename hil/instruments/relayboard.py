@@ -111,6 +111,36 @@ class RelayBoard:
         self._port.close()
 
 
+class SharedBoards:
+    """One open board per URL, shared by the sections that use it (the supply on relay
+    1 and the fault lines on relays 2-4 of one USB-RLY08): a serial port opened twice
+    would interleave their commands and answers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._boards: dict[str, tuple[RelayBoard, int]] = {}
+
+    def open(self, url: str, *, timeout: float) -> RelayBoard:
+        with self._lock:
+            board, users = self._boards.get(url, (None, 0))
+            if board is None:
+                board = RelayBoard(url, timeout=timeout)
+            self._boards[url] = (board, users + 1)
+            return board
+
+    def release(self, board: RelayBoard) -> None:
+        with self._lock:
+            _, users = self._boards.get(board.url, (board, 1))
+            if users <= 1:
+                self._boards.pop(board.url, None)
+                board.close()
+            else:
+                self._boards[board.url] = (board, users - 1)
+
+
+BOARDS = SharedBoards()
+
+
 class RelayPower:
     """A terminal supply switched by one relay channel (hil.instruments.power.Power)."""
 
@@ -168,7 +198,7 @@ class RelayPower:
             if self.is_on:
                 self.off()
         finally:
-            self.board.close()
+            BOARDS.release(self.board)
 
 
 class DevantechRelayConfig(DriverConfig):
@@ -191,7 +221,7 @@ class DevantechRelayDriver(Driver):
 
     @classmethod
     def build(cls, config: DevantechRelayConfig, context: BuildContext) -> Built:
-        board = RelayBoard(config.url, timeout=config.timeout_s)
+        board = BOARDS.open(config.url, timeout=config.timeout_s)
         return Built(
             RelayPower(
                 board,

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from hil.errors import RigError
 from hil.jsonlines.codec import LineDecoder, encode_line
 
 #: Replies kept for ``request`` to match; older ones are dropped.
@@ -28,11 +29,22 @@ class RigEndServer:
     messages go to. Thread-safe."""
 
     def __init__(
-        self, name: str, greeting: Callable[[], list[dict[str, Any]]] | None = None
+        self,
+        name: str,
+        greeting: Callable[[], list[dict[str, Any]]] | None = None,
+        *,
+        port: int = 0,
     ) -> None:
         self.name = name
         self._greeting = greeting
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        try:
+            self._listener = socket.create_server(("127.0.0.1", port))
+        except OSError as e:
+            raise RigError(
+                f"{name}: cannot listen on 127.0.0.1:{port}: {e.strerror or e} "
+                "(another rig or program holds the port? pick another in the rig file)",
+                instrument=name,
+            ) from None
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._conn: socket.socket | None = None

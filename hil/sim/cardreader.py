@@ -32,6 +32,7 @@ from hil.sim.emv_kernel import (
     ENTRY_CONTACTLESS,
     ENTRY_MAGSTRIPE,
     EmvKernel,
+    OnlineData,
     ReadFailure,
     expiry_passed,
 )
@@ -127,6 +128,10 @@ class CardReader:
         self._last: dict[str, Any] | None = None
         self._idle_timer: threading.Timer | None = None
         self._prompting = False
+        #: a sale waiting for a card: (entry mode, amount); its read uses the amount
+        self._sale: tuple[str, int] | None = None
+        #: the last successful read's data for the host (kept in here, never reported)
+        self._last_online: OnlineData | None = None
         self._monitor = ReaderMonitor(
             self.readers, on_arrived=self._card_arrived, on_left=self._card_left
         )
@@ -156,7 +161,9 @@ class CardReader:
             self._display.show("card_reading", [*READING_LINES, entry])
             started = time.monotonic()
             card = PcscCard(context, reader)
-            kernel = EmvKernel(card, entry)
+            sale = self._sale
+            amount = sale[1] if sale is not None and sale[0] == entry else 0
+            kernel = EmvKernel(card, entry, amount=amount)
             try:
                 card.connect()
                 result = kernel.run()
@@ -187,6 +194,7 @@ class CardReader:
                 result,
                 wait_removal=entry == ENTRY_CHIP and result["code"] != "E_CARD_REMOVED",
                 clear_pan=kernel.pan_digits,
+                online=kernel.online,
             )
 
     def _card_left(self, reader: str) -> None:
@@ -284,7 +292,12 @@ class CardReader:
     # --- results, screens ----------------------------------------------------------------
 
     def _finish(
-        self, result: dict[str, Any], *, wait_removal: bool, clear_pan: str | None = None
+        self,
+        result: dict[str, Any],
+        *,
+        wait_removal: bool,
+        clear_pan: str | None = None,
+        online: OnlineData | None = None,
     ) -> None:
         entry = result["entry_mode"]
         if result["ok"]:
@@ -312,6 +325,7 @@ class CardReader:
         self._emit("card.read", result)
         with self._results:
             self._last = result
+            self._last_online = online if result["ok"] else None
             self._result_count += 1
             self._results.notify_all()
         if not wait_removal:
@@ -340,6 +354,45 @@ class CardReader:
         if self.readers and not self.reader_powered():
             return "E_READER_FAULT", "card reader fault (reader power lost): payments refused"
         return None
+
+    def read_for_sale(
+        self, entry: str, amount: int, timeout_ms: int, prompt: Callable[[], None]
+    ) -> tuple[dict[str, Any], OnlineData]:
+        """The card of a sale: arm the reader with the amount, ``prompt``, then wait for
+        the next read of this entry mode. Returns the (masked) read and the data for the
+        host; a read that failed or that the card declined refuses the sale with its
+        card code (``CommandFailed``), as does no card within ``timeout_ms``."""
+        if entry not in self.readers.values():
+            raise CommandFailed("E_READER_FAULT", f"no {entry} reader connected: no {entry} sale")
+        with self._results:
+            start_count = self._result_count
+            self._sale = (entry, amount)
+        deadline = time.monotonic() + timeout_ms / 1000
+        try:
+            prompt()
+            with self._results:
+                while True:
+                    if self._result_count > start_count and self._last is not None:
+                        if self._last.get("entry_mode") == entry:
+                            break
+                        start_count = self._result_count  # another reader's card: not ours
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise CommandFailed(
+                            "E_TIMEOUT", f"no {entry} card presented within {timeout_ms} ms"
+                        )
+                    self._results.wait(remaining)
+                result, online = dict(self._last), self._last_online
+        finally:
+            with self._results:
+                self._sale = None
+        if not result.get("ok") or online is None:
+            code = str(result.get("code") or "E_CARD_DATA")
+            raise CommandFailed(code, f"sale refused by the card read: {result.get('message')}")
+        timer = self._idle_timer
+        if timer is not None:
+            timer.cancel()  # the sale owns the screen now, not the read's hold time
+        return result, online
 
     def cmd_card_read(self, args: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(args) - {"timeout_ms"})

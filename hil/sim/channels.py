@@ -11,7 +11,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 # What this firmware knows how to talk to; anything else is ignored (and logged).
-KNOWN_CHANNELS = ("host", "pcsc", "pcsc_cl", "camera", "faultlines", "maghead")
+KNOWN_CHANNELS = (
+    "host",
+    "pcsc",
+    "pcsc_cl",
+    "camera",
+    "faultlines",
+    "maghead",
+    "biometric",
+    "updates",
+    "display",
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,29 @@ class Channels:
         if not sep or not address or not port.isdigit() or not 0 < int(port) < 65536:
             return None
         return address.strip("[]"), int(port)
+
+
+def with_configured(channels: Channels, config: Mapping[str, object]) -> Channels:
+    """The channels of this boot: HIL_CHANNELS, completed by the terminal's own
+    configuration (wiring by configuration, for a terminal the rig did not start).
+
+    A channel HIL_CHANNELS gives a value keeps it. Otherwise ``channels.<name>`` (and
+    for the host, ``host.address`` with ``host.port``) wires it when set.
+    """
+    wired = dict(channels.wired)
+    for name in KNOWN_CHANNELS:
+        if wired.get(name):
+            continue
+        if name == "host":
+            address, port = config.get("host.address", ""), config.get("host.port", 0)
+            if address and isinstance(port, int) and port:
+                shown = f"[{address}]" if ":" in str(address) else str(address)
+                wired[name] = f"{shown}:{port}"
+            continue
+        value = config.get(f"channels.{name}", "")
+        if isinstance(value, str) and value:
+            wired[name] = value
+    return Channels(wired=wired, ignored=channels.ignored)
 
 
 def parse_channels(text: str) -> Channels:

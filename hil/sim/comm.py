@@ -48,6 +48,16 @@ from hil.masking import mask_pan
 from hil.protocol.endpoint import CommandFailed
 from hil.sim import defects as seeded
 from hil.sim.channels import Channels
+from hil.sim.payments import (
+    ENTRY_CHIP,
+    POS_ENTRY_MODES,
+    PRESENT_DEFAULT_MS,
+    SALE_LEAK_BYTES,
+    CredentialSource,
+    SaleCredential,
+    present_timeout_ms,
+    sale_entry_mode,
+)
 from hil.sim.state import (
     FlashLayout,
     LogStore,
@@ -317,6 +327,11 @@ class CommModule:
         self._state_lock = threading.Lock()
         self._reversal_wakeup = threading.Event()
         self._worker: threading.Thread | None = None
+        #: where a sale with an entry mode gets its instrument (wired by the terminal)
+        self.credential_source: CredentialSource | None = None
+        #: seeded defect sale_leaks_memory: every approved sale keeps SALE_LEAK_BYTES
+        self.leaks_per_sale = False
+        self._leaked: list[bytes] = []
         self.last_sync: SyncOutcome | None = None
         #: seeded defects of the running image (hil.sim.defects) this module honours
         self.defects: frozenset[str] = frozenset()
@@ -614,33 +629,49 @@ class CommModule:
             "last_error": record.get("last_error", ""),
         }
 
-    def sale(self, amount: int) -> dict[str, Any]:
+    def sale(
+        self, amount: int, entry_mode: str | None = None, timeout_ms: int = PRESENT_DEFAULT_MS
+    ) -> dict[str, Any]:
+        """A sale; ``entry_mode`` None is the built-in test card, else the instrument comes
+        from ``credential_source`` (a card read or a scan) before anything is sent."""
         config = self._config()
         settings = self.settings(config)
         if settings is None:
             raise CommandFailed("E_COMM_NO_HOST", "no host configured")
         if not bool(config.get("permissions.sale", True)):
             raise CommandFailed("E_PAY_NOT_PERMITTED", "sales are not permitted (permissions.sale)")
+        credential: SaleCredential | None = None
+        if entry_mode is not None:
+            if self.credential_source is None:
+                raise CommandFailed("E_BAD_ARGS", f"this terminal takes no {entry_mode} sales")
+            credential = self.credential_source(entry_mode, amount, timeout_ms)
         with self._link_lock:
             if self.reversal_file.exists() and self._send_reversal(settings) != "acknowledged":
                 raise CommandFailed(
                     "E_REVERSAL_PENDING",
                     "a reversal is still pending; no new sale until the host acknowledges it",
                 )
-            return self._sale_locked(config, settings, amount)
+            return self._sale_locked(config, settings, amount, credential)
 
     def _sale_locked(
-        self, config: Mapping[str, Any], settings: LinkSettings, amount: int
+        self,
+        config: Mapping[str, Any],
+        settings: LinkSettings,
+        amount: int,
+        credential: SaleCredential | None = None,
     ) -> dict[str, Any]:
         stan, batch = self._next_trace()
         now = datetime.now()
-        fields = sale_fields(config, stan, batch, amount, now)
+        fields = sale_fields(config, stan, batch, amount, now, credential)
         result: dict[str, Any] = {
             "stan": stan,
             "amount": amount,
-            "card": mask_pan(TEST_CARD_PAN),
+            "card": mask_pan(TEST_CARD_PAN) if credential is None else credential.masked_card,
+            "entry_mode": ENTRY_CHIP if credential is None else credential.entry_mode,
             "reversal": {"state": "none", "attempts": 0},
         }
+        if credential is not None and credential.wallet is not None:
+            result["wallet"] = credential.wallet
         self._show("payment", ["交易处理中", "Processing", f"{amount / 100:.2f}"])
         if seeded.SALE_GIVES_UP_EARLY in self.defects:
             # The answer timer is armed with half the configured response timeout.
@@ -691,6 +722,8 @@ class CommModule:
         self.logs.append(
             "info", "I_SALE", f"sale {stan} amount {amount} {result['outcome']} ({code})"
         )
+        if approved and self.leaks_per_sale:
+            self._leaked.append(b"\x5a" * SALE_LEAK_BYTES)  # written, so resident
         lines = ["交易成功", "Approved"] if approved else ["交易失败", f"Declined {code}"]
         self._show("payment_result", lines)
         self._emit("payment.result", _event_view(result))
@@ -832,9 +865,17 @@ def _event_view(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def sale_fields(
-    config: Mapping[str, Any], stan: str, batch: str, amount: int, now: datetime
+    config: Mapping[str, Any],
+    stan: str,
+    batch: str,
+    amount: int,
+    now: datetime,
+    credential: SaleCredential | None = None,
 ) -> dict[str, str]:
-    """A chip sale (0200) as a CUP-style terminal sends it, with the sim's test card."""
+    """A sale (0200) as a CUP-style terminal sends it: with the instrument the sale took
+    (``credential``), or else the sim's built-in test card."""
+    if credential is not None:
+        return instrument_sale_fields(config, stan, batch, amount, now, credential)
     pan = TEST_CARD_PAN
     track2 = f"{pan}D{TEST_CARD_EXPIRY}{TEST_CARD_SERVICE}0000000000"
     icc = build_tlv(
@@ -876,6 +917,45 @@ def sale_fields(
         "55": icc.hex().upper(),
         "60": f"22{batch}000",
     }
+
+
+def instrument_sale_fields(
+    config: Mapping[str, Any],
+    stan: str,
+    batch: str,
+    amount: int,
+    now: datetime,
+    credential: SaleCredential,
+) -> dict[str, str]:
+    """A 0200 with a card read (chip, contactless: PAN, expiry, track 2 equivalent,
+    field 55 from the card's ARQC) or a scanned wallet code (QR: field 48, no card data)."""
+    fields = {
+        "3": "000000",
+        "4": f"{amount:012d}",
+        "11": stan,
+        "12": now.strftime("%H%M%S"),
+        "13": now.strftime("%m%d"),
+        "22": POS_ENTRY_MODES[credential.entry_mode],
+        "25": "00",
+        "41": str(config.get("terminal_id", "")),
+        "42": str(config.get("merchant_id", "")),
+        "49": "156",
+        "60": f"22{batch}000",
+    }
+    card = credential.card
+    if card is not None:
+        fields.update(
+            {
+                "2": card.pan,
+                "14": card.expiry,
+                "23": card.pan_sequence,
+                "35": f"{card.pan}D{card.expiry}{card.service_code}0000000000",
+                "55": build_tlv(list(card.icc)).hex().upper(),
+            }
+        )
+    if credential.wallet_code is not None:
+        fields["48"] = credential.wallet_code
+    return fields
 
 
 # --- test-port commands (registered by hil.sim.terminal) -------------------------------
@@ -937,7 +1017,7 @@ class CommCommands:
         }
 
     def payment_sale(self, args: dict[str, Any]) -> dict[str, Any]:
-        _no_unknown_args(args, ("amount",))
+        _no_unknown_args(args, ("amount", "entry_mode", "timeout_ms"))
         amount = args.get("amount")
         if (
             isinstance(amount, bool)
@@ -951,7 +1031,8 @@ class CommCommands:
             raise CommandFailed(
                 "E_BAD_ARGS", f"amount must be an integer from 1 to {self.MAX_AMOUNT} (minor units)"
             )
-        return self.comm.sale(amount)
+        entry_mode = sale_entry_mode(args)
+        return self.comm.sale(amount, entry_mode, present_timeout_ms(args))
 
     def reversal_status(self, args: dict[str, Any]) -> dict[str, Any]:
         _no_unknown_args(args, ())

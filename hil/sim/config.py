@@ -15,6 +15,8 @@ from typing import Any
 from hil.sim.state import FlashLayout, atomic_write_json, read_json
 
 CONFIG_FORMAT = "pos-sim-config/1"
+#: Log retention: 90 days (nominal seconds, multiplied by the time scale).
+LOG_RETENTION_DEFAULT_S = 90 * 24 * 3600
 
 
 class ConfigKeyError(KeyError):
@@ -66,6 +68,32 @@ def _host_address(value: Any) -> str:
                 f"host.address {value!r} is neither an IP address nor a host name"
             ) from None
     return value
+
+
+def _channel_address(name: str) -> Callable[[Any], str]:
+    """``ADDRESS:PORT`` of a channel the rig serves over TCP, or "" (not wired)."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ConfigValueError(f"{name} must be a string ADDRESS:PORT or ''")
+        if value == "":
+            return value
+        address, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigValueError(f"{name} must be ADDRESS:PORT, port 1-65535, got {value!r}")
+        _host_address(address.strip("[]"))
+        return value
+
+    return check
+
+
+def _reader_name(name: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or "," in value or not value.isprintable():
+            raise ConfigValueError(f"{name} must be a PC/SC reader name (printable, no comma)")
+        return value
+
+    return check
 
 
 def _int_range(name: str, low: int, high: int) -> Callable[[Any], int]:
@@ -128,6 +156,26 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
         ConfigKey("interfaces.nfc", True, _boolean("interfaces.nfc"), "contactless"),
         ConfigKey("permissions.sale", True, _boolean("permissions.sale"), "sales allowed"),
         ConfigKey("permissions.refund", True, _boolean("permissions.refund"), "refunds allowed"),
+        ConfigKey(
+            "log.retention_s",
+            LOG_RETENTION_DEFAULT_S,
+            _int_range("log.retention_s", 10, 31_536_000),
+            "log entries older than this (x time scale) are purged",
+        ),
+        # Wiring by configuration (docs/test-port-protocol.md, "Wiring by configuration"):
+        # a terminal the rig did not start learns where the rig's channels are from
+        # these keys; HIL_CHANNELS, when it names a channel with a value, wins. Read at
+        # boot, like a cable plugged in: a change applies from the next boot.
+        *(
+            ConfigKey(
+                f"channels.{name}", "", _channel_address(f"channels.{name}"), f"{name} channel"
+            )
+            for name in ("camera", "faultlines", "maghead")
+        ),
+        *(
+            ConfigKey(f"channels.{name}", "", _reader_name(f"channels.{name}"), f"{name} reader")
+            for name in ("pcsc", "pcsc_cl")
+        ),
     )
 }
 

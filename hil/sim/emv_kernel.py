@@ -14,6 +14,7 @@ PAN leaves it masked; the full PAN stays in here.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
@@ -41,6 +42,22 @@ SUPPORTED_AIDS: dict[str, str] = {
 TERMINAL_COUNTRY = bytes.fromhex("0156")
 TERMINAL_CURRENCY = bytes.fromhex("0156")
 TTQ = bytes.fromhex("36000000")
+
+
+@dataclass(frozen=True)
+class OnlineData:
+    """What a sale sends the host about the card: never reported on the test port."""
+
+    pan: str
+    expiry: str
+    service_code: str
+    #: card sequence number, 3 digits (ISO 8583 field 23)
+    pan_sequence: str
+    #: (tag, value) of the EMV data for field 55, in order
+    icc: tuple[tuple[str, bytes], ...] = field(repr=False, default=())
+
+    def __repr__(self) -> str:  # never the PAN, even in a traceback
+        return f"OnlineData(pan={mask_pan(self.pan)!r})"
 
 
 class ReadFailure(Exception):
@@ -108,6 +125,9 @@ class EmvKernel:
         self.known: dict[str, Any] = {"entry_mode": entry, "reader": card.reader}
         #: the PAN in clear once read: kept off every result (the reader masks it)
         self.pan_digits: str | None = None
+        #: what an online authorisation needs (card data in clear, EMV tags for field 55),
+        #: kept inside the terminal: filled by a read that ends with an ARQC
+        self.online: OnlineData | None = None
 
     def fail(self, code: str, message: str) -> ReadFailure:
         return ReadFailure(code, message, dict(self.known))
@@ -179,7 +199,7 @@ class EmvKernel:
         )
         if sw != 0x9000:
             raise self.fail("E_CARD_DATA", f"GENERATE AC answered {sw:04X}")
-        cid, atc = self._ac_result(response)
+        cid, atc, cryptogram, issuer_data = self._ac_result(response)
         self.known.update(cryptogram=_cid_name(cid), atc=atc)
         if decline is not None:
             self.known["outcome"] = "declined"
@@ -188,6 +208,32 @@ class EmvKernel:
             self.known["outcome"] = "declined"
             raise self.fail("E_CARD_DECLINED", "the card declined the transaction (AAC)")
         self.known["outcome"] = "approved" if cid & 0xC0 == 0x40 else "online"
+        icc = [
+            ("9F26", cryptogram),
+            ("9F27", bytes([cid])),
+            ("9F10", issuer_data),
+            ("9F37", unpredictable),
+            ("9F36", atc.to_bytes(2, "big")),
+            ("95", bytes(tvr)),
+            ("9A", values[0x9A]),
+            ("9C", values[0x9C]),
+            ("9F02", values[0x9F02]),
+            ("5F2A", TERMINAL_CURRENCY),
+            ("82", aip),
+            ("9F1A", TERMINAL_COUNTRY),
+            ("9F33", values[0x9F33]),
+            ("84", aid),
+            ("5A", pan),
+        ]
+        if 0x5F34 in data:
+            icc.append(("5F34", data[0x5F34]))
+        self.online = OnlineData(
+            pan=digits,
+            expiry=expiry,
+            service_code=service or "201",
+            pan_sequence=data.get(0x5F34, b"\x01").hex()[-3:].rjust(3, "0"),
+            icc=tuple(icc),
+        )
         return dict(self.known)
 
     def _candidates(self) -> list[tuple[bytes, str]]:
@@ -286,15 +332,19 @@ class EmvKernel:
         value = tlv.find(data, 0x9F17) if sw == 0x9000 else None
         return value[0] if value else None
 
-    def _ac_result(self, response: bytes) -> tuple[int, int]:
+    def _ac_result(self, response: bytes) -> tuple[int, int, bytes, bytes]:
+        """CID, ATC, application cryptogram and issuer application data (format 1 or 2)."""
         try:
             items = tlv.decode(response)
         except tlv.TlvError as e:
             raise self.fail("E_CARD_DATA", f"malformed GENERATE AC response: {e}") from None
         if items and items[0].tag == 0x80 and len(items[0].value) >= 3:
-            return items[0].value[0], int.from_bytes(items[0].value[1:3], "big")
+            value = items[0].value
+            return value[0], int.from_bytes(value[1:3], "big"), value[3:11], value[11:]
         cid = tlv.find(response, 0x9F27)
         atc = tlv.find(response, 0x9F36)
         if not cid or not atc:
             raise self.fail("E_CARD_DATA", "GENERATE AC response lacks CID or ATC")
-        return cid[0], int.from_bytes(atc, "big")
+        cryptogram = tlv.find(response, 0x9F26) or b""
+        issuer_data = tlv.find(response, 0x9F10) or b""
+        return cid[0], int.from_bytes(atc, "big"), cryptogram, issuer_data

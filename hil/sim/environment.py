@@ -29,6 +29,8 @@ class SimEnvironment:
     provision_admin_password: str | None
     time_scale: float
     channels: Channels
+    #: HIL_FLASH_SYNC: fsync each flash write (default on; the sim rig turns it off)
+    flash_sync: bool = True
 
 
 def _required(environ: Mapping[str, str], name: str) -> str:
@@ -84,6 +86,10 @@ def from_environ(environ: Mapping[str, str]) -> SimEnvironment:
                 raise ConfigError(f"{var}: {e}") from None
         provision[key] = value
 
+    sync_text = environ.get("HIL_FLASH_SYNC", "") or "1"
+    if sync_text not in ("0", "1"):
+        raise ConfigError(f"HIL_FLASH_SYNC must be 0 or 1, got {sync_text!r}")
+
     firmware = environ.get("HIL_FIRMWARE", "")
     return SimEnvironment(
         console_fd=console_fd,
@@ -96,4 +102,5 @@ def from_environ(environ: Mapping[str, str]) -> SimEnvironment:
         provision_admin_password=environ.get("HIL_PROVISION_ADMIN_PASSWORD") or None,
         time_scale=time_scale,
         channels=parse_channels(environ.get("HIL_CHANNELS", "")),
+        flash_sync=sync_text == "1",
     )

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hil.procstat import cpu_demand_s
 from hil.sim.faultlines import BATTERY_LOW_PCT, LOAD_PER_CPU_UNDER_FAULT, SUPPLY_LOW_V
 from hil.sim.pcsc import list_readers
 
@@ -242,6 +243,16 @@ class Hardware:
     # --- CPU and load -----------------------------------------------------------------
 
     def cpu_seconds(self) -> float:
+        """CPU *demand* of the terminal so far, in seconds: the time its threads ran plus
+        the time they waited on a run queue, summed over its threads (Linux schedstat).
+
+        The sim's operating system runs nothing but the terminal, yet it shares the lab
+        machine's CPUs: what the threads *got* (``os.times()``) falls when other jobs load
+        the machine, so a busy terminal could read as idle on a shared CI host. What they
+        *asked for* does not. Falls back to ``os.times()`` where schedstat is missing."""
+        demand = cpu_demand_s("self")
+        if demand is not None:
+            return demand
         t = os.times()
         return t.user + t.system
 
@@ -252,12 +263,15 @@ class Hardware:
     def process_seconds(self) -> float:
         return max(time.monotonic() - self._started, 1e-3)
 
-    def load_average(self) -> tuple[tuple[float, float, float], str]:
-        """The 1/5/15-minute load averages and where they come from."""
+    def load_reading(self, measured_per_cpu: float) -> tuple[float, str]:
+        """The load-per-CPU monitor: the terminal's own run queue averaged over the
+        item's window (``measured_per_cpu``), unless the ``system_load`` line sets it.
+
+        Not the lab machine's load average: that is other people's work, not the
+        terminal's, and a shared CI machine would make a healthy terminal warn."""
         if self._fault("system_load"):
-            value = LOAD_PER_CPU_UNDER_FAULT * self.cpu_count()
-            return (value, value, value), "fault line system_load"
-        return os.getloadavg(), "measured"
+            return LOAD_PER_CPU_UNDER_FAULT, "fault line system_load"
+        return measured_per_cpu, "measured"
 
     def cpu_count(self) -> int:
         return os.cpu_count() or 1

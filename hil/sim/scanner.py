@@ -161,6 +161,17 @@ class Scanner:
         finally:
             self._busy.release()
 
+    def scan_for_sale(self, timeout_ms: int) -> dict[str, Any]:
+        """The customer's code for a QR sale: the same scan as ``scanner.scan``."""
+        if self.camera is None:
+            raise CommandFailed("E_CAMERA_ABSENT", "no QR scanner camera connected")
+        if not self._busy.acquire(blocking=False):
+            raise CommandFailed("E_BUSY", "a scan is already running")
+        try:
+            return self._scan(timeout_ms, None)
+        finally:
+            self._busy.release()
+
     def _scan(self, timeout_ms: int, max_frames: int | None) -> dict[str, Any]:
         from hil.qr.framelink import FrameClient, FrameLinkError
 

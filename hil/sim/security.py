@@ -74,8 +74,34 @@ def load_admin_record(layout: FlashLayout) -> PasswordRecord | None:
 
 def store_admin_password(layout: FlashLayout, password: str) -> PasswordRecord:
     record = PasswordRecord.create(password)
-    atomic_write_json(layout.security, {"admin": record.as_dict()})
+    store_admin_record(layout, record)
     return record
+
+
+def load_history(layout: FlashLayout) -> list[PasswordRecord]:
+    """The records of the last passwords, oldest first, the current one last (a file
+    written before history was kept: the current record alone)."""
+    data = read_json(layout.security)
+    if not isinstance(data, dict):
+        return []
+    history = data.get("history")
+    if isinstance(history, list):
+        return [PasswordRecord.from_dict(item) for item in history]
+    return [PasswordRecord.from_dict(data["admin"])] if "admin" in data else []
+
+
+def store_admin_record(layout: FlashLayout, record: PasswordRecord, *, keep: int = 1) -> None:
+    """Make ``record`` the admin's, keeping the last ``keep`` records (this one included)
+    for the reuse rule. Hashes only, like the admin record."""
+    try:
+        history = load_history(layout)
+    except ValueError:
+        history = []
+    kept = [*history, record][-max(keep, 1) :]
+    atomic_write_json(
+        layout.security,
+        {"admin": record.as_dict(), "history": [r.as_dict() for r in kept]},
+    )
 
 
 def provision_admin_password(layout: FlashLayout, password: str | None) -> bool:

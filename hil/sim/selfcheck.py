@@ -36,13 +36,22 @@ from hil.sim.comm import (
     host_target,
 )
 from hil.sim.hardware import NOMINAL_BATTERY_PCT, NOMINAL_SUPPLY_V, Hardware, PowerReading
+from hil.sim.payments import PAYMENT_DEFECTS
 from hil.sim.security import FACTORY_DEFAULT_ADMIN_PASSWORD, load_admin_record
 from hil.sim.state import FlashLayout, LogStore
 
 Status = Literal["pass", "warn", "fail"]
 
 DEFECT_COMM_LIES = "comm_selfcheck_lies"
-KNOWN_DEFECTS = (DEFECT_COMM_LIES, *LEAK_DEFECTS, *seeded.SEEDED_DEFECTS)
+#: fw.update installs an image without checking its signature (hil.sim.update)
+DEFECT_UPDATE_UNCHECKED = "update_skips_signature"
+KNOWN_DEFECTS = (
+    DEFECT_COMM_LIES,
+    *LEAK_DEFECTS,
+    *PAYMENT_DEFECTS,
+    DEFECT_UPDATE_UNCHECKED,
+    *seeded.SEEDED_DEFECTS,
+)
 
 
 @dataclass(frozen=True)
@@ -611,7 +620,8 @@ def check_security(ctx: CheckContext) -> Finding:
 
 
 def check_performance(ctx: CheckContext) -> Finding:
-    """Process CPU over a window of wall time measured now, and the system load."""
+    """The terminal's CPU demand over a window of wall time measured now, and its run
+    queue over the same window (see Hardware.cpu_seconds for why demand)."""
     hw = ctx.hardware
     window = LIMITS["performance.cpu_window_s"]
     cpu_before, clock_before = hw.cpu_seconds(), hw.clock()
@@ -619,9 +629,10 @@ def check_performance(ctx: CheckContext) -> Finding:
     cpu_s = hw.cpu_seconds() - cpu_before
     window_s = max(hw.clock() - clock_before, 1e-3)
     cpu_pct = round(100.0 * cpu_s / window_s, 1)
-    (load1, load5, load15), load_source = hw.load_average()
     cpus = hw.cpu_count()
-    load_per_cpu = round(load1 / cpus, 2)
+    run_queue = cpu_s / window_s  # threads running or runnable, on average
+    load, load_source = hw.load_reading(run_queue / cpus)
+    load_per_cpu = round(load, 2)
     params = {
         "cpu_pct": cpu_pct,
         "window_s": round(window_s, 2),
@@ -634,7 +645,7 @@ def check_performance(ctx: CheckContext) -> Finding:
         "window_s": round(window_s, 3),
         "cpu_pct": cpu_pct,
         "uptime_s": round(hw.process_seconds(), 3),
-        "load_avg": [load1, load5, load15],
+        "run_queue": round(run_queue, 2),
         "load_source": load_source,
         "cpu_count": cpus,
         "load_per_cpu": load_per_cpu,
@@ -652,12 +663,20 @@ def check_logs(ctx: CheckContext) -> Finding:
     store = ctx.log_store
     try:
         store.probe_writable()
+        store.purge_expired()  # the retention period applies before the entries are counted
         entries = store.reread_from_flash()
     except (OSError, ValueError, KeyError, TypeError) as e:
         reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
         return Finding("E_LOG_IO", {"reason": reason}, {"directory": str(store.directory)})
     leaking = [e.seq for e in entries if contains_full_pan(e.message) or contains_full_pan(e.code)]
-    details = {"entries": len(entries), "entries_with_pan": leaking[:20]}
+    details = {
+        "entries": len(entries),
+        "entries_with_pan": leaking[:20],
+        "capacity": store.capacity,
+        "oldest_seq": entries[0].seq if entries else None,
+        "rotated_entries": store.rotated_entries,
+        "purged_entries": store.purged_entries,
+    }
     if leaking:
         seqs = ",".join(str(s) for s in leaking[:5]) + ("..." if len(leaking) > 5 else "")
         return Finding("E_LOG_PAN", {"count": len(leaking), "seqs": seqs}, details)

@@ -10,7 +10,12 @@ the old or the new content, never a torn file. Layout (see docs/test-port-protoc
     boot.json                 boot counter and last boot reason
     shutdown.json             clean-shutdown marker; present only between a graceful
                               power-off/reboot and the next boot
-    firmware/active.fw.json   the active firmware image, byte for byte as flashed
+    firmware/slot-a.fw.json   firmware slot A, byte for byte as flashed or updated
+    firmware/slot-b.fw.json   firmware slot B (hil.sim.update writes the inactive slot)
+    firmware/boot-select.json which slot boots: {"active": "a"|"b", "previous": ...};
+                              absent means slot A (the flashing station's slot)
+    firmware/download.part    an update being downloaded (discarded at boot)
+    firmware/update.json      the phase of an update under way (removed when it ends)
     logs/seg-NNNNNN.json      the event log, in segments of up to 256 entries
 """
 
@@ -33,6 +38,28 @@ from hil.masking import mask_text
 _TMP_PREFIX = ".tmp-"
 
 
+# fsync after each write and rename, as a terminal's flash driver must. The sim rig turns
+# it off (HIL_FLASH_SYNC=0, `[dut] flash_sync = false`): its power cut is a SIGKILL, which
+# the host's page cache survives, so the syncs guard only against a crash of the lab
+# machine itself, which no scenario provokes, and they were most of a sale's time.
+class _FlashPolicy:
+    sync_writes = True
+
+
+_POLICY = _FlashPolicy()
+
+
+def set_flash_sync(enabled: bool) -> None:
+    _POLICY.sync_writes = enabled
+
+
+def sync_file(fd: int) -> None:
+    """fsync a file written in place (not through ``atomic_write_bytes``), as the flash
+    policy says."""
+    if _POLICY.sync_writes:
+        os.fsync(fd)
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -52,6 +79,8 @@ def iso_now() -> str:
 
 
 def _fsync_dir(path: Path) -> None:
+    if not _POLICY.sync_writes:
+        return
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -69,7 +98,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        os.fsync(fd)
+        if _POLICY.sync_writes:
+            os.fsync(fd)
     finally:
         os.close(fd)
     try:
@@ -117,6 +147,9 @@ def remove_stale_temps(directory: Path) -> int:
     return removed
 
 
+FIRMWARE_SLOTS = ("a", "b")
+
+
 @dataclass(frozen=True)
 class FlashLayout:
     """Paths inside the state directory; the one place that knows the layout."""
@@ -148,8 +181,37 @@ class FlashLayout:
         return self.root / "firmware"
 
     @property
+    def boot_select(self) -> Path:
+        return self.firmware_dir / "boot-select.json"
+
+    @property
+    def update_record(self) -> Path:
+        return self.firmware_dir / "update.json"
+
+    @property
+    def download_part(self) -> Path:
+        return self.firmware_dir / "download.part"
+
+    def slot_image(self, slot: str) -> Path:
+        if slot not in FIRMWARE_SLOTS:
+            raise ValueError(f"no firmware slot {slot!r}")
+        return self.firmware_dir / f"slot-{slot}.fw.json"
+
+    def active_slot(self) -> str:
+        """The slot boot-select names; slot A when it is absent or unreadable (the
+        flashing station writes slot A and removes boot-select)."""
+        try:
+            record = read_json(self.boot_select)
+        except ValueError:
+            return FIRMWARE_SLOTS[0]
+        if isinstance(record, dict) and record.get("active") in FIRMWARE_SLOTS:
+            return str(record["active"])
+        return FIRMWARE_SLOTS[0]
+
+    @property
     def active_image(self) -> Path:
-        return self.firmware_dir / "active.fw.json"
+        """The image the next boot verifies and runs: the active slot's file."""
+        return self.slot_image(self.active_slot())
 
     @property
     def logs_dir(self) -> Path:
@@ -226,6 +288,12 @@ class LogStore:
         self._segments: list[tuple[int, list[LogEntry]]] = []  # (segment number, entries)
         self._unwritten: set[int] = set()  # segments whose newest entries are only in RAM
         self.load_warnings: list[str] = []
+        #: Entries older than this (ms) are purged; None keeps them until they rotate out.
+        self.retention_ms: Callable[[], int | None] = lambda: None
+        #: Since this boot: entries rotated out to make room, entries purged as too old.
+        self.rotated_entries = 0
+        self.purged_entries = 0
+        self._high_seq = 0  # seq never goes back, even when a purge empties the segments
         #: False only under the seeded defect pan_in_log: messages reach flash unmasked
         self.mask_messages = True
         self._load()
@@ -277,36 +345,101 @@ class LogStore:
     def _last_seq(self) -> int:
         for _, entries in reversed(self._segments):
             if entries:
-                return entries[-1].seq
-        return 0
+                return max(entries[-1].seq, self._high_seq)
+        return self._high_seq
+
+    @property
+    def capacity(self) -> int:
+        """The most entries kept: whole segments rotate out past it, oldest first."""
+        return self._segment_size * self._max_segments
 
     def append(self, level: str, code: str, message: str) -> LogEntry:
+        return self.append_many(level, code, [message])[0]
+
+    def append_many(self, level: str, code: str, messages: list[str]) -> list[LogEntry]:
+        """Append entries in one go (one write of the segments they touch)."""
         if level not in LOG_LEVELS:
             raise ValueError(f"log level must be one of {LOG_LEVELS}, got {level!r}")
-        mask = mask_text if self.mask_messages else str
         with self._lock:
-            entry = LogEntry(
-                seq=self._last_seq() + 1,
-                ts_ms=now_ms(),
-                level=level,
-                code=mask(code),
-                message=mask(message),
-            )
-            if not self._segments or len(self._segments[-1][1]) >= self._segment_size:
-                number = self._segments[-1][0] + 1 if self._segments else 1
-                self._segments.append((number, []))
-            number, entries = self._segments[-1]
-            self._segments[-1] = (number, [*entries, entry])
-            self._unwritten.add(number)
-            while len(self._segments) > self._max_segments:
-                old, _ = self._segments.pop(0)
-                self._unwritten.discard(old)
-                with contextlib.suppress(OSError):  # gone with the partition's next success
-                    self._check_storage()
-                    remove_durably(self._dir / self._segment_name(old))
+            added = [self._add(level, code, message) for message in messages]
+            self._purge_expired()
             with contextlib.suppress(OSError):  # held in RAM until the partition works
                 self._write_unwritten()
-            return entry
+            return added
+
+    def _add(self, level: str, code: str, message: str) -> LogEntry:
+        """Append one entry and rotate the oldest segment out past capacity, recording
+        the rotation as an entry of its own (caller holds the lock)."""
+        mask = mask_text if self.mask_messages else str
+        entry = LogEntry(
+            seq=self._last_seq() + 1,
+            ts_ms=now_ms(),
+            level=level,
+            code=mask(code),
+            message=mask(message),
+        )
+        self._high_seq = entry.seq
+        if not self._segments or len(self._segments[-1][1]) >= self._segment_size:
+            number = self._segments[-1][0] + 1 if self._segments else 1
+            self._segments.append((number, []))
+        number, entries = self._segments[-1]
+        self._segments[-1] = (number, [*entries, entry])
+        self._unwritten.add(number)
+        while len(self._segments) > self._max_segments:
+            old, dropped = self._segments.pop(0)
+            self._unwritten.discard(old)
+            self.rotated_entries += len(dropped)
+            with contextlib.suppress(OSError):  # gone with the partition's next success
+                self._check_storage()
+                remove_durably(self._dir / self._segment_name(old))
+            if dropped:
+                self._add(
+                    "info",
+                    "I_LOG_ROTATED",
+                    f"log full: segment {old} rotated out (entries {dropped[0].seq}-"
+                    f"{dropped[-1].seq})",
+                )
+        return entry
+
+    def _purge_expired(self) -> None:
+        """Drop entries older than the retention period (caller holds the lock)."""
+        retention = self.retention_ms()
+        if retention is None or not self._segments:
+            return
+        cutoff = now_ms() - retention
+        first = next((e for _, entries in self._segments for e in entries), None)
+        if first is None or first.ts_ms >= cutoff:
+            return
+        purged: list[LogEntry] = []
+        kept: list[tuple[int, list[LogEntry]]] = []
+        for number, entries in self._segments:
+            young = [e for e in entries if e.ts_ms >= cutoff]
+            purged.extend(e for e in entries if e.ts_ms < cutoff)
+            if len(young) != len(entries):
+                if young or number == self._segments[-1][0]:
+                    self._unwritten.add(number)
+                else:
+                    self._unwritten.discard(number)
+                    with contextlib.suppress(OSError):
+                        self._check_storage()
+                        remove_durably(self._dir / self._segment_name(number))
+            if young or number == self._segments[-1][0]:
+                kept.append((number, young))
+        self._segments = kept
+        self.purged_entries += len(purged)
+        self._add(
+            "info",
+            "I_LOG_PURGED",
+            f"{len(purged)} entries older than {retention / 1000:g} s purged "
+            f"(seq {purged[0].seq}-{purged[-1].seq})",
+        )
+
+    def purge_expired(self) -> None:
+        """Apply the retention period now (the logs self-check does)."""
+        with self._lock:
+            self._purge_expired()
+            with contextlib.suppress(OSError):
+                self._write_unwritten()
 
     def _check_storage(self) -> None:
         error = self._storage_error()

@@ -11,6 +11,7 @@ is a power cut that the next boot reports as ``power_loss``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -31,12 +32,27 @@ from hil.protocol.endpoint import CommandFailed, TerminalEndpoint
 from hil.protocol.transport import FdPort, SerialLike
 from hil.sim import config as config_keys
 from hil.sim import defects as seeded
+from hil.sim.admin import AdminLogin
+from hil.sim.biometrics import BiometricSensors
 from hil.sim.cardreader import DEFECT_PAN_IN_LOG, LEAK_DEFECTS, CardPeripherals
+from hil.sim.channels import with_configured
 from hil.sim.comm import CommCommands, CommModule
 from hil.sim.config import ConfigKeyError, ConfigStore, ConfigValueError
 from hil.sim.display import Display, Screen
 from hil.sim.environment import SimEnvironment, from_environ
 from hil.sim.hardware import Hardware
+from hil.sim.keypad import Keypad
+from hil.sim.logcommands import LogCommands
+from hil.sim.payments import (
+    DEFECT_IFACE_CARD_ONLY,
+    DEFECT_SALE_LEAK,
+    ENTRY_QR,
+    SaleCredential,
+    interface_refusal,
+    prompt_lines,
+    sale_entry_mode,
+)
+from hil.sim.render import DisplayFace
 from hil.sim.scanner import Scanner
 from hil.sim.security import provision_admin_password
 from hil.sim.selfcheck import (
@@ -54,6 +70,7 @@ from hil.sim.selfcheck import (
     unknown_items,
 )
 from hil.sim.state import (
+    FIRMWARE_SLOTS,
     FlashLayout,
     LogStore,
     atomic_write_bytes,
@@ -61,7 +78,10 @@ from hil.sim.state import (
     iso_now,
     read_json,
     remove_durably,
+    set_flash_sync,
 )
+from hil.sim.update import FirmwareUpdater, Running
+from hil.sim.watchdog import AppWatchdog
 
 log = logging.getLogger("hil.sim")
 
@@ -153,6 +173,7 @@ class SimTerminal:
         self._last_summary: Summary | None = None
         self._image: FirmwareImage | None = None
         self._image_sha256: str | None = None
+        self._booted_slot = FIRMWARE_SLOTS[0]
         self._firmware: FirmwareStatus | None = None
         self._defects: frozenset[str] = frozenset()
         #: under seeded defect stale_fault_on_idle: every fault shown since power-on
@@ -170,10 +191,21 @@ class SimTerminal:
         self.serial_number = self._factory_record()
         self._provision()
         self.boot_reason, self.boot_count = self._boot_record()
+        # The wiring of this boot: what the rig handed over, completed by the channels
+        # configured over the test port (a terminal the rig did not start).
+        env = self.env = dataclasses.replace(
+            env, channels=with_configured(env.channels, self.config.values())
+        )
         for name in env.channels.ignored:
             self.logs.append("warn", "I_CHANNEL_IGNORED", f"unknown channel '{name}' ignored")
 
         self.endpoint = TerminalEndpoint(port, self.handle, name="terminal")
+        # The rig's camera looks at the face the sim draws (channel display).
+        self.face = (
+            DisplayFace(Path(env.channels.value("display")), self.logs.append)
+            if env.channels.has("display")
+            else None
+        )
         self.display = Display(self._on_display)
         self.comm = CommModule(
             layout=self.layout,
@@ -201,6 +233,30 @@ class SimTerminal:
             is_idle=lambda: self._phase == "idle",
             time_scale=env.time_scale,
         )
+        # Firmware update (A/B slots) and the payment application's watchdog.
+        self.updater = FirmwareUpdater(
+            layout=self.layout,
+            medium=Path(env.channels.value("updates")) if env.channels.has("updates") else None,
+            rom_key=self._rom_key,
+            model=MODEL,
+            running=self._running_firmware,
+            read_back=self.hardware.read_flash,
+            log=self.logs.append,
+            emit=self.endpoint.emit,
+            show=self.display.show,
+            show_idle=self._show_idle,
+            request_reboot=self._request_reboot,
+            halt=self._halt,
+            time_scale=env.time_scale,
+            defects=lambda: self._defects,
+        )
+        self.watchdog = AppWatchdog(
+            log=self.logs.append,
+            emit=self.endpoint.emit,
+            show=self.display.show,
+            show_idle=self._show_idle,
+            time_scale=env.time_scale,
+        )
         self._commands: dict[
             str, tuple[frozenset[Phase], Callable[[dict[str, Any]], dict[str, Any]]]
         ]
@@ -225,10 +281,34 @@ class SimTerminal:
             "payment.sale": (idle, comm_commands.payment_sale),
             "reversal.status": (idle, comm_commands.reversal_status),
             "scanner.scan": (idle, self._cmd_scanner_scan),
+            "fw.update": (idle, self.updater.command),
+            "app.status": (everywhere, self._cmd_app_status),
         }
         self._commands.update({name: (idle, run) for name, run in self.cards.commands().items()})
+        # Admin login, biometric sensors, log retention: their own modules (hil.sim.admin,
+        # hil.sim.biometrics, hil.sim.logcommands); only the wiring is here.
+        self.admin = AdminLogin(self.layout, log=self.logs.append, time_scale=env.time_scale)
+        self.biometrics = BiometricSensors(
+            env.channels.value("biometric") if env.channels.has("biometric") else None,
+            self.layout,
+            log=self.logs.append,
+        )
+        self.logs.retention_ms = lambda: round(
+            int(self._config_values()["log.retention_s"]) * env.time_scale * 1000
+        )
+        for extra in (self.admin.commands(), self.biometrics.commands()):
+            self._commands.update({name: (idle, run) for name, run in extra.items()})
+        self._commands.update(
+            {name: (idle, run) for name, run in LogCommands(self.logs).commands().items()}
+        )
+        self.keypad = Keypad(self.display, log=self.logs.append, show_idle=self._show_idle)
+        self._commands.update({name: (idle, run) for name, run in self.keypad.commands().items()})
         if self.cards.fault_lines is not None:
             self.hardware.attach_fault_lines(self.cards.fault_lines, flash_root=self.layout.root)
+            self.cards.fault_lines.on_change(self.watchdog.on_fault_lines)
+        # A sale with an entry mode takes its card from the reader or its code from the
+        # scanner (hil.sim.payments).
+        self.comm.credential_source = self._sale_credential
         # A terminal that cannot keep a payment safe refuses it before anything is sent.
         sale = self._commands.get("payment.sale")
         if sale is not None:
@@ -241,7 +321,9 @@ class SimTerminal:
             data = image.read_bytes()
         except OSError as e:
             raise ConfigError(f"HIL_FIRMWARE: cannot read {image}: {e.strerror or e}") from e
-        atomic_write_bytes(self.layout.active_image, data)
+        # The flashing station writes slot A and makes it the one that boots.
+        atomic_write_bytes(self.layout.slot_image(FIRMWARE_SLOTS[0]), data)
+        remove_durably(self.layout.boot_select)
         digest = hashlib.sha256(data).hexdigest()
         self.logs.append("info", "I_FW_FLASHED", f"firmware image flashed, sha256 {digest[:12]}")
 
@@ -350,7 +432,10 @@ class SimTerminal:
         # A running self-check sees the halt at its next delay and lets go.
         got = self._selfcheck_lock.acquire(timeout=SELFCHECK_STOP_WAIT_S)
         self.comm.stop(SELFCHECK_STOP_WAIT_S)
+        self.watchdog.stop()
+        self.updater.stop(SELFCHECK_STOP_WAIT_S)
         self.cards.stop()
+        self.biometrics.close()
         self.hardware.close()
         try:
             self.display.show("shutdown", SHUTDOWN_LINES[reason])
@@ -370,8 +455,10 @@ class SimTerminal:
     def _boot(self) -> None:
         self.display.show("boot", BOOT_LINES)
         self.cards.start_inputs()  # fault lines are sampled from power-on
+        self.biometrics.start()
         self._sleep(BOOT_ROM_S * self.env.time_scale)
         failure = self._verify_firmware()
+        self.updater.recover_at_boot(self._running_firmware())
         if failure is not None:
             self._enter_recovery(failure)
             return
@@ -394,6 +481,7 @@ class SimTerminal:
             self._phase = "boot_selfcheck"
         with self._selfcheck_lock:
             self._selfcheck(ITEM_IDS, "boot")
+        self.watchdog.start()
         with self._lock:
             self._phase = "idle"
         self._show_idle()
@@ -401,8 +489,13 @@ class SimTerminal:
         self.cards.start_reader()
         self.comm.start()  # a reversal left pending by the last session goes out now
 
+    def _running_firmware(self) -> Running:
+        image = self._image if self._firmware is not None else None
+        return Running(version=image.version if image is not None else None, slot=self._booted_slot)
+
     def _verify_firmware(self) -> BootFailure | None:
-        path = self.layout.active_image
+        self._booted_slot = self.layout.active_slot()
+        path = self.layout.slot_image(self._booted_slot)
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
@@ -429,6 +522,7 @@ class SimTerminal:
             self.logs.append("info", "I_DEFECT_IGNORED", f"unknown seeded defect '{name}' ignored")
         self._defects = frozenset(defects & set(KNOWN_DEFECTS))
         self.cards.reader.leaks = self._defects & set(LEAK_DEFECTS)
+        self.comm.leaks_per_sale = DEFECT_SALE_LEAK in self._defects
         self.logs.mask_messages = DEFECT_PAN_IN_LOG not in self._defects
         self.comm.defects = self.cards.reader.defects = self.scanner.defects = self._defects
         self._firmware = FirmwareStatus(
@@ -511,6 +605,8 @@ class SimTerminal:
     # -- display --------------------------------------------------------------------
 
     def _on_display(self, screen: Screen) -> None:
+        if self.face is not None:
+            self.face.draw(screen)
         self.endpoint.emit(
             "display.changed",
             {
@@ -543,7 +639,7 @@ class SimTerminal:
 
     # -- payments -------------------------------------------------------------------
 
-    def _payment_refusal(self) -> tuple[str, str] | None:
+    def _payment_refusal(self, entry_mode: str | None = None) -> tuple[str, str] | None:
         """Why a payment must be refused now (code, message), or None. Each condition is
         read live: a fault the rig released no longer stops payments, one it holds does,
         whatever the last self-check said."""
@@ -576,21 +672,60 @@ class SimTerminal:
         config = self._config_values()
         if not tid_is_valid(str(config.get("terminal_id", ""))):
             return "E_TID_INVALID", "no valid terminal ID: no payment"
-        if not config.get("interfaces.card", True):
-            return "E_PAY_INTERFACE_DISABLED", "card payments are disabled (interfaces.card)"
+        if DEFECT_IFACE_CARD_ONLY in self._defects:
+            entry_mode = None  # seeded defect: only interfaces.card is ever looked at
+        refusal = interface_refusal(entry_mode, config)
+        if refusal is not None:
+            return refusal
+        if not self.watchdog.app_up:
+            return "E_APP_DOWN", "the payment application is not running (watchdog restart)"
         return None
 
     def _guard_payment(
         self, command: Callable[[dict[str, Any]], dict[str, Any]]
     ) -> Callable[[dict[str, Any]], dict[str, Any]]:
         def guarded(args: dict[str, Any]) -> dict[str, Any]:
-            refusal = self._payment_refusal()
+            refusal = self._payment_refusal(sale_entry_mode(args))
             if refusal is not None:
                 self.logs.append("warn", refusal[0], f"payment refused: {refusal[1]}")
                 raise CommandFailed(*refusal)
             return command(args)
 
         return guarded
+
+    def _sale_credential(self, entry_mode: str, amount: int, timeout_ms: int) -> SaleCredential:
+        """The instrument of a sale: prompt, then the card read or the wallet code scanned.
+        Whatever fails refuses the sale with its code; nothing has been sent yet, and a
+        prompt left on the screen gives way to the idle screen."""
+        try:
+            return self._take_instrument(entry_mode, amount, timeout_ms)
+        except CommandFailed:
+            if self.display.read().screen == "payment_prompt":
+                self._show_idle()
+            raise
+
+    def _take_instrument(self, entry_mode: str, amount: int, timeout_ms: int) -> SaleCredential:
+        def prompt() -> None:
+            self.display.show("payment_prompt", prompt_lines(entry_mode, amount))
+
+        if entry_mode != ENTRY_QR:
+            _, card = self.cards.reader.read_for_sale(entry_mode, amount, timeout_ms, prompt)
+            return SaleCredential(entry_mode, card=card)
+        prompt()
+        try:
+            scanned = self.scanner.scan_for_sale(timeout_ms)
+        except Halted:
+            raise CommandFailed(
+                "E_NOT_READY", "sale aborted: the terminal is shutting down"
+            ) from None
+        if scanned.get("kind") != "wallet":
+            raise CommandFailed(
+                "E_QR_FORMAT",
+                f"the code read is not a wallet payment code (kind {scanned.get('kind')})",
+            )
+        return SaleCredential(
+            entry_mode, wallet_code=str(scanned["payload"]), wallet=scanned.get("wallet")
+        )
 
     # -- commands -------------------------------------------------------------------
 
@@ -627,6 +762,7 @@ class SimTerminal:
             "firmware_sha256": self._image_sha256,
             "firmware_verified": self._firmware is not None,
             "firmware_build": image.manifest.build if image is not None else None,
+            "firmware_slot": self._booted_slot,
             "protocol_version": PROTOCOL_VERSION,
             "boot_reason": self.boot_reason,
             "boot_count": self.boot_count,
@@ -648,6 +784,7 @@ class SimTerminal:
             "screen": shown.screen,
             "lines": list(shown.lines),
             "changed_seq": shown.changed_seq,
+            "leds": shown.leds,
         }
 
     def _cmd_log_read(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -656,6 +793,10 @@ class SimTerminal:
         limit = _int_arg(args, "limit", LOG_READ_DEFAULT_LIMIT, 1, LOG_READ_MAX_LIMIT)
         entries, nxt = self.logs.read(since, limit)
         return {"entries": [e.as_dict() for e in entries], "next": nxt}
+
+    def _cmd_app_status(self, args: dict[str, Any]) -> dict[str, Any]:
+        _arg_names(args, ())
+        return self.watchdog.status()
 
     def _cmd_ping(self, args: dict[str, Any]) -> dict[str, Any]:
         _arg_names(args, ())
@@ -785,6 +926,7 @@ def main() -> int:
     except ConfigError as e:
         print(f"hil.sim: {e}", file=sys.stderr)
         return 2
+    set_flash_sync(env.flash_sync)
     port = FdPort(env.console_fd, close_fd=False)
     power_off = threading.Event()
     current: list[SimTerminal] = []

@@ -144,13 +144,28 @@ def host_of(hil_rig: Rig) -> AcquirerHost | None:
     return host if isinstance(host, AcquirerHost) else None
 
 
-def expect_sale_refused(terminal: Terminal, hil_rig: Rig, amount: int, code: str) -> None:
+def expect_sale_refused(
+    terminal: Terminal,
+    hil_rig: Rig,
+    amount: int,
+    code: str,
+    *,
+    entry_mode: str | None = None,
+    present_ms: int | None = None,
+) -> None:
     """A sale of ``amount`` (minor units) is refused with ``code`` before anything is
-    sent: the terminal says so, and the host (when the rig has one) saw no sale."""
+    sent: the terminal says so, and the host (when the rig has one) saw no sale. With
+    ``entry_mode`` the sale asks for that instrument (a terminal that does not refuse
+    waits ``present_ms`` for it, then fails with another code)."""
     before = rig_cursor(terminal, hil_rig)
-    with reporting.action("try a sale", amount=amount, expected_refusal=code):
+    with reporting.action(
+        "try a sale", amount=amount, entry_mode=entry_mode or "default", expected_refusal=code
+    ):
         try:
-            sale = terminal.sale(amount)
+            if entry_mode is None:
+                sale = terminal.sale(amount)
+            else:
+                sale = terminal.sale(amount, entry_mode=entry_mode, present_ms=present_ms)
         except TerminalCommandError as e:
             assert e.code == code, (
                 f"sale refused with {e.code}: {e.terminal_message}; expected {code}"

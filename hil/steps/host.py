@@ -30,6 +30,7 @@ from hil.contract.selfcheck import (
 )
 from hil.errors import DutError, HilError
 from hil.host import Behaviour, MessageRecord
+from hil.host.records import original_stan
 from hil.instruments.host import AcquirerHost
 from hil.rig import Rig
 from hil.steps.common import expect_sale_refused, instrument_of
@@ -469,7 +470,7 @@ def _reversals_of(records: list[MessageRecord], stan: str) -> list[MessageRecord
         for r in records
         if r.transaction == "reversal"
         and r.direction == "out"
-        and r.fields.get("11") == stan
+        and original_stan(r.fields) == stan
         and r.response_code == "00"
         and not r.note.startswith("never sent")
     ]
@@ -506,7 +507,7 @@ def _reversals_sent(records: list[MessageRecord], stan: str) -> list[MessageReco
     return [
         r
         for r in records
-        if r.transaction == "reversal" and r.direction == "in" and r.fields.get("11") == stan
+        if r.transaction == "reversal" and r.direction == "in" and original_stan(r.fields) == stan
     ]
 
 

@@ -22,6 +22,8 @@ from typing import Any
 from pytest_bdd import parsers
 
 from hil.contract.cards import ENTRY_MODES
+from hil.contract.maintenance import APP_FAULT_LINES, UPDATE_PHASES
+from hil.contract.security import BIOMETRIC_MODALITIES, POLICY_CODES
 from hil.contract.selfcheck import FAULT_LINE_CODES, ITEM_NAMES
 from hil.errors import ConfigError
 from hil.host.simulator import TRANSACTIONS
@@ -196,12 +198,34 @@ STEP_TYPES: dict[str, StepType] = {
             example="chip",
         ),
         StepType(
+            "CardEntryMode",
+            "chip|contactless",
+            str,
+            description="how the rig presents a card for a sale: chip (inserted) or "
+            "contactless (tapped)",
+            example="contactless",
+        ),
+        StepType(
+            "SaleEntryMode",
+            "chip|contactless|QR",
+            lambda text: "qr" if text == "QR" else text,
+            description="the instrument a sale asks for: chip, contactless or QR",
+            example="QR",
+        ),
+        StepType(
             "SwipeManner",
             "(?: with a bad LRC| partially)?",
             _SWIPES.__getitem__,
             description='how the card is swiped: nothing (a clean swipe), " with a bad LRC" '
             'or " partially"',
             example=" with a bad LRC",
+        ),
+        StepType(
+            "LedColour",
+            "off|green|red|blue|amber",
+            str,
+            description="an indicator LED's state: off, green, red, blue or amber",
+            example="green",
         ),
         StepType(
             "Wallet",
@@ -296,6 +320,44 @@ STEP_TYPES: dict[str, StepType] = {
         _text("ParameterSet", "a host parameter set file of the host fixtures", "params-v2.json"),
         _text("Version", "a parameter set version", "2024.12.01"),
         _text("SerialNumber", "a terminal serial number", "SIM8A9999999"),
+        _text(
+            "FirmwareImage",
+            "a firmware image file beside the rig's firmware image",
+            "pos-sim-healthy-1.5.0.fw.json",
+        ),
+        _text("FirmwareVersion", "a firmware version", "1.5.0"),
+        StepType(
+            "UpdatePhase",
+            _QUOTED,
+            _one_of("update phase", UPDATE_PHASES),
+            description="a phase of a firmware update: " + ", ".join(UPDATE_PHASES),
+            example="writing",
+        ),
+        StepType(
+            "AppFaultLine",
+            _QUOTED,
+            _one_of("application fault line", tuple(APP_FAULT_LINES)),
+            description="a fault line that fails the payment application once: "
+            + ", ".join(APP_FAULT_LINES),
+            example="app_crash",
+        ),
+        StepType(
+            "PasswordKind",
+            _QUOTED,
+            _one_of("kind of weak password", tuple(POLICY_CODES)),
+            description="a password that breaks one rule of the password policy: "
+            + ", ".join(POLICY_CODES),
+            example="too short",
+        ),
+        StepType(
+            "Modality",
+            "fingerprint|face",
+            _one_of("biometric modality", BIOMETRIC_MODALITIES),
+            description="a biometric modality: " + ", ".join(BIOMETRIC_MODALITIES),
+            example="fingerprint",
+        ),
+        _text("Subject", "a synthetic person (their name) or a terminal user", "alice"),
+        _text("MarkNote", "a label for a batch of log marker entries", "old"),
     )
 }
 

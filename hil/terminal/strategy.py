@@ -13,23 +13,27 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from hil import reporting
-from hil.errors import CommandTimeout, DutError, ProtocolError, RigError
+from hil.errors import CommandTimeout, DutError, ProtocolError, RigError, TerminalCommandError
 from hil.instruments.power import Power
 from hil.masking import mask_text
-from hil.terminal.port import MalformedAnswer, TerminalEventTimeout, TerminalPort
+from hil.terminal.admin import AdminAnswer, AdminPort, BiometricVerdict, LogMarks
+from hil.terminal.port import KeypadPort, MalformedAnswer, TerminalEventTimeout, TerminalPort
 from hil.terminal.results import (
+    AppStatus,
     BootFailed,
     BootRecord,
     CardRead,
     CardReadFinished,
     ConfigValue,
     DeviceInfo,
+    FirmwareUpdateStarted,
     LogEntry,
     ParameterInfo,
+    PinEntry,
     ReversalStatus,
     SaleResult,
     ScanResult,
@@ -86,6 +90,10 @@ class Terminal:
         self.power = power
         self.boot_timeout = boot_timeout
         self.last_boot: BootRecord | None = None
+        #: Configuration that wires the rig's channels into a terminal the rig did not
+        #: start (hil/wiring.py): pushed once per session, when the terminal is first up.
+        self.wiring: Mapping[str, ConfigValue] = {}
+        self._wiring_applied = False
         self._exit_status: ExitStatus | None = None
         self._output_tail: OutputTail | None = None
 
@@ -141,7 +149,10 @@ class Terminal:
         cursor = self.port.mark()
         started = time.monotonic()
         power.on()
-        return self.wait_boot(cursor, started)
+        record = self.wait_boot(cursor, started)
+        if record.failure is None and self._wiring_due():
+            return self.apply_wiring() or record
+        return record
 
     def power_off(self) -> None:
         self._require_power().off()
@@ -159,6 +170,42 @@ class Terminal:
 
     def ensure_idle(self) -> None:
         """Get to the idle state from wherever the terminal is, or say why not."""
+        self._reach_idle()
+        if self._wiring_due():
+            self.apply_wiring()
+
+    def _wiring_due(self) -> bool:
+        return bool(self.wiring) and not self._wiring_applied
+
+    def apply_wiring(self) -> BootRecord | None:
+        """Push the rig's wiring over the test port (``config.set`` per key); when any
+        value changed, reboot so the terminal boots with it, and return that boot.
+        A key the terminal refuses is a rig fault: the rig file promised wiring by
+        configuration this terminal does not offer."""
+        self._wiring_applied = True
+        changed: list[str] = []
+        with reporting.action("wire the rig's channels by configuration", **dict(self.wiring)):
+            for key, value in self.wiring.items():
+                try:
+                    if self.config_get(key) == value:
+                        continue
+                    self.config_set(key, value)
+                except TerminalCommandError as e:
+                    raise RigError(
+                        f"wiring by configuration: the terminal refused {key} = {value!r} "
+                        f"({e.code}: {e.terminal_message}); wire this channel by hand and set "
+                        "dut.wiring = 'fixed' in the rig file",
+                        instrument="dut",
+                    ) from None
+                changed.append(key)
+        if not changed:
+            return None
+        # A terminal reads its wiring at boot, like a cable plugged in.
+        record = self.reboot()
+        self._require_booted(record)
+        return record
+
+    def _reach_idle(self) -> None:
         if self.power is not None and not self.power.is_on:
             self._require_booted(self.power_on())
             return
@@ -290,12 +337,63 @@ class Terminal:
             return self.port.config_set(key, value)
 
     def sale(
-        self, amount_minor_units: int, *, timeout: float = HOST_COMMAND_TIMEOUT_S
+        self,
+        amount_minor_units: int,
+        *,
+        entry_mode: str | None = None,
+        present_ms: int | None = None,
+        timeout: float = HOST_COMMAND_TIMEOUT_S,
     ) -> SaleResult:
         """A sale over the host; a refusal before anything is sent is a
-        ``TerminalCommandError`` with the terminal's code."""
+        ``TerminalCommandError`` with the terminal's code. With ``entry_mode`` the
+        terminal prompts for that instrument (waiting up to ``present_ms``), which the
+        caller presents meanwhile (the answer's timeout grows by that wait)."""
         with self._diagnosed("asked for a sale"):
-            return self.port.sale(amount_minor_units, timeout=timeout)
+            if entry_mode is None and present_ms is None:
+                return self.port.sale(amount_minor_units, timeout=timeout)
+            waited = (present_ms or 0) / 1000
+            return self.port.sale(
+                amount_minor_units,
+                entry_mode=entry_mode,
+                present_ms=present_ms,
+                timeout=timeout + waited,
+            )
+
+    # admin login, biometrics and log marks: offered by adapters that implement them
+    # (``AdminPort``); another adapter makes these a rig error, never a terminal fault.
+
+    def _admin_port(self) -> AdminPort:
+        if not isinstance(self.port, AdminPort):
+            raise RigError(
+                f"{type(self.port).__name__} offers no admin login, biometric or log-mark "
+                "operations",
+                instrument="console",
+            )
+        return self.port
+
+    def admin_login(self, password: str) -> AdminAnswer:
+        with self._diagnosed("logged in as admin"):
+            return self._admin_port().admin_login(password)
+
+    def admin_set_password(self, old: str, new: str) -> AdminAnswer:
+        with self._diagnosed("changed the admin password"):
+            return self._admin_port().admin_set_password(old, new)
+
+    def admin_reset(self) -> None:
+        with self._diagnosed("reset the admin password"):
+            self._admin_port().admin_reset()
+
+    def biometric_enrol(self, user: str, modality: str) -> None:
+        with self._diagnosed(f"enrolled a {modality}"):
+            self._admin_port().biometric_enrol(user, modality)
+
+    def biometric_verify(self, user: str, modality: str) -> BiometricVerdict:
+        with self._diagnosed(f"verified a {modality}"):
+            return self._admin_port().biometric_verify(user, modality)
+
+    def log_mark(self, count: int, note: str) -> LogMarks:
+        with self._diagnosed("wrote log marks"):
+            return self._admin_port().log_mark(count, note)
 
     def reversal_status(self) -> ReversalStatus:
         with self._diagnosed("asked for the reversal status"):
@@ -321,6 +419,24 @@ class Terminal:
     def read_card(self, timeout_ms: int) -> CardRead:
         with self._diagnosed("asked for a card read"):
             return self.port.read_card(timeout_ms)
+
+    def start_firmware_update(
+        self, file: str, *, hold_at: str | None = None
+    ) -> FirmwareUpdateStarted:
+        """Have the terminal install ``file`` from its update medium (events follow)."""
+        with self._diagnosed(f"started a firmware update from {file}"):
+            return self.port.start_firmware_update(file, hold_at=hold_at)
+
+    def app_status(self) -> AppStatus:
+        with self._diagnosed("asked for the payment application's status"):
+            return self.port.app_status()
+
+    def pin_entry(self, timeout_ms: int) -> PinEntry:
+        """Ask the cardholder for a PIN (keys come from the rig's keypad meanwhile)."""
+        if not isinstance(self.port, KeypadPort):
+            raise RigError("this terminal's port offers no PIN entry", instrument="console")
+        with self._diagnosed("asked for a PIN"):
+            return self.port.pin_entry(timeout_ms)
 
     # --- events -----------------------------------------------------------------
 

@@ -15,17 +15,21 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from hil.errors import TerminalCommandError
+from hil.errors import DutError, TerminalCommandError
 from hil.instruments.console import Console
 from hil.masking import mask_text
 from hil.protocol.framing import Broken, Frame, FrameDecoder, NotAFrame, Skipped
 from hil.protocol.session import Event, EventTimeout
+from hil.terminal.admin import AdminAnswer, BiometricVerdict, LogMarks
 from hil.terminal.leaks import Leak, leaks_in_data, leaks_in_text
 from hil.terminal.port import MalformedAnswer, TerminalEventTimeout
 from hil.terminal.results import (
     ITEM_STATUSES,
     OK,
     SALE_OUTCOMES,
+    AppFault,
+    AppRestarted,
+    AppStatus,
     BootFailed,
     BootStarted,
     CardPresented,
@@ -35,10 +39,15 @@ from hil.terminal.results import (
     ConfigValue,
     DecodedCode,
     DeviceInfo,
+    FirmwareUpdateFailed,
+    FirmwareUpdateFinished,
+    FirmwareUpdateProgress,
+    FirmwareUpdateStarted,
     ItemChecked,
     ItemStatus,
     LogEntry,
     ParameterInfo,
+    PinEntry,
     ReversalAcknowledged,
     ReversalStatus,
     SaleOutcome,
@@ -235,10 +244,12 @@ def _selfcheck_run(fields: _Fields) -> SelfCheckRun:
 
 
 def _screen(fields: _Fields) -> Screen:
+    leds = fields.obj_or_none("leds")
     return Screen(
         screen=fields.text("screen"),
         lines=fields.texts("lines"),
         changed_seq=fields.integer_or_none("changed_seq"),
+        reader_led=leds.text_or_none("reader") if leds is not None else None,
     )
 
 
@@ -282,6 +293,8 @@ def _sale(fields: _Fields) -> SaleResult:
         rtt_ms=fields.number_or_none("rtt_ms"),
         code=fields.text_or_none("code"),
         reason=fields.text_or_none("reason"),
+        entry_mode=fields.text_or_none("entry_mode"),
+        wallet=fields.text_or_none("wallet"),
     )
 
 
@@ -341,6 +354,39 @@ _EVENTS: dict[str, tuple[type[TerminalEvent], Callable[[_Fields], dict[str, Any]
             "response_code": f.text("response_code"),
         },
     ),
+    "fw.update_progress": (
+        FirmwareUpdateProgress,
+        lambda f: {"phase": f.text("phase"), "held": f.boolean("held"), "file": f.text("file")},
+    ),
+    "fw.update_finished": (
+        FirmwareUpdateFinished,
+        lambda f: {
+            "version": f.text("version"),
+            "sha256": f.text("sha256"),
+            "slot": f.text("slot"),
+        },
+    ),
+    "fw.update_failed": (
+        FirmwareUpdateFailed,
+        lambda f: {
+            "code": f.text("code"),
+            "message": f.text("message"),
+            "phase": f.text("phase"),
+            "version": f.text_or_none("version"),
+        },
+    ),
+    "app.fault": (
+        AppFault,
+        lambda f: {"code": f.text("code"), "silent_ms": f.integer("silent_ms")},
+    ),
+    "app.restarted": (
+        AppRestarted,
+        lambda f: {
+            "code": f.text("code"),
+            "restarts": f.integer("restarts"),
+            "down_ms": f.integer("down_ms"),
+        },
+    ),
 }
 
 
@@ -355,6 +401,18 @@ def _typed(event: Event) -> TerminalEvent:
     cls, parse = _EVENTS[event.name]
     fields = _Fields(f"terminal's event '{event.name}' (seq {event.seq})", event.data)
     return cls(received_at=event.received_at, position=event.index, **parse(fields))
+
+
+#: A PIN entry's answer comes after its own timeout at the latest; this is the margin.
+PIN_ANSWER_MARGIN_S = 5.0
+
+
+def press_keys(console: Console, keys: Sequence[str]) -> int:
+    """Press ``keys`` on the terminal's keypad through its test port (``keypad.press``);
+    the transcript withholds digit keys (``hil.protocol.transcript.withhold_keys``).
+    Returns how many keys the terminal took."""
+    result = console.request("keypad.press", {"keys": list(keys)})
+    return _Fields(_reply("keypad.press"), result).integer("pressed")
 
 
 class TestPortAdapter:
@@ -478,6 +536,29 @@ class TestPortAdapter:
             firmware_verified=reply.boolean_or_none("firmware_verified"),
             firmware_build=reply.text_or_none("firmware_build"),
             boot_count=reply.integer_or_none("boot_count"),
+            firmware_slot=reply.text_or_none("firmware_slot"),
+        )
+
+    def start_firmware_update(
+        self, file: str, *, hold_at: str | None = None
+    ) -> FirmwareUpdateStarted:
+        args: dict[str, Any] = {"file": file}
+        if hold_at is not None:
+            args["hold_at"] = hold_at
+        reply = self._request("fw.update", args)
+        return FirmwareUpdateStarted(
+            file=reply.text("file"),
+            size=reply.integer("size"),
+            from_version=reply.text_or_none("from_version"),
+        )
+
+    def app_status(self) -> AppStatus:
+        reply = self._request("app.status")
+        return AppStatus(
+            state=reply.text("state"),
+            restarts=reply.integer("restarts"),
+            last_fault=reply.text_or_none("last_fault"),
+            watchdog_timeout_ms=reply.integer_or_none("watchdog_timeout_ms"),
         )
 
     def run_selfcheck(
@@ -511,8 +592,20 @@ class TestPortAdapter:
     def reboot(self) -> None:
         self.console.request("sys.reboot")
 
-    def sale(self, amount_minor_units: int, *, timeout: float | None = None) -> SaleResult:
-        return _sale(self._request("payment.sale", {"amount": amount_minor_units}, timeout=timeout))
+    def sale(
+        self,
+        amount_minor_units: int,
+        *,
+        entry_mode: str | None = None,
+        present_ms: int | None = None,
+        timeout: float | None = None,
+    ) -> SaleResult:
+        args: dict[str, Any] = {"amount": amount_minor_units}
+        if entry_mode is not None:
+            args["entry_mode"] = entry_mode
+        if present_ms is not None:
+            args["timeout_ms"] = present_ms
+        return _sale(self._request("payment.sale", args, timeout=timeout))
 
     def reversal_status(self) -> ReversalStatus:
         reply = self._request("reversal.status")
@@ -572,6 +665,62 @@ class TestPortAdapter:
             timeout=timeout_ms / 1000 + CARD_READ_ANSWER_MARGIN_S,
         )
         return _card_read(reply)
+
+    # --- admin login, biometrics, log marks (hil.terminal.admin) -----------------------
+
+    def _admin(self, command: str, args: Mapping[str, str], secrets: list[str]) -> AdminAnswer:
+        """An admin command whose E_SEC_ refusals are answers. A terminal that echoes a
+        password it was sent is caught here, before the text goes anywhere."""
+        try:
+            self.console.request(command, args)
+        except TerminalCommandError as e:
+            if any(secret and secret in e.terminal_message for secret in secrets):
+                raise DutError(
+                    f"the terminal echoed the admin password in its refusal of '{command}' "
+                    "(the report shows only its code)"
+                ) from None
+            if not e.code.startswith("E_SEC_"):
+                raise
+            return AdminAnswer(code=e.code, message=e.terminal_message)
+        return AdminAnswer(code=OK, message="accepted")
+
+    def admin_login(self, password: str) -> AdminAnswer:
+        return self._admin("security.login", {"password": password}, [password])
+
+    def admin_set_password(self, old: str, new: str) -> AdminAnswer:
+        return self._admin(
+            "security.set_password", {"old_password": old, "new_password": new}, [old, new]
+        )
+
+    def admin_reset(self) -> None:
+        self._request("security.reset_admin")
+
+    def biometric_enrol(self, user: str, modality: str) -> None:
+        self._request("biometric.enrol", {"user": user, "modality": modality})
+
+    def biometric_verify(self, user: str, modality: str) -> BiometricVerdict:
+        reply = self._request("biometric.verify", {"user": user, "modality": modality})
+        return BiometricVerdict(
+            user=reply.text("user"),
+            modality=reply.text("modality"),
+            code=reply.text("code"),
+            message=reply.text("message"),
+        )
+
+    def log_mark(self, count: int, note: str) -> LogMarks:
+        reply = self._request("log.mark", {"count": count, "note": note})
+        return LogMarks(first_seq=reply.integer("first_seq"), last_seq=reply.integer("last_seq"))
+
+    # --- keypad and PIN entry (hil.terminal.port.KeypadPort) ------------------------
+
+    def pin_entry(self, timeout_ms: int) -> PinEntry:
+        reply = self._request(
+            "pin.enter", {"timeout_ms": timeout_ms}, timeout=timeout_ms / 1000 + PIN_ANSWER_MARGIN_S
+        )
+        return PinEntry(entered=reply.boolean("entered"), digits=reply.integer("digits"))
+
+    def press_keys(self, keys: Sequence[str]) -> int:
+        return press_keys(self.console, keys)
 
     # --- events ---------------------------------------------------------------------
 

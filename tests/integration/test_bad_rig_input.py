@@ -34,7 +34,8 @@ def _with_plugin(text: str, module: str) -> str:
     [
         (
             lambda t: t.replace('[power]\ndriver = "sim"', '[power]\ndriver = "relay"'),
-            "rig.toml: power.driver: unknown driver 'relay' (known: 'devantech-relay', 'sim')",
+            "rig.toml: power.driver: unknown driver 'relay' "
+            "(known: 'devantech-relay', 'manual', 'sim', 'snmp-pdu')",
         ),
         (
             lambda t: t.replace(

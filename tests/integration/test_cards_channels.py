@@ -47,7 +47,9 @@ def test_set_and_clear_return_once_the_terminal_applied_them(rig_lines: SimFault
         assert terminal.is_set("tamper")  # acknowledged, so already applied
         rig_lines.set("supply_low")
         rig_lines.put_back()
-        assert terminal.snapshot() == {"reader_power": False, "supply_low": False, "tamper": False}
+        levels = terminal.snapshot()
+        assert {"reader_power", "supply_low", "tamper"} <= set(levels)
+        assert not any(levels.values()), levels  # put back: every line released
         assert seen[-1] == terminal.snapshot() and len(seen) >= 4
         with pytest.raises(ConfigError, match="unknown fault line 'fan'"):
             rig_lines.set("fan")

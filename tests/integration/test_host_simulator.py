@@ -205,3 +205,34 @@ def test_records_hold_no_card_data(host: HostSimulator) -> None:
     text = repr([r.as_dict() for r in host.records()])
     assert not contains_full_pan(text)
     assert "D2912" not in text
+
+
+@pytest.mark.parametrize(
+    ("field_11", "field_61"),
+    [
+        ("000077", "0000010000771130"),  # the original STAN in 11, and in 61 (the sim's way)
+        ("000078", "0000010000771130"),  # a new STAN of its own in 11, the original in 61
+        ("000077", None),  # no 61: field 11 names the original
+    ],
+    ids=["original-in-11-and-61", "new-in-11-original-in-61", "original-in-11-only"],
+)
+def test_a_reversal_names_its_sale_by_field_61_else_field_11(
+    host: HostSimulator, field_11: str, field_61: str | None
+) -> None:
+    from hil.host.records import original_stan
+
+    client = Client(host)
+    assert client.exchange("0200", {**SALE, "11": "000077"}).fields["39"] == "00"
+    reversal = {"3": "000000", "4": "000000001234", "11": field_11, "39": "98", **ID}
+    if field_61 is not None:
+        reversal["61"] = field_61
+    answer = client.exchange("0400", reversal)
+    client.close()
+    assert answer.fields["39"] == "00" and answer.fields.get("61") == field_61
+    assert [(s.stan, s.reversals) for s in host.journal()] == [("000077", 1)]
+    records = [r for r in host.records() if r.transaction == "reversal"]
+    assert [original_stan(r.fields) for r in records] == ["000077", "000077"]  # in and out
+    assert records[-1].flags["original_found"] is True
+    if field_61 is not None:
+        # kept as its parts in the record: 16 digits a PAN scanner would mask
+        assert records[0].fields["61"] == {"batch": "000001", "stan": "000077", "date": "1130"}

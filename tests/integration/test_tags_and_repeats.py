@@ -229,10 +229,13 @@ def test_a_scenario_that_fails_one_repeat_of_two_failed_1_of_2(pytester: pytest.
     cases = ElementTree.parse(pytester.path / "junit.xml").getroot().iter("testcase")
     failed = {c.get("name"): c.find("failure") is not None for c in cases}
     assert failed == {
-        "test_echo[repeat 1/2]": False,
-        "test_echo[repeat 2/2]": True,
+        "Echo [repeat 1/2]": False,
+        "Echo [repeat 2/2]": True,
         "test_not_a_scenario": False,
     }
+    junit = ElementTree.parse(pytester.path / "junit.xml").getroot()
+    classes = {c.get("name"): c.get("classname") for c in junit.iter("testcase")}
+    assert classes["Echo [repeat 2/2]"] == "Flaky"  # grouped by the feature's title
 
     results = [r for r in _allure(pytester.path / "allure") if r["name"] == "Echo"]
     by_repeat = {

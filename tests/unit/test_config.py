@@ -53,7 +53,7 @@ def test_build_order_comes_from_declared_needs() -> None:
         (
             'driver = "sim"\noff',
             'driver = "relay"\noff',
-            "power.driver: unknown driver 'relay' (known: 'devantech-relay', 'sim'",
+            "power.driver: unknown driver 'relay' (known: 'devantech-relay', 'manual', 'sim'",
         ),
         (
             'driver = "pyserial"',
@@ -108,9 +108,9 @@ def test_build_order_comes_from_declared_needs() -> None:
             "serial_number = 2",
             "host.terminals[0].serial_number: expected string",
         ),
-        ("[faultlines]", "[faultlines]\nlines = 3", "faultlines.lines: unknown key"),
+        ("[faultlines]", "[faultlines]\nvoltage = 3", "faultlines.voltage: unknown key"),
         ('[magstripe]\ndriver = "sim"', '[magstripe]\ndriver = "coil"', "unknown driver 'coil'"),
-        ("[limits]", "[camera]\ndriver = 'usb'\n[limits]", "camera: unknown section (known:"),
+        ("[limits]", "[periscope]\ndriver = 'usb'\n[limits]", "periscope: unknown section (known:"),
     ],
 )
 def test_errors_name_file_and_field(old: str, new: str, expected: str) -> None:
@@ -139,7 +139,7 @@ def test_invalid_toml_names_position() -> None:
 
 def test_physical_dut_needs_a_real_port() -> None:
     text = (
-        SIM.replace('driver = "sim"\nmodel', 'driver = "physical"\nmodel')
+        SIM.replace('driver = "sim"\nmodel', 'driver = "physical"\nwiring = "config"\nmodel')
         .replace("time_scale = 0.1\n", "")
         .replace('[power]\ndriver = "sim"\noff_timeout_s = 5.0\n', "")
     )
@@ -148,7 +148,7 @@ def test_physical_dut_needs_a_real_port() -> None:
 
 def test_sim_power_needs_a_process_terminal() -> None:
     text = (
-        SIM.replace('driver = "sim"\nmodel', 'driver = "physical"\nmodel')
+        SIM.replace('driver = "sim"\nmodel', 'driver = "physical"\nwiring = "config"\nmodel')
         .replace("time_scale = 0.1\n", "")
         .replace('url = "dut:"', 'url = "socket://127.0.0.1:4001"')
     )
