@@ -20,7 +20,7 @@ from hil import reporting
 from hil.errors import DutError, TerminalCommandError
 from hil.instruments.keypad import Keypad
 from hil.rig import Rig
-from hil.steps.common import instrument_of
+from hil.steps.common import instrument_of, log_position
 from hil.steps.phrases import Duration, phrase
 from hil.terminal import PinEntry, ScreenChanged, Terminal
 
@@ -34,6 +34,9 @@ class PinAttempt:
     """How a PIN entry ended: taken (with its digit count) or refused with a code."""
 
     expected_digits: int
+    #: the first log entry of this entry's sequence: earlier entries (a sale of 12.34
+    #: logs "amount 1234") are not this PIN entry's to answer for
+    log_from: int = 0
     entry: PinEntry | None = None
     refusal: TerminalCommandError | None = None
 
@@ -47,7 +50,9 @@ def keypad(hil_rig: Rig) -> Keypad:
 def _pin_entry(
     terminal: Terminal, keys: list[str], timeout_ms: int, keypad: Keypad | None
 ) -> PinAttempt:
-    attempt = PinAttempt(expected_digits=sum(1 for k in keys if k.isdigit()))
+    attempt = PinAttempt(
+        expected_digits=sum(1 for k in keys if k.isdigit()), log_from=log_position(terminal)
+    )
     cursor = terminal.mark()
     failure: list[BaseException] = []
 
@@ -137,10 +142,11 @@ def pin_refused(pin_attempt: PinAttempt, code: str) -> None:
 @then(
     phrase('the terminal\'s log holds the PIN length of card "{name:CardName}", never its digits')
 )
-def log_without_pin(terminal: Terminal, keypad: Keypad, name: str) -> None:
-    """The log says a PIN of that many digits was entered; no entry holds the digits."""
+def log_without_pin(terminal: Terminal, keypad: Keypad, name: str, pin_attempt: PinAttempt) -> None:
+    """The log says a PIN of that many digits was entered; no entry written since the
+    PIN was asked for holds the digits."""
     pin = keypad.profiles.get(name).pin
-    entries = terminal.log(limit=1000)
+    entries = terminal.log(since=pin_attempt.log_from, limit=1000)
     assert not any(pin in entry.message for entry in entries), "the PIN is in the terminal's log"
     assert any(
         entry.code == "I_PIN_ENTERED" and f"({len(pin)} digits)" in entry.message
