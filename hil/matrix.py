@@ -593,6 +593,10 @@ AREA_LABELS = {
     "power_on_self_check": "boot",
     "qr_scanner": "qr",
     "terminal_identity": "tid",
+    "fault_diagnosis": "diag",
+    "logs": "logs",
+    "performance": "perf",
+    "security": "sec",
 }
 
 
