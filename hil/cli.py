@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -591,6 +593,136 @@ def sim(rig: RigOption = None, firmware: FirmwareOption = None) -> None:
     finally:
         process.terminate(5.0)
         the_rig.close()
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def matrix(
+    ctx: typer.Context,
+    rig: RigOption = None,
+    builds_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--builds",
+            help="builds file (TOML); default the shipped hil/suite/fixtures/firmware/builds.toml",
+        ),
+    ] = None,
+    build: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--build",
+            metavar="NAME",
+            help="run only this defect build (repeatable); the healthy build always runs",
+        ),
+    ] = None,
+    reports: Annotated[Path, typer.Option(help="output folder")] = Path("reports"),
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="builds run at once; default: the cores, at most the rig's card reader pool",
+        ),
+    ] = None,
+    tags: Annotated[
+        str | None, typer.Option(metavar="EXPR", help="passed to each hil run (--tags)")
+    ] = None,
+    keyword: Annotated[
+        str | None, typer.Option("-k", metavar="EXPR", help="pytest -k for each hil run")
+    ] = None,
+    repeat: Annotated[str, typer.Option(metavar="N", help="passed to each hil run")] = "1",
+    html: Annotated[bool, typer.Option(help="an HTML report per build")] = False,
+) -> None:
+    """Run the suite against the healthy build and every seeded-defect build; print the
+    detection matrix (build x area), write reports/matrix.json and reports/matrix.svg.
+
+    Exit 0 only when the healthy build fails nothing and every defect build fails in the
+    area that names its defect; 1 otherwise, one line per violation. A rig fault (3),
+    configuration error (2) or framework bug (70) in any build's run wins, as in hil run.
+    """
+    import concurrent.futures
+    import datetime
+
+    from hil import matrix as mx
+    from hil.config import load_rig
+    from hil.repeats import repeat_count
+    from hil.rig import default_rig_path
+    from hil.tags import TagSelection
+
+    rig_path = rig or default_rig_path()
+    try:
+        repeat_count(repeat, "--repeat")
+        if tags is not None:
+            TagSelection.parse(tags, "--tags")
+        rig_config = load_rig(rig_path)
+        specs = mx.select_builds(mx.load_builds(builds_file or mx.BUILDS_FILE), build or [])
+        facts = {spec.name: mx.image_facts(spec) for spec in specs}
+        for spec in specs:
+            mx.check_declared(spec, facts[spec.name])
+        _check_output_folder(reports, "--reports")
+    except ConfigError as e:
+        raise _fail(EXIT_USAGE, str(e)) from None
+    cards = rig_config.section("cards")
+    pool = getattr(cards, "readers", None) if cards is not None else None
+    workers = jobs or mx.default_jobs(os.cpu_count(), pool if isinstance(pool, int) else None)
+    options = mx.RunOptions(
+        rig=rig, tags=tags, keyword=keyword, repeat=repeat, html=html, extra=tuple(ctx.args)
+    )
+    folder = reports / "matrix"
+    out.print(
+        f"matrix: {len(specs)} builds, {workers} at a time; reports under {folder}", markup=False
+    )
+    started = datetime.datetime.now(datetime.UTC)
+    clock = time.monotonic()
+    runs: dict[str, mx.BuildRun] = {}
+    pool_runner = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+    pending = {
+        pool_runner.submit(mx.run_build, spec, folder / spec.name, options): spec for spec in specs
+    }
+    try:
+        for done in concurrent.futures.as_completed(pending):
+            spec = pending[done]
+            run_result = done.result()
+            runs[spec.name] = run_result
+            counts = (run_result.summary or {}).get("counts", {})
+            out.print(
+                f"[{len(runs)}/{len(specs)}] {spec.name}: exit {run_result.exit_code}, "
+                f"{counts.get('failed', '?')} failed, {counts.get('broken', '?')} broken "
+                f"({run_result.duration_s:.0f} s)",
+                markup=False,
+            )
+    except KeyboardInterrupt:
+        # The runs under way got the Ctrl-C too and tear their rigs down; none starts now.
+        pool_runner.shutdown(wait=True, cancel_futures=True)
+        raise _fail(EXIT_INTERRUPTED, "interrupted during the matrix; no matrix written") from None
+    pool_runner.shutdown(wait=True)
+    verdict = mx.evaluate(specs, runs)
+    for line in mx.format_table(mx.table_rows(specs, verdict), verdict.areas):
+        out.print(line, markup=False)
+    meta = {
+        "started": started.isoformat(timespec="seconds"),
+        "duration_s": round(time.monotonic() - clock, 1),
+        "jobs": workers,
+        "rig": str(rig_path),
+        "selection": {"tags": tags, "k": keyword, "repeat": repeat, "pytest": list(ctx.args)},
+    }
+    reports.mkdir(parents=True, exist_ok=True)
+    data = mx.matrix_json(specs, facts, runs, verdict, meta=meta)
+    (reports / "matrix.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    mx.write_svg(specs, verdict, reports / "matrix.svg")
+    out.print(
+        f"matrix: {reports / 'matrix.json'}   picture: {reports / 'matrix.svg'}   "
+        f"({meta['duration_s']:.0f} s)",
+        markup=False,
+    )
+    for problem in verdict.problems:
+        _say(problem)
+    if verdict.exit_code == EXIT_OK:
+        out.print(
+            "every defect build was caught in its area; the healthy build failed nothing",
+            markup=False,
+        )
+    raise typer.Exit(verdict.exit_code)
 
 
 @app.command()

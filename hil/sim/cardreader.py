@@ -24,6 +24,7 @@ from typing import Any
 from hil.cards.track import TrackData, TrackError, decode_track1, decode_track2
 from hil.masking import mask_pan
 from hil.protocol.endpoint import CommandFailed
+from hil.sim import defects as seeded
 from hil.sim.channels import Channels
 from hil.sim.display import Display
 from hil.sim.emv_kernel import (
@@ -117,6 +118,10 @@ class CardReader:
         self._time_scale = time_scale
         #: seeded defects of the running image this reader honours (LEAK_DEFECTS)
         self.leaks: frozenset[str] = frozenset()
+        #: every seeded defect of the running image (hil.sim.defects); the reader honours
+        #: the card-reading ones
+        self.defects: frozenset[str] = frozenset()
+        self._chip_reads = 0
         self._read_lock = threading.Lock()
         self._results = threading.Condition()
         self._result_count = 0
@@ -182,6 +187,7 @@ class CardReader:
                     card.disconnect(unpower=entry == ENTRY_CONTACTLESS)
                 except Exception:  # the card may be gone already
                     log.debug("disconnect failed", exc_info=True)
+            result = self._seeded_read_defects(result)
             result["apdus"] = card.exchanges
             result["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
             self._finish(
@@ -196,6 +202,27 @@ class CardReader:
         self._emit("card.removed", {"entry_mode": entry, "reader": reader})
         if entry == ENTRY_CHIP and self._display.read().screen in ("card_read", "card_error"):
             self._return_to_idle()
+
+    def _seeded_read_defects(self, result: dict[str, Any]) -> dict[str, Any]:
+        """A chip or contactless read as the seeded card-reading defects spoil it."""
+        self._chip_reads += 1
+        entry, reader = result["entry_mode"], result["reader"]
+        if seeded.EVERY_FIFTH_CARD_READ_FAILS in self.defects and self._chip_reads % 5 == 0:
+            # The record buffer's index wraps every fifth read: the records come back empty.
+            failure = ReadFailure("E_CARD_DATA", "card records unreadable")
+            return self._failure_result(failure, entry, reader)
+        this_month = date.today().strftime("%y%m")
+        if (
+            seeded.CARD_EXPIRING_THIS_MONTH_REFUSED in self.defects
+            and result.get("ok")
+            and result.get("expiry") == this_month
+        ):
+            # Month end compared with >= instead of >: the card's last month is refused.
+            failure = ReadFailure(
+                "E_CARD_EXPIRED", f"card expired at the end of 20{this_month[:2]}-{this_month[2:]}"
+            )
+            return self._failure_result(failure, entry, reader) | {"outcome": "declined"}
+        return result
 
     @staticmethod
     def _failure_result(failure: ReadFailure, entry: str, reader: str) -> dict[str, Any]:
@@ -215,6 +242,8 @@ class CardReader:
             self._emit("card.presented", {"entry_mode": ENTRY_MAGSTRIPE, "reader": "maghead"})
             started = time.monotonic()
             result, clear_pan = self._decode_swipe(track1, track2)
+            if seeded.TRACK2_IN_SWIPE_EVENT in self.defects and track2 and clear_pan:
+                result["track2"] = track2  # a debug field left in the read's result
             result["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
             self._finish(result, wait_removal=False, clear_pan=clear_pan)
 
@@ -242,7 +271,8 @@ class CardReader:
                 "message": f"swipe unreadable ({why}); swipe again",
             }, None
         base.update(pan=mask_pan(data.pan), expiry=data.expiry, service_code=data.service_code)
-        if data.service_code[0] in "26" and ENTRY_CHIP in self.readers.values():
+        chip_first = seeded.CHIP_CARD_SWIPE_ACCEPTED not in self.defects
+        if chip_first and data.service_code[0] in "26" and ENTRY_CHIP in self.readers.values():
             return base | {
                 "ok": False,
                 "code": "E_USE_CHIP",

@@ -29,7 +29,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from hil.host.iso8583 import (
 )
 from hil.masking import mask_pan
 from hil.protocol.endpoint import CommandFailed
+from hil.sim import defects as seeded
 from hil.sim.channels import Channels
 from hil.sim.payments import (
     ENTRY_CHIP,
@@ -332,6 +333,8 @@ class CommModule:
         self.leaks_per_sale = False
         self._leaked: list[bytes] = []
         self.last_sync: SyncOutcome | None = None
+        #: seeded defects of the running image (hil.sim.defects) this module honours
+        self.defects: frozenset[str] = frozenset()
 
     # -- flash files ---------------------------------------------------------------
 
@@ -427,6 +430,8 @@ class CommModule:
                 )
             return EchoResult(round(rtt, 1), round(link.connect_ms, 1), 0)
 
+        if seeded.ECHO_RETRIES_ONE_EXTRA in self.defects:
+            settings = replace(settings, retries=settings.retries + 1)  # loop bound off by one
         result, attempts = self._with_retries(settings, attempt)
         assert isinstance(result, EchoResult)
         return EchoResult(result.rtt_ms, result.connect_ms, attempts)
@@ -518,6 +523,13 @@ class CommModule:
                 raise
             details.update(blocks=len(received), total_blocks=total, reason=str(e))
             kept = old["version"] or "none"
+            if seeded.SYNC_KEEPS_PARTIAL_PARAMETERS in self.defects and received:
+                # The live parameter file was written block by block: half of it is new.
+                partial = b"".join(received).decode("utf-8", "replace")
+                atomic_write_json(
+                    self.params_file,
+                    {"version": old["version"], "parameters": partial, "synced_at": iso_now()},
+                )
             return SyncOutcome(
                 "E_SYNC_INTERRUPTED",
                 f"parameter download interrupted after {len(received)} of {total or '?'} "
@@ -661,6 +673,9 @@ class CommModule:
         if credential is not None and credential.wallet is not None:
             result["wallet"] = credential.wallet
         self._show("payment", ["交易处理中", "Processing", f"{amount / 100:.2f}"])
+        if seeded.SALE_GIVES_UP_EARLY in self.defects:
+            # The answer timer is armed with half the configured response timeout.
+            settings = replace(settings, response_timeout_s=settings.response_timeout_s / 2)
         try:
             link = HostLink(settings, self._halt)
             link.connect()
@@ -769,6 +784,8 @@ class CommModule:
                 atomic_write_json(self.reversal_file, record)
                 return "pending"
             remove_durably(self.reversal_file)
+            if seeded.LATE_DUPLICATE_REVERSAL in self.defects:
+                self._resend_reversal_later(settings, fields)
         self.logs.append(
             "info",
             "I_REVERSAL_ACK",
@@ -780,6 +797,18 @@ class CommModule:
             {"stan": record.get("stan"), "attempts": record["attempts"], "response_code": code},
         )
         return "acknowledged"
+
+    def _resend_reversal_later(self, settings: LinkSettings, fields: dict[str, str]) -> None:
+        """Seeded defect: the retry timer is not cancelled by the acknowledgement, so it
+        sends the same reversal once more at the next retry interval."""
+
+        def resend() -> None:
+            with contextlib.suppress(CommFailure), HostLink(settings, self._halt) as link:
+                link.exchange("0400", fields)
+
+        timer = threading.Timer(REVERSAL_RETRY_S * self.time_scale, resend)
+        timer.daemon = True
+        timer.start()
 
     # -- the reversal worker: retries until the host acknowledges --------------------------------
 
@@ -994,6 +1023,10 @@ class CommCommands:
             isinstance(amount, bool)
             or not isinstance(amount, int)
             or not 1 <= amount <= self.MAX_AMOUNT
+            or (
+                seeded.AMOUNT_LIMIT_REFUSES_MAXIMUM in self.comm.defects
+                and amount == self.MAX_AMOUNT
+            )
         ):
             raise CommandFailed(
                 "E_BAD_ARGS", f"amount must be an integer from 1 to {self.MAX_AMOUNT} (minor units)"

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from hil.contract.qr import CALIBRATION_PAYLOAD
 from hil.protocol.endpoint import CommandFailed
 from hil.qr.payloads import PayloadError, classify_wallet, kind_of, parse_mpm
+from hil.sim import defects as seeded
 
 if TYPE_CHECKING:
     from hil.qr.framelink import FrameClient
@@ -133,6 +134,8 @@ class Scanner:
         self._busy = threading.Lock()
         self._client: FrameClient | None = None
         self._detector: Any = None
+        #: seeded defects of the running image (hil.sim.defects) the scanner honours
+        self.defects: frozenset[str] = frozenset()
 
     def close(self) -> None:
         if self._client is not None:
@@ -219,9 +222,11 @@ class Scanner:
             try:
                 fields = parse_mpm(payload).fields
             except PayloadError as e:
-                self._emit("scanner.rejected", {"code": e.code, "message": str(e), **timing})
-                self._log("warn", e.code, f"scanner: {e}")
-                raise CommandFailed(e.code, str(e)) from None
+                crc_skipped = e.code == "E_QR_CRC" and seeded.QR_CRC_NOT_CHECKED in self.defects
+                if not crc_skipped:  # seeded defect: the CRC (tag 63) is never compared
+                    self._emit("scanner.rejected", {"code": e.code, "message": str(e), **timing})
+                    self._log("warn", e.code, f"scanner: {e}")
+                    raise CommandFailed(e.code, str(e)) from None
         data: dict[str, Any] = {
             "payload": payload,
             "kind": kind,

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from hil.contract.qr import CALIBRATION_PAYLOAD
 from hil.firmware import version_is_valid
 from hil.masking import contains_full_pan
+from hil.sim import defects as seeded
 from hil.sim.cardreader import LEAK_DEFECTS
 from hil.sim.channels import Channels
 from hil.sim.comm import (
@@ -34,7 +35,7 @@ from hil.sim.comm import (
     SyncOutcome,
     host_target,
 )
-from hil.sim.hardware import Hardware
+from hil.sim.hardware import NOMINAL_BATTERY_PCT, NOMINAL_SUPPLY_V, Hardware, PowerReading
 from hil.sim.payments import PAYMENT_DEFECTS
 from hil.sim.security import FACTORY_DEFAULT_ADMIN_PASSWORD, load_admin_record
 from hil.sim.state import FlashLayout, LogStore
@@ -44,7 +45,13 @@ Status = Literal["pass", "warn", "fail"]
 DEFECT_COMM_LIES = "comm_selfcheck_lies"
 #: fw.update installs an image without checking its signature (hil.sim.update)
 DEFECT_UPDATE_UNCHECKED = "update_skips_signature"
-KNOWN_DEFECTS = (DEFECT_COMM_LIES, *LEAK_DEFECTS, *PAYMENT_DEFECTS, DEFECT_UPDATE_UNCHECKED)
+KNOWN_DEFECTS = (
+    DEFECT_COMM_LIES,
+    *LEAK_DEFECTS,
+    *PAYMENT_DEFECTS,
+    DEFECT_UPDATE_UNCHECKED,
+    *seeded.SEEDED_DEFECTS,
+)
 
 
 @dataclass(frozen=True)
@@ -338,6 +345,8 @@ def check_power(ctx: CheckContext) -> Finding:
     if unreadable:
         return Finding("E_POWER_UNVERIFIED", {"reason": unreadable}, {"source": source})
     reading = ctx.hardware.supply()
+    if seeded.POWER_ITEM_NEVER_READS_SENSOR in ctx.defects:
+        reading = PowerReading(NOMINAL_SUPPLY_V, NOMINAL_BATTERY_PCT)  # the sensor is never read
     min_v = LIMITS["power.min_supply_v"]
     min_pct = int(LIMITS["power.min_battery_pct"])
     params = {
@@ -362,14 +371,18 @@ def check_power(ctx: CheckContext) -> Finding:
 
 def check_memory(ctx: CheckContext) -> Finding:
     hw = ctx.hardware
-    free = hw.flash_free_bytes(ctx.layout.root)
-    rss = hw.rss_bytes()
-    try:
-        current = hashlib.sha256(hw.read_flash(ctx.firmware.path)).hexdigest()
-        integrity = "intact" if current == ctx.firmware.sha256 else "sha256 differs"
-    except OSError as e:
-        current = ""
-        integrity = f"image unreadable: {e.strerror or e}"
+    if seeded.MEMORY_ITEM_FIXED_FIGURES in ctx.defects:
+        # Bring-up figures never replaced by measurements.
+        free, rss, current, integrity = 128 * _MIB, 48 * _MIB, ctx.firmware.sha256, "intact"
+    else:
+        free = hw.flash_free_bytes(ctx.layout.root)
+        rss = hw.rss_bytes()
+        try:
+            current = hashlib.sha256(hw.read_flash(ctx.firmware.path)).hexdigest()
+            integrity = "intact" if current == ctx.firmware.sha256 else "sha256 differs"
+        except OSError as e:
+            current = ""
+            integrity = f"image unreadable: {e.strerror or e}"
     params = {
         "flash_free_mib": free // _MIB,
         "rss_mib": round(rss / _MIB, 1),
@@ -430,7 +443,10 @@ def check_comm(ctx: CheckContext) -> Finding:
         echo = ctx.comm.echo(ctx.config, settings)
     except CommFailure as e:
         details["error"] = str(e)
-        return Finding(COMM_CODES[e.kind], params | {"reason": str(e)}, details)
+        code = COMM_CODES[e.kind]
+        if e.kind == "reset" and seeded.COMM_RESET_REPORTED_AS_TIMEOUT in ctx.defects:
+            code = COMM_CODES["timeout"]  # the reset branch falls through to the timeout one
+        return Finding(code, params | {"reason": str(e)}, details)
     limit = int(LIMITS["comm.max_echo_rtt_ms"])
     details.update(
         rtt_ms=echo.rtt_ms, connect_ms=echo.connect_ms, attempts=echo.attempts, max_rtt_ms=limit
@@ -470,7 +486,9 @@ def check_terminal_id(ctx: CheckContext) -> Finding:
     if signed.response_code == RC_APPROVED:
         details["signed_on"] = True
         return Finding("OK", params, details)
-    if signed.response_code == RC_TID_NOT_REGISTERED:
+    if signed.response_code == RC_TID_NOT_REGISTERED or (
+        seeded.SIGN_ON_REFUSAL_REPORTED_AS_CONFLICT in ctx.defects
+    ):
         return Finding("E_TID_CONFLICT", params, details)
     return Finding("E_TID_REFUSED", params, details)
 
@@ -544,7 +562,10 @@ def check_payment_interfaces(ctx: CheckContext) -> Finding:
     interfaces = {}
     for name in _INTERFACES:
         enabled = bool(ctx.config.get(f"interfaces.{name}", False))
-        interfaces[name] = {"enabled": enabled, "usable": enabled and any_permitted}
+        usable_now = enabled and any_permitted
+        if seeded.INTERFACES_ITEM_IGNORES_PERMISSIONS in ctx.defects:
+            usable_now = enabled  # the permissions are never consulted
+        interfaces[name] = {"enabled": enabled, "usable": usable_now}
     usable = [n for n, s in interfaces.items() if s["usable"]]
     details = {"interfaces": interfaces, "permissions": permissions}
     if usable:

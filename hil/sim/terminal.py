@@ -31,6 +31,7 @@ from hil.firmware import FirmwareImage, image_from_bytes, verify
 from hil.protocol.endpoint import CommandFailed, TerminalEndpoint
 from hil.protocol.transport import FdPort, SerialLike
 from hil.sim import config as config_keys
+from hil.sim import defects as seeded
 from hil.sim.admin import AdminLogin
 from hil.sim.biometrics import BiometricSensors
 from hil.sim.cardreader import DEFECT_PAN_IN_LOG, LEAK_DEFECTS, CardPeripherals
@@ -175,6 +176,8 @@ class SimTerminal:
         self._booted_slot = FIRMWARE_SLOTS[0]
         self._firmware: FirmwareStatus | None = None
         self._defects: frozenset[str] = frozenset()
+        #: under seeded defect stale_fault_on_idle: every fault shown since power-on
+        self._stale_faults: dict[str, ItemResult] = {}
         self._boot_started = time.monotonic()
 
         self.logs = LogStore(self.layout.logs_dir, storage_error=self.hardware.log_storage_error)
@@ -521,6 +524,7 @@ class SimTerminal:
         self.cards.reader.leaks = self._defects & set(LEAK_DEFECTS)
         self.comm.leaks_per_sale = DEFECT_SALE_LEAK in self._defects
         self.logs.mask_messages = DEFECT_PAN_IN_LOG not in self._defects
+        self.comm.defects = self.cards.reader.defects = self.scanner.defects = self._defects
         self._firmware = FirmwareStatus(
             version=image.version,
             model=image.model,
@@ -618,7 +622,20 @@ class SimTerminal:
                 return
             tid = str(self.config.get("terminal_id")) or "未设置终端号 No TID"
             latest = [self._latest[i] for i in ITEM_IDS if i in self._latest]
-        self.display.show("idle", [*IDLE_TITLE, tid, *fault_lines(latest)])
+            if seeded.STALE_FAULT_ON_IDLE in self._defects:
+                latest = self._with_stale_faults(latest)
+        faults = fault_lines(latest)
+        if seeded.COMM_SLOW_SCREEN_TEXT_DIFFERS in self._defects:
+            faults = [line.replace("Network too slow", "Network slow") for line in faults]
+        self.display.show("idle", [*IDLE_TITLE, tid, *faults])
+
+    def _with_stale_faults(self, latest: list[ItemResult]) -> list[ItemResult]:
+        """Seeded defect: the fault list is appended to, never rebuilt, so an item that
+        failed once keeps its fault on the idle screen after it passes again."""
+        for result in latest:
+            if result.status != "pass":
+                self._stale_faults[result.item] = result
+        return [self._stale_faults.get(r.item, r) if r.status == "pass" else r for r in latest]
 
     # -- payments -------------------------------------------------------------------
 
@@ -627,6 +644,9 @@ class SimTerminal:
         read live: a fault the rig released no longer stops payments, one it holds does,
         whatever the last self-check said."""
         refusal = self.cards.reader.payment_refusal()  # tamper switch, reader power
+        tamper_ignored = seeded.PAYMENT_ALLOWED_WHILE_TAMPERED in self._defects
+        if refusal is not None and refusal[0] == "E_TAMPERED" and tamper_ignored:
+            refusal = None  # seeded defect: the tamper interlock is missing here
         if refusal is not None:
             return refusal
         hw = self.hardware

@@ -34,7 +34,10 @@ class ReaderHardware(Hardware):
 def ctx(channels: str, lines: Lines | None, readers: list[str] | None = None) -> CheckContext:
     hardware = ReaderHardware(readers or [])
     hardware.fault_lines = cast(Any, lines)
-    return cast(CheckContext, SimpleNamespace(channels=parse_channels(channels), hardware=hardware))
+    return cast(
+        CheckContext,
+        SimpleNamespace(channels=parse_channels(channels), hardware=hardware, defects=frozenset()),
+    )
 
 
 def test_power_and_tamper_pass_on_healthy_fault_lines() -> None:
