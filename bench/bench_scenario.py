@@ -109,7 +109,7 @@ def _floor(folder: Path) -> float:
 
 def _hil(folder: Path) -> float:
     command = [str(BIN / "hil"), "run", "--features", "features", "--reports", "reports"]
-    return _timed(command + ["--no-html", "--", "-p", "benchclock"], folder)
+    return _timed([*command, "--no-html", "--", "-p", "benchclock"], folder)
 
 
 def main() -> None:
