@@ -94,7 +94,8 @@ def _timed(command: list[str], cwd: Path) -> float:
     """Seconds from the end of collection to the end of the session."""
     clock = cwd / "clock.txt"
     clock.unlink(missing_ok=True)
-    env = dict(os.environ, BENCH_CLOCK_FILE=str(clock), PYTHONPATH=str(cwd.parent))
+    path = os.pathsep.join(p for p in (str(cwd.parent), os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, BENCH_CLOCK_FILE=str(clock), PYTHONPATH=path)
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0 or not clock.exists():
         sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-3000:]}")
