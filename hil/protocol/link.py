@@ -251,10 +251,12 @@ class Link:
         """``send`` for a frame the caller has already encoded (``encode_frame``), so a
         message that was encoded to check it is not encoded twice. ``what`` names it in
         errors (``describe(message)``)."""
-        if self.inline and threading.current_thread() is self._reader:
+        if threading.current_thread() is self._reader:
+            # An inline on_message or an answer callback: it would wait for an ACK
+            # that only its own thread reads.
             raise RuntimeError(
-                f"test port {self.name!r}: send from an inline on_message would wait for "
-                "an ACK that only its own thread reads"
+                f"test port {self.name!r}: send from the reader thread would wait for "
+                "an ACK that only that thread reads"
             )
         attempts = self.max_retransmits + 1
         outcomes: Counter[str] = Counter()
