@@ -3,7 +3,11 @@
 Raw: the rig writes a small request over pyserial, a responder on the pty master
 echoes it back, the rig reads it. Framework: ConsoleSession.request("sys.ping") to a
 TerminalEndpoint on the master (framing, CRC, ACK both ways, JSON, correlation).
-Prints medians and the ratio; run with `.venv/bin/python bench/bench_console.py`.
+
+Both are set up once and then run in alternating blocks (raw, framework, raw, ...),
+so a machine whose load changes during the run slows both alike and the ratio stays
+fair. Prints the median round trip of each and the ratio; run with
+`.venv/bin/python bench/bench_console.py` (`--blocks 10 --rounds 200` by default).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import statistics
 import threading
 import time
 import tty
+from collections.abc import Callable
 from typing import Any
 
 import serial
@@ -22,6 +27,8 @@ from hil.protocol.endpoint import TerminalEndpoint
 from hil.protocol.session import ConsoleSession
 from hil.protocol.transport import FdPort, open_serial
 
+REQUEST = b'{"type":"req","id":1,"cmd":"sys.ping","args":{}}'
+
 
 def _pty() -> tuple[int, int, str]:
     master, slave = os.openpty()
@@ -29,69 +36,101 @@ def _pty() -> tuple[int, int, str]:
     return master, slave, os.ttyname(slave)
 
 
-def bench_raw(rounds: int) -> list[float]:
-    master, slave, path = _pty()
-    port = serial.Serial(path, 115200, timeout=1.0)
-    stop = threading.Event()
-    request = b'{"type":"req","id":1,"cmd":"sys.ping","args":{}}'
+class RawEcho:
+    """pyserial on the slave, a thread echoing on the master: the floor."""
 
-    def responder() -> None:
-        device = FdPort(master, timeout=0.05)
-        while not stop.is_set():
+    def __init__(self) -> None:
+        self.master, self.slave, path = _pty()
+        self.port = serial.Serial(path, 115200, timeout=1.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._respond, daemon=True)
+        self._thread.start()
+
+    def _respond(self) -> None:
+        device = FdPort(self.master, timeout=0.05)
+        while not self._stop.is_set():
             data = device.read(4096)
             if data:
                 device.write(data)
 
-    thread = threading.Thread(target=responder, daemon=True)
-    thread.start()
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        port.write(request)
+    def round_trip(self) -> None:
+        self.port.write(REQUEST)
         got = b""
-        while len(got) < len(request):
-            got += port.read(len(request) - len(got))
-        times.append(time.perf_counter() - started)
-    stop.set()
-    thread.join()
-    port.close()
-    os.close(master)
-    os.close(slave)
-    return times
+        while len(got) < len(REQUEST):
+            got += self.port.read(len(REQUEST) - len(got))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.port.close()
+        os.close(self.master)
+        os.close(self.slave)
 
 
-def bench_framework(rounds: int) -> list[float]:
-    master, slave, path = _pty()
-    session = ConsoleSession(open_serial(path), name="bench")
-    session.start()
+class Framework:
+    """ConsoleSession on the slave, TerminalEndpoint on the master."""
 
-    def handler(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
-        return {"uptime_ms": 1}
+    def __init__(self) -> None:
+        self.master, self.slave, path = _pty()
+        self.session = ConsoleSession(open_serial(path), name="bench")
+        self.session.start()
 
-    endpoint = TerminalEndpoint(FdPort(master), handler, name="bench-terminal")
-    endpoint.start()
+        def handler(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+            return {"uptime_ms": 1}
+
+        port = FdPort(self.master)
+        try:
+            # sys.ping only reads state, as on the sim: answered with its ACK in one write.
+            self.endpoint = TerminalEndpoint(
+                port, handler, name="bench-terminal", quick={"sys.ping"}
+            )
+        except TypeError:  # a pos-hil from before quick commands, to measure "before"
+            self.endpoint = TerminalEndpoint(port, handler, name="bench-terminal")
+        self.endpoint.start()
+
+    def round_trip(self) -> None:
+        self.session.request("sys.ping", timeout=5.0)
+
+    def close(self) -> None:
+        self.session.close()
+        self.endpoint.close()
+        os.close(self.master)
+        os.close(self.slave)
+
+
+def _block(round_trip: Callable[[], None], rounds: int) -> list[float]:
     times = []
     for _ in range(rounds):
         started = time.perf_counter()
-        session.request("sys.ping", timeout=5.0)
+        round_trip()
         times.append(time.perf_counter() - started)
-    session.close()
-    endpoint.close()
-    os.close(master)
-    os.close(slave)
     return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=500)
-    rounds = parser.parse_args().rounds
-    raw = statistics.median(bench_raw(rounds)) * 1000
-    framework = statistics.median(bench_framework(rounds)) * 1000
-    print(f"rounds per side:           {rounds}")
-    print(f"raw pyserial echo median:  {raw:.3f} ms")
-    print(f"hil request/response:      {framework:.3f} ms (framing, CRC, ACK x2, JSON)")
-    print(f"ratio framework / raw:     {framework / raw:.1f}x")
+    parser.add_argument("--blocks", type=int, default=10, help="blocks per side (alternating)")
+    parser.add_argument("--rounds", type=int, default=200, help="round trips per block")
+    options = parser.parse_args()
+    raw, framework = RawEcho(), Framework()
+    raw_times: list[float] = []
+    framework_times: list[float] = []
+    try:
+        for _ in range(20):  # warm both up (threads, caches) before measuring
+            raw.round_trip()
+            framework.round_trip()
+        for _ in range(options.blocks):
+            raw_times += _block(raw.round_trip, options.rounds)
+            framework_times += _block(framework.round_trip, options.rounds)
+    finally:
+        raw.close()
+        framework.close()
+    raw_ms = statistics.median(raw_times) * 1000
+    framework_ms = statistics.median(framework_times) * 1000
+    print(f"blocks x rounds per side:  {options.blocks} x {options.rounds} (alternating)")
+    print(f"raw pyserial echo median:  {raw_ms * 1000:.0f} us")
+    print(f"hil request/response:      {framework_ms * 1000:.0f} us (framing, CRC, ACK x2, JSON)")
+    print(f"ratio framework / raw:     {framework_ms / raw_ms:.1f}x")
 
 
 if __name__ == "__main__":

@@ -552,6 +552,9 @@ class RunReports:
         self.config = config
         self.summary = summary
         self.outputs = outputs
+        # The Allure environment as last written: it changes a few times a run, not
+        # with every scenario, so it is written only when it did.
+        self._allure_environment: dict[str, Any] | None = None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
@@ -595,7 +598,9 @@ class RunReports:
             summary.write_junit(outputs.junit)
         if outputs.alluredir is not None:
             environment = {**summary.environment(), "run_status": summary.status}
-            reporting.write_allure_environment(outputs.alluredir, environment)
+            if environment != self._allure_environment:
+                reporting.write_allure_environment(outputs.alluredir, environment)
+                self._allure_environment = environment
             if summary.complete:
                 reporting.run_marker_path(outputs.alluredir, summary.run_id).unlink(missing_ok=True)
             else:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -85,6 +86,11 @@ RunStatus = Literal["not started", "running", "finished", "interrupted", "stoppe
 #: repeat had. A scenario that failed one repeat failed; one that broke broke.
 DECIDING_OUTCOMES = ("broken", "failed", "interrupted", "not run", "pending", "skipped", "passed")
 #: Among repeats with the same outcome, the blame that decides (the exit codes' order).
+# Stands for the scenario list in summary.json while the rest is encoded; letters only,
+# so the PAN mask leaves it alone, and random, so no text in a run can equal it.
+_SPLICE = (
+    "<scenarios-" + uuid.uuid4().hex.translate(str.maketrans("0123456789", "ghijklmnop")) + ">"
+)
 _DECIDING_BLAMES = ("config", "framework", "rig", "terminal", None)
 
 #: Exceptions that mean a feature file or a step module is wrong, not the terminal.
@@ -238,7 +244,10 @@ class RunSummary:
         self.facts: dict[str, RunFacts] = {}
         #: (kind, node ID) -> (the entry as JSON, the entry masked): the reports are
         #: rewritten after every scenario, and masking all each time grows with the square
-        self._masked: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        self._masked: dict[tuple[str, str], tuple[str, dict[str, Any], str]] = {}
+        # junit.xml's <testcase> per run node ID, masked, with the facts it was made of.
+        self._junit_made: dict[str, tuple[str, ET.Element]] = {}
+        self._junit_cases: dict[str, ET.Element] = {}
         self.started = time.time()
         #: tests to run: scenarios x repeats
         self.total = 0
@@ -500,21 +509,37 @@ class RunSummary:
 
     def _masked_entry(self, key: tuple[str, str], entry: dict[str, Any]) -> dict[str, Any]:
         """``entry`` PAN-masked value by value; masked again only when it changed."""
+        return self._masked_and_text(key, entry)[0]
+
+    def _masked_and_text(
+        self, key: tuple[str, str], entry: dict[str, Any]
+    ) -> tuple[dict[str, Any], str]:
+        """``entry`` masked, and its JSON as it stands in summary.json's scenario list;
+        both made again only when the entry changed."""
         seen = json.dumps(entry, sort_keys=True, default=str)
         cached = self._masked.get(key)
         if cached is None or cached[0] != seen:
-            cached = (seen, mask_data(entry))
+            masked = mask_data(entry)
+            text = json.dumps(masked, ensure_ascii=False, indent=2).replace("\n", "\n    ")
+            cached = (seen, masked, "    " + text)
             self._masked[key] = cached
-        return cached[1]
+        return cached[1], cached[2]
 
     def write(self, path: Path) -> None:
         """summary.json, PAN-masked value by value, replaced in one step (a reader, or
-        a killed run, never sees half a file)."""
+        a killed run, never sees half a file).
+
+        Written after every scenario, so its cost must not grow with the run: each
+        scenario's JSON is made once (json's indented encoder is pure Python) and
+        spliced in; the text is the same as ``json.dumps(..., indent=2)`` of the whole.
+        """
         shown = self._scenarios()
         data = self._as_dict(shown)
-        scenarios = [self._masked_entry(("scenario", n), e) for n, e in shown]
-        data = {**mask_data({**data, "scenarios": []}), "scenarios": scenarios}
-        text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+        entries = [self._masked_and_text(("scenario", n), e)[1] for n, e in shown]
+        head = mask_data({**data, "scenarios": _SPLICE})
+        text = json.dumps(head, ensure_ascii=False, indent=2)
+        listed = "[\n" + ",\n".join(entries) + "\n  ]" if entries else "[]"
+        text = text.replace(json.dumps(_SPLICE), listed, 1) + "\n"
         reporting.write_atomically(path, text.encode("utf-8"))
 
     def write_junit(self, path: Path) -> None:
@@ -536,40 +561,18 @@ class RunSummary:
             ET.SubElement(properties, "property", name=name, value=str(value))
         tests = failures = errors = skipped = 0
         for nodeid, recorded in self._shown():
-            entry = self._masked_entry(("run", nodeid), recorded)
-            outcome = entry["outcome"]
-            if outcome == "pending":
+            made = self._junit_case(nodeid, recorded)
+            if made is None:
                 continue  # not over yet: the run-level entry below says so
+            outcome, case = made
+            suite.append(case)
             tests += 1
-            # Jenkins and GitLab group by classname and show the name: the feature and
-            # the scenario as the Gherkin titles them, an outline row's values and the
-            # repeat in brackets as in the node ID; the file stays in the "file" attribute.
-            feature_path, _, test_name = entry["nodeid"].partition("::")
-            row = test_name.partition("[")[2].rpartition("]")[0]
-            case = ET.SubElement(
-                suite,
-                "testcase",
-                classname=entry["feature"] or feature_path,
-                name=_case_name(entry["scenario"] or test_name, row),
-                file=feature_path,
-                time=f"{entry['duration_s']:.3f}",
-            )
-            detail = self.details.get(nodeid, "")
             if outcome == "failed":
                 failures += 1
-                ET.SubElement(case, "failure", message=entry["message"]).text = detail
-            elif outcome == "broken":
+            elif outcome in ("broken", "interrupted"):
                 errors += 1
-                title = BLAME_TITLES[entry["blame"] or "framework"]
-                message = f"{title}: {entry['message']}"
-                ET.SubElement(case, "error", message=message).text = detail
-            elif outcome == "interrupted":
-                errors += 1
-                ET.SubElement(case, "error", message=f"{self.ended_by} during this scenario")
             elif outcome in ("skipped", "not run"):
                 skipped += 1
-                reason = entry["message"] if outcome == "skipped" else f"not run: {self.ended_by}"
-                ET.SubElement(case, "skipped", message=reason)
         if not self.complete:
             tests += 1
             errors += 1
@@ -584,14 +587,54 @@ class RunSummary:
         suite.set("time", f"{summary['duration_s']:.3f}")
         root = ET.Element("testsuites", name="pos-hil")
         root.append(suite)
-        for element in root.iter():
-            for key, value in element.attrib.items():
-                element.set(key, mask_text(_xml_safe(value)))
-            if element.text:
-                element.text = mask_text(_xml_safe(element.text))
+        cases = {id(case) for case in self._junit_cases.values()}
+        _mask_elements(root, skip=lambda element: id(element) in cases)
         ET.indent(root)
         text = ET.tostring(root, encoding="unicode", xml_declaration=True)
         reporting.write_atomically(path, (text + "\n").encode("utf-8"))
+
+    def _junit_case(self, nodeid: str, recorded: dict[str, Any]) -> tuple[str, ET.Element] | None:
+        """The masked <testcase> of one run and its outcome; None while it is pending.
+
+        junit.xml is written after every scenario: each case is built and masked once
+        and again only when its entry changed, so the cost of a write does not grow
+        with the cases already written."""
+        entry = self._masked_entry(("run", nodeid), recorded)
+        outcome = entry["outcome"]
+        if outcome == "pending":
+            return None
+        detail = self.details.get(nodeid, "")
+        key = "\0".join((self._masked[("run", nodeid)][0], detail, str(self.ended_by)))
+        cached = self._junit_made.get(nodeid)
+        if cached is not None and cached[0] == key:
+            return outcome, cached[1]
+        # Jenkins and GitLab group by classname and show the name: the feature and
+        # the scenario as the Gherkin titles them, an outline row's values and the
+        # repeat in brackets as in the node ID; the file stays in the "file" attribute.
+        feature_path, _, test_name = entry["nodeid"].partition("::")
+        row = test_name.partition("[")[2].rpartition("]")[0]
+        case = ET.Element(
+            "testcase",
+            classname=entry["feature"] or feature_path,
+            name=_case_name(entry["scenario"] or test_name, row),
+            file=feature_path,
+            time=f"{entry['duration_s']:.3f}",
+        )
+        if outcome == "failed":
+            ET.SubElement(case, "failure", message=entry["message"]).text = detail
+        elif outcome == "broken":
+            title = BLAME_TITLES[entry["blame"] or "framework"]
+            message = f"{title}: {entry['message']}"
+            ET.SubElement(case, "error", message=message).text = detail
+        elif outcome == "interrupted":
+            ET.SubElement(case, "error", message=f"{self.ended_by} during this scenario")
+        elif outcome in ("skipped", "not run"):
+            reason = entry["message"] if outcome == "skipped" else f"not run: {self.ended_by}"
+            ET.SubElement(case, "skipped", message=reason)
+        _mask_elements(case)
+        self._junit_made[nodeid] = (key, case)
+        self._junit_cases[nodeid] = case
+        return outcome, case
 
     def incomplete_reason(self) -> str:
         """One line: why this run is not complete (empty when it is)."""
@@ -632,6 +675,21 @@ def _one_line(text: str, where: str) -> str:
         return lines[0]
     last = lines[-1].removeprefix("E").strip() if lines else "collection failed"
     return f"{where}: {last}"
+
+
+def _mask_elements(root: ET.Element, skip: Callable[[ET.Element], bool] | None = None) -> None:
+    """PAN-mask (and make XML-safe) every attribute and text under ``root``; a subtree
+    for which ``skip`` is true is left as it is (masked already)."""
+    stack = [root]
+    while stack:
+        element = stack.pop()
+        if skip is not None and skip(element):
+            continue
+        for key, value in element.attrib.items():
+            element.set(key, mask_text(_xml_safe(value)))
+        if element.text:
+            element.text = mask_text(_xml_safe(element.text))
+        stack.extend(element)
 
 
 def _case_name(title: str, row: str) -> str:

@@ -104,19 +104,31 @@ class _RenderingScreen:
         self._lock = threading.Lock()
         self._seq = 0
         self._shown: ShownFrame | None = None
+        # The rest image is the same pixels every time (fixed payload, options and no
+        # degradation) and is put back after every scenario: rendered once. Read-only,
+        # since every blank frame shares it.
+        self._calibration: tuple[Image, CodeLayout, npt.NDArray[np.float32]] | None = None
 
     def _frame(self, payload: str, degradation: Degradation, calibration: bool) -> ShownFrame:
-        try:
-            clean, layout = render(payload, self.options)
-        except ValueError as e:
-            raise RigError(f"{self.name}: cannot render payload: {e}", instrument=self.name) from e
-        degraded = apply(clean, layout, degradation)
+        if calibration and degradation == Degradation() and self._calibration is not None:
+            image, layout, corners = self._calibration
+        else:
+            try:
+                clean, layout = render(payload, self.options)
+            except ValueError as e:
+                raise RigError(
+                    f"{self.name}: cannot render payload: {e}", instrument=self.name
+                ) from e
+            degraded = apply(clean, layout, degradation)
+            image, corners = degraded.image, degraded.corners
+            if calibration and degradation == Degradation():
+                image.flags.writeable = False
+                corners.flags.writeable = False
+                self._calibration = (image, layout, corners)
         with self._lock:
             self._seq += 1
             seq = self._seq
-        return ShownFrame(
-            seq, payload, degradation, degraded.image, layout, degraded.corners, calibration
-        )
+        return ShownFrame(seq, payload, degradation, image, layout, corners, calibration)
 
     def _put(self, frame: ShownFrame) -> ShownFrame:
         self._present(frame)

@@ -11,7 +11,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from types import TracebackType
@@ -19,8 +19,8 @@ from typing import Any, Self
 
 from hil.errors import HilError
 from hil.masking import mask_text
-from hil.protocol.framing import describe, dump_body, encode_frame
-from hil.protocol.link import Link
+from hil.protocol.framing import describe, encode_frame
+from hil.protocol.link import Answer, Link
 from hil.protocol.transcript import Transcript
 from hil.protocol.transport import SerialLike
 
@@ -68,7 +68,10 @@ class TerminalEndpoint:
     Guarantees the rig can rely on:
 
     - each request runs on a pool of ``workers`` threads, so a long command does not
-      hold up short ones;
+      hold up short ones; except the ``quick`` commands, which the port's reader thread
+      answers itself when nothing else is waiting to go out: their handlers must return
+      at once and never wait (they only read state), and their ACK and response then
+      leave in one write, with no thread hand-off;
     - events are sent one at a time in ``seq`` order;
     - an event emitted before a handler returns is sent before that handler's
       response, so the rig has a command's events by the time it has its result.
@@ -85,15 +88,18 @@ class TerminalEndpoint:
         workers: int = 4,
         ack_timeout: float = 0.5,
         max_queued_events: int = 1000,
+        quick: Collection[str] = (),
     ) -> None:
         self.name = name
+        self._quick = frozenset(quick)
         self.stats = EndpointStats()
         self._handler = handler
         started = time.monotonic()
         self._clock_ms = clock_ms or (lambda: int((time.monotonic() - started) * 1000))
         self._max_queued = max_queued_events
         self._cond = threading.Condition()
-        self._events: deque[dict[str, Any]] = deque()
+        # (seq, frame, description): each event is encoded once, when it is emitted.
+        self._events: deque[tuple[int, bytes, str]] = deque()
         self._seq = 0
         self._done_seq = 0  # every event up to this seq has been sent or dropped
         self._stopping = False
@@ -108,6 +114,10 @@ class TerminalEndpoint:
             on_message=self._on_message,
             transcript=transcript,
             ack_timeout=ack_timeout,
+            # _on_message only checks the type and submits to the pool: quick, never
+            # blocks, so the reader thread runs it and saves a hand-off per request.
+            inline=True,
+            answer=self._answer if self._quick else None,
         )
 
     def start(self) -> None:
@@ -154,18 +164,20 @@ class TerminalEndpoint:
         drops the event (counted, logged) rather than block the terminal.
         """
         payload = dict(data or {})
-        dump_body(payload)  # refuse unencodable data here, in the caller's stack
         ts_ms = self._clock_ms()
         with self._cond:
             if len(self._events) >= self._max_queued:
                 self.stats.events_dropped += 1
                 log.warning("%s: event queue full, dropped event %r", self.name, name)
                 return
-            self._seq += 1
+            seq = self._seq + 1
+            event = {"type": "evt", "seq": seq, "name": name, "ts_ms": ts_ms, "data": payload}
+            # Encoded here, once: unencodable data is refused in the caller's stack, and
+            # the sender writes these very bytes.
+            raw = encode_frame(event)
+            self._seq = seq
             self.stats.events_emitted += 1
-            self._events.append(
-                {"type": "evt", "seq": self._seq, "name": name, "ts_ms": ts_ms, "data": payload}
-            )
+            self._events.append((seq, raw, describe(event)))
             self._cond.notify_all()
 
     def flush(self, timeout: float) -> bool:
@@ -181,13 +193,14 @@ class TerminalEndpoint:
                     return
                 # Stays queued while in flight so flush() also waits for it.
                 event = self._events[0]
+            seq, raw, what = event
             try:
-                self.link.send(event)
+                self.link.send_frame(raw, what)
                 sent = True
             except (HilError, ValueError, TypeError) as e:
                 sent = False
                 level = logging.DEBUG if self._stopping else logging.WARNING
-                log.log(level, "%s: dropped %s: %s", self.name, describe(event), e)
+                log.log(level, "%s: dropped %s: %s", self.name, what, e)
             with self._cond:
                 if sent:
                     self.stats.events_sent += 1
@@ -195,7 +208,7 @@ class TerminalEndpoint:
                     self.stats.events_dropped += 1
                 if self._events and self._events[0] is event:
                     self._events.popleft()
-                self._done_seq = event["seq"]
+                self._done_seq = seq
                 self._cond.notify_all()
 
     def _wait_for_events_up_to(self, seq: int) -> None:
@@ -219,37 +232,69 @@ class TerminalEndpoint:
         except RuntimeError:  # pool shut down: we are closing
             log.debug("%s: closing, request %s not served", self.name, describe(message))
 
+    def _answer(self, message: dict[str, Any]) -> Answer | None:
+        """A quick command, answered on the reader thread; None for anything else.
+
+        Only when no event is queued or in flight: an event emitted earlier must reach
+        the rig before this response. If the handler emitted events itself, a worker
+        sends the response behind them (the ACK goes out now).
+        """
+        if message.get("type") != "req" or message.get("cmd") not in self._quick:
+            return None
+        with self._cond:
+            if self._events or self._stopping:
+                return None
+            self.stats.requests += 1
+            seq_before = self._seq
+        response = self._respond(message)
+        with self._cond:
+            emitted = self._seq
+        if emitted != seq_before:
+            self._pool.submit(self._send_response, message, response, emitted)
+            return Answer(None)
+        return Answer(response, f"res id {message.get('id')}", self._count_undelivered)
+
     def _serve(self, request: dict[str, Any]) -> None:
+        response = self._respond(request)
+        with self._cond:
+            emitted_before_return = self._seq
+        self._send_response(request, response, emitted_before_return)
+
+    def _respond(self, request: dict[str, Any]) -> bytes:
+        """The response frame to ``request``: its result or an error."""
         request_id = request.get("id")
         cmd = request.get("cmd")
         args = request.get("args", {})
         if not isinstance(request_id, int) or isinstance(request_id, bool):
-            response = self._error(request_id, "E_BAD_REQUEST", "id must be an integer")
-        elif not isinstance(cmd, str) or not cmd:
-            response = self._error(request_id, "E_BAD_REQUEST", "cmd must be a non-empty string")
-        elif not isinstance(args, dict):
-            response = self._error(request_id, "E_BAD_REQUEST", "args must be an object")
-        else:
-            response = self._run(request_id, cmd, args)
-        with self._cond:
-            emitted_before_return = self._seq
-        self._wait_for_events_up_to(emitted_before_return)
+            return self._error(request_id, "E_BAD_REQUEST", "id must be an integer")
+        if not isinstance(cmd, str) or not cmd:
+            return self._error(request_id, "E_BAD_REQUEST", "cmd must be a non-empty string")
+        if not isinstance(args, dict):
+            return self._error(request_id, "E_BAD_REQUEST", "args must be an object")
+        return self._run(request_id, cmd, args)
+
+    def _send_response(self, request: dict[str, Any], response: bytes, after_seq: int) -> None:
+        """Send ``response`` once every event up to ``after_seq`` is sent or dropped."""
+        self._wait_for_events_up_to(after_seq)
         try:
-            self.link.send(response)
+            self.link.send_frame(response, f"res id {request.get('id')}")
         except (HilError, ValueError, TypeError) as e:
-            with self._cond:
-                self.stats.responses_undelivered += 1
+            self._count_undelivered()
             level = logging.DEBUG if self._stopping else logging.WARNING
             log.log(level, "%s: response to %s not delivered: %s", self.name, describe(request), e)
 
-    def _run(self, request_id: int, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+    def _count_undelivered(self) -> None:
+        with self._cond:
+            self.stats.responses_undelivered += 1
+
+    def _run(self, request_id: int, cmd: str, args: dict[str, Any]) -> bytes:
+        """The response frame, encoded once."""
         try:
             result = self._handler(cmd, args)
             if not isinstance(result, dict):
                 raise TypeError(f"handler returned {type(result).__name__}, not a dict")
-            response = {"type": "res", "id": request_id, "ok": True, "result": result}
-            encode_frame(response)  # an unencodable result must become E_INTERNAL, not silence
-            return response
+            # Encoded here: an unencodable result must become E_INTERNAL, not silence.
+            return encode_frame({"type": "res", "id": request_id, "ok": True, "result": result})
         except CommandFailed as e:
             return self._error(request_id, str(e.code), _one_line(str(e.message)))
         except Exception as e:
@@ -263,13 +308,10 @@ class TerminalEndpoint:
             )
             return self._error(request_id, "E_INTERNAL", _one_line(f"{type(e).__name__}: {e}"))
 
-    def _error(self, request_id: Any, code: str, message: str) -> dict[str, Any]:
+    def _error(self, request_id: Any, code: str, message: str) -> bytes:
         if code == "E_BAD_REQUEST":
             with self._cond:
                 self.stats.bad_requests += 1
-        return {
-            "type": "res",
-            "id": request_id,
-            "ok": False,
-            "error": {"code": code, "message": message},
-        }
+        # The id as received: it came in strict JSON, so it encodes again.
+        error = {"code": code, "message": message}
+        return encode_frame({"type": "res", "id": request_id, "ok": False, "error": error})

@@ -2,12 +2,23 @@
 
 The same class runs on both sides (rig session and terminal endpoint). Threads:
 
-- the reader thread reads the port, ACKs/NAKs every frame it sees and hands the
-  messages to a queue; it never runs user code, so a slow or re-entrant
-  ``on_message`` cannot stop ACKs going out;
-- the dispatch thread takes messages off that queue and calls ``on_message``; it may
-  call ``send`` (the ACK it waits for is read by the reader thread);
-- any caller thread may ``send``; sends are serialised, one frame outstanding.
+- the reader thread reads the port and ACKs/NAKs every frame it sees, before anything
+  acts on its content;
+- by default it hands the messages to a queue, and a dispatch thread takes them off
+  it and calls ``on_message``; that handler may be slow and may call ``send`` (the
+  ACK it waits for is read by the reader thread), and it cannot stop ACKs going out;
+- with ``inline=True`` the reader thread calls ``on_message`` itself, after the ACK:
+  one thread hand-off less per message (about 20-40 us), for handlers that are known
+  to be quick and never block: the rig session (settle a waiting request, append an
+  event) and the terminal endpoint (submit the request to its worker pool). Such a
+  handler must not call ``send`` (it would wait for an ACK that only its own thread
+  reads: refused with RuntimeError); ACKs for frames behind it wait while it runs;
+- any caller thread may ``send``; sends are serialised, one frame outstanding;
+- an ``answer`` callback lets the reader thread answer a message at once (a terminal's
+  quick, read-only command): when no frame of this side is outstanding, the ACK and
+  the answer go out in one write, and the reader itself then waits for the answer's
+  ACK, retransmitting on NAK or on its read timeouts after ``ack_timeout``, with no
+  thread hand-off anywhere on the way.
 """
 
 from __future__ import annotations
@@ -42,12 +53,13 @@ from hil.protocol.framing import (
     encode_frame,
 )
 from hil.protocol.transcript import Transcript
-from hil.protocol.transport import SerialLike, in_waiting
+from hil.protocol.transport import SerialLike, in_waiting, read_some_of
 
 log = logging.getLogger(__name__)
 
 DEFAULT_READ_TIMEOUT = 0.05
 REFUSED_FRAMES_KEPT = 16
+READ_CHUNK = 65536
 
 
 @dataclass
@@ -72,6 +84,32 @@ class LinkStats:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What an ``answer`` callback did with a message.
+
+    ``frame`` (encoded with ``encode_frame``) is written right behind the message's
+    ACK, in the same write. None: the callback took the message and answers later
+    itself (with ``send``), so only the ACK goes out now. ``on_given_up`` is called on
+    the reader thread if the frame is never ACKed.
+    """
+
+    frame: bytes | None
+    what: str = ""
+    on_given_up: Callable[[], None] | None = None
+
+
+@dataclass
+class _InFlight:
+    """An answer frame the reader thread wrote and waits to see ACKed."""
+
+    answer: Answer
+    raw: bytes
+    attempts: int
+    deadline: float
+    outcomes: Counter[str]
 
 
 @dataclass(frozen=True)
@@ -101,6 +139,8 @@ class Link:
         max_retransmits: int = 3,
         partial_timeout: float = 0.2,
         on_failure: Callable[[BaseException], None] | None = None,
+        inline: bool = False,
+        answer: Callable[[dict[str, Any]], Answer | None] | None = None,
     ) -> None:
         if ack_timeout <= 0 or partial_timeout <= 0 or max_retransmits < 0:
             raise ValueError("ack_timeout and partial_timeout must be > 0, max_retransmits >= 0")
@@ -115,6 +155,9 @@ class Link:
         self.stats = LinkStats()
         self._on_message = on_message
         self._on_failure = on_failure
+        self.inline = inline
+        self._answer = answer
+        self._in_flight: _InFlight | None = None  # only the reader thread touches it
         self._stats_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -147,11 +190,12 @@ class Link:
             self._reader = threading.Thread(
                 target=self._read_loop, name=f"{self.name}-reader", daemon=True
             )
-            self._dispatcher = threading.Thread(
-                target=self._dispatch_loop, name=f"{self.name}-dispatch", daemon=True
-            )
+            if not self.inline:
+                self._dispatcher = threading.Thread(
+                    target=self._dispatch_loop, name=f"{self.name}-dispatch", daemon=True
+                )
+                self._dispatcher.start()
             self._reader.start()
-            self._dispatcher.start()
 
     def close(self) -> None:
         """Stop and join the threads; a blocked ``send`` raises RigError. Idempotent."""
@@ -201,8 +245,19 @@ class Link:
         port failed or the link is closed, ValueError/TypeError if the message
         cannot be encoded.
         """
-        raw = encode_frame(message)
-        what = describe(message)
+        self.send_frame(encode_frame(message), describe(message))
+
+    def send_frame(self, raw: bytes, what: str) -> None:
+        """``send`` for a frame the caller has already encoded (``encode_frame``), so a
+        message that was encoded to check it is not encoded twice. ``what`` names it in
+        errors (``describe(message)``)."""
+        if threading.current_thread() is self._reader:
+            # An inline on_message or an answer callback: it would wait for an ACK
+            # that only its own thread reads.
+            raise RuntimeError(
+                f"test port {self.name!r}: send from the reader thread would wait for "
+                "an ACK that only that thread reads"
+            )
         attempts = self.max_retransmits + 1
         outcomes: Counter[str] = Counter()
         with self._send_lock:
@@ -299,16 +354,23 @@ class Link:
 
     def _read_loop(self) -> None:
         last_rx = time.monotonic()
+        # A port that can return whatever is ready in one call saves the in_waiting
+        # ioctl and a second read per chunk (pyserial's read(n) waits for all n bytes).
+        read_some = read_some_of(self.port)
         while not self._closed.is_set():
             try:
-                data = self.port.read(1)
-                if data:
-                    more = in_waiting(self.port)
-                    if more:
-                        data += self.port.read(more)
+                if read_some is not None:
+                    data = read_some(READ_CHUNK)
+                else:
+                    data = self.port.read(1)
+                    if data:
+                        more = in_waiting(self.port)
+                        if more:
+                            data += self.port.read(more)
             except Exception as e:
                 if not self._closed.is_set():
                     self._fail(e)
+                self._drop_in_flight("the port failed")
                 return
             now = time.monotonic()
             try:
@@ -320,8 +382,14 @@ class Link:
                 elif self._decoder.pending() and now - last_rx >= self.partial_timeout:
                     self._expire_partial()
                     last_rx = now
+                in_flight = self._in_flight
+                if in_flight is not None and now >= in_flight.deadline:
+                    in_flight.outcomes["no answer"] += 1
+                    self._retransmit_in_flight()
             except _WriteFailed:
+                self._drop_in_flight("the port failed")
                 return
+        self._drop_in_flight("the link closed")
 
     def _expire_partial(self) -> None:
         items = self._decoder.flush_partial()
@@ -333,26 +401,39 @@ class Link:
         self._handle(items)
 
     def _handle(self, items: list[Decoded]) -> None:
-        for item in items:
-            if isinstance(item, Frame):
-                self._on_frame(item)
-            elif isinstance(item, Control):
-                self._on_control(item.byte)
-            elif isinstance(item, Broken):
-                self._count("broken_frames")
-                log.debug("test port %r: NAK for broken frame: %s", self.name, item.reason)
-                if item.well_delimited:
-                    body = item.raw[HEADER_SIZE:-TRAILER_SIZE]
-                    with self._stats_lock:
-                        self._refused.append(RefusedFrame(time.monotonic(), item.reason, body))
-                self._reply(NAK, f"NAK sent: {item.reason}")
-            elif isinstance(item, NotAFrame):
-                # Noise, not a frame the peer sent: a NAK would make the peer resend (and
-                # count against) whatever frame of its own is waiting for an ACK.
-                self._count("false_starts")
-                log.debug("test port %r: STX started no frame: %s", self.name, item.reason)
-            elif isinstance(item, Skipped):
-                self._count("skipped_bytes", len(item.raw))
+        controls_for_sender = False
+        try:
+            for item in items:
+                if isinstance(item, Frame):
+                    self._on_frame(item)
+                elif isinstance(item, Control):
+                    controls_for_sender |= self._on_control(item.byte)
+                else:
+                    self._on_other(item)
+        finally:
+            if controls_for_sender:
+                # The sender is woken once, after the whole chunk: an answer that came
+                # with the ACK (one write on the far side) is then delivered already,
+                # and the caller wakes once instead of twice.
+                with self._control:
+                    self._control.notify_all()
+
+    def _on_other(self, item: Decoded) -> None:
+        if isinstance(item, Broken):
+            self._count("broken_frames")
+            log.debug("test port %r: NAK for broken frame: %s", self.name, item.reason)
+            if item.well_delimited:
+                body = item.raw[HEADER_SIZE:-TRAILER_SIZE]
+                with self._stats_lock:
+                    self._refused.append(RefusedFrame(time.monotonic(), item.reason, body))
+            self._reply(NAK, f"NAK sent: {item.reason}")
+        elif isinstance(item, NotAFrame):
+            # Noise, not a frame the peer sent: a NAK would make the peer resend (and
+            # count against) whatever frame of its own is waiting for an ACK.
+            self._count("false_starts")
+            log.debug("test port %r: STX started no frame: %s", self.name, item.reason)
+        elif isinstance(item, Skipped):
+            self._count("skipped_bytes", len(item.raw))
 
     def _on_frame(self, frame: Frame) -> None:
         self._count("frames_rx")
@@ -363,24 +444,120 @@ class Link:
             self._count("duplicates")
             self._reply(ACK, "ACK sent (duplicate, not delivered)")
             return
+        if self._answer is not None and self._answer_at_once(frame, now):
+            return
         self._reply(ACK, "")
         self._last_delivered = (frame.raw, now)
-        self._inbox.put(frame.message)
+        if self.inline:
+            self._deliver(frame.message)
+        else:
+            self._inbox.put(frame.message)
 
-    def _on_control(self, byte: int) -> None:
+    def _answer_at_once(self, frame: Frame, now: float) -> bool:
+        """Offer ``frame`` to the ``answer`` callback; True if it took the message.
+
+        Only while no frame of ours is outstanding (the send lock is free): then the
+        answer can go out at once, right behind the ACK. The lock stays held until the
+        answer is ACKed or given up, so other senders wait their turn as usual.
+        """
+        if not self._send_lock.acquire(blocking=False):
+            return False
+        try:
+            answer = self._answer(frame.message) if self._answer is not None else None
+        except Exception:
+            self._send_lock.release()
+            self._count("handler_errors")
+            log.exception("test port %r: answer failed for %s", self.name, describe(frame.message))
+            return False
+        if answer is None:
+            self._send_lock.release()
+            return False
+        self._last_delivered = (frame.raw, now)
+        self._count("acks_tx")
+        if answer.frame is None:
+            self._send_lock.release()
+            self._reply_write(bytes((ACK,)), "")
+            return True
+        self._count("frames_tx")
+        self._last_sent = answer.what
+        self._in_flight = _InFlight(answer, answer.frame, 1, 0.0, Counter())
+        if not self._reply_write(bytes((ACK,)) + answer.frame, ""):
+            self._in_flight.outcomes["write timed out"] += 1
+        self._in_flight.deadline = (
+            time.monotonic() + self.ack_timeout + self._tx_seconds(len(answer.frame))
+        )
+        return True
+
+    def _retransmit_in_flight(self) -> None:
+        """Send the answer in flight again (NAK or no ACK in time), or give it up."""
+        in_flight = self._in_flight
+        assert in_flight is not None
+        attempts = self.max_retransmits + 1
+        if in_flight.attempts >= attempts:
+            self._count("send_failures")
+            detail = ", ".join(f"{k} x{v}" for k, v in in_flight.outcomes.items())
+            log.warning(
+                "test port %r: no ACK for %s after %d attempts (%s)",
+                self.name,
+                in_flight.answer.what,
+                attempts,
+                detail,
+            )
+            self._drop_in_flight(None)
+            return
+        in_flight.attempts += 1
+        self._count("retransmits")
+        note = f"retransmit {in_flight.attempts - 1}/{attempts - 1}"
+        if not self._reply_write(in_flight.raw, note):
+            in_flight.outcomes["write timed out"] += 1
+        in_flight.deadline = (
+            time.monotonic() + self.ack_timeout + self._tx_seconds(len(in_flight.raw))
+        )
+
+    def _drop_in_flight(self, why: str | None) -> None:
+        """Forget the answer in flight and free the send lock. ``why``: it was not given
+        up after its attempts but cut short (port failed, link closed)."""
+        in_flight = self._in_flight
+        if in_flight is None:
+            return
+        self._in_flight = None
+        self._send_lock.release()
+        if why is not None:
+            log.debug("test port %r: %s not ACKed: %s", self.name, in_flight.answer.what, why)
+        if in_flight.answer.on_given_up is not None:
+            try:
+                in_flight.answer.on_given_up()
+            except Exception:
+                log.exception("test port %r: on_given_up failed", self.name)
+
+    def _on_control(self, byte: int) -> bool:
+        """Act on an ACK/NAK; True if a waiting sender must be woken (by ``_handle``)."""
         self._count("acks_rx" if byte == ACK else "naks_rx")
+        in_flight = self._in_flight
+        if in_flight is not None:
+            if byte == ACK:
+                self._in_flight = None
+                self._send_lock.release()
+            else:
+                in_flight.outcomes["NAK"] += 1
+                self._retransmit_in_flight()
+            return False
         with self._control:
             if self._awaiting:
                 self._controls.append(byte)
-                self._control.notify_all()
-                return
+                return True
         self._count("stray_controls")
         log.debug("test port %r: stray 0x%02X with no frame outstanding", self.name, byte)
+        return False
 
     def _reply(self, byte: int, note: str) -> None:
         self._count("acks_tx" if byte == ACK else "naks_tx")
+        self._reply_write(bytes((byte,)), note)
+
+    def _reply_write(self, data: bytes, note: str) -> bool:
+        """``_write`` from the reader thread: a port error stops the reader."""
         try:
-            self._write(bytes((byte,)), note)
+            return self._write(data, note)
         except Exception as e:
             raise _WriteFailed from e
 
@@ -391,17 +568,22 @@ class Link:
             message = self._inbox.get()
             if message is None:
                 return
-            try:
-                self._on_message(message)
-            except Exception as e:
-                self._count("handler_errors")
-                text = "".join(traceback.format_exception(e))
-                log.error(
-                    "test port %r: on_message failed for %s:\n%s",
-                    self.name,
-                    describe(message),
-                    mask_text(text),
-                )
+            self._deliver(message)
+
+    def _deliver(self, message: dict[str, Any]) -> None:
+        """Call ``on_message``; an exception is counted and logged, never raised: the
+        link (and, inline, the reader thread with its ACKs) goes on."""
+        try:
+            self._on_message(message)
+        except Exception as e:
+            self._count("handler_errors")
+            text = "".join(traceback.format_exception(e))
+            log.error(
+                "test port %r: on_message failed for %s:\n%s",
+                self.name,
+                describe(message),
+                mask_text(text),
+            )
 
     # -- helpers ---------------------------------------------------------------
 

@@ -159,7 +159,11 @@ class EventLog:
         )
 
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
-        """Call ``callback`` (on the link's dispatch thread) for each new event."""
+        """Call ``callback`` for each new event, before any later message is handled.
+
+        It runs on the port's reader thread: it must be quick and must not wait for
+        the terminal (no requests), or the ACKs of the frames behind it wait too.
+        """
         with self._cond:
             self._subscribers.append(callback)
 
@@ -219,6 +223,10 @@ class ConsoleSession:
             transcript=transcript,
             ack_timeout=ack_timeout,
             on_failure=self._on_link_failure,
+            # _on_message settles a waiting request or appends an event: quick and never
+            # blocking, so the reader thread runs it; the answer reaches the caller with
+            # one thread hand-off instead of two.
+            inline=True,
         )
 
     @classmethod

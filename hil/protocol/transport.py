@@ -14,9 +14,15 @@ import struct
 import termios
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol, cast, runtime_checkable
 
 import serial
+
+try:
+    from serial.serialposix import Serial as _PosixSerial
+except ImportError:  # not a posix system: every port takes the generic path
+    _PosixSerial = None
 
 from hil.errors import RigError
 
@@ -46,6 +52,48 @@ def open_serial(url: str, *, baudrate: int = 115200, timeout: float = 0.05) -> S
         # SerialException is an OSError; an unknown URL scheme is a ValueError.
         raise RigError(f"cannot open test port {url!r}: {e}", instrument=url) from e
     return cast(SerialLike, port)
+
+
+def read_some_of(port: SerialLike) -> Callable[[int], bytes] | None:
+    """A call returning whatever ``port`` has ready (up to n bytes, waiting at most its
+    timeout for the first byte) in one go, or None if the port cannot do that.
+
+    pyserial's ``read(n)`` waits for all n bytes, so a reader must otherwise read one
+    byte, ask ``in_waiting`` and read again: three more system calls per chunk. For a
+    local serial device or pty (pyserial's posix ``Serial``) this reads the descriptor
+    directly, as pyserial's own ``read`` does (same abort pipe for ``cancel_read``,
+    same error for a device that vanished); ``FdPort`` has ``read_some``.
+    """
+    method = getattr(port, "read_some", None)
+    if callable(method):
+        return cast(Callable[[int], bytes], method)
+    if type(port) is not _PosixSerial:
+        return None
+    serial_port = cast(serial.Serial, port)
+
+    def read_some(size: int) -> bytes:
+        fd = serial_port.fd
+        abort = serial_port.pipe_abort_read_r
+        try:
+            ready, _, _ = select.select([fd, abort], [], [], serial_port.timeout)
+            if abort in ready:
+                os.read(abort, 1000)
+                return b""
+            if not ready:
+                return b""
+            data = os.read(fd, size)
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
+                return b""
+            raise serial.SerialException(f"read failed: {e}") from e
+        if not data:
+            raise serial.SerialException(
+                "device reports readiness to read but returned no data "
+                "(device disconnected or multiple access on port?)"
+            )
+        return data
+
+    return read_some
 
 
 def in_waiting(port: SerialLike) -> int:
@@ -111,6 +159,11 @@ class FdPort:
             # EIO/EOF stays "readable"; waiting keeps the reader from spinning.
             self._closed.wait(self.timeout if self.timeout is not None else 0.05)
         return data
+
+    def read_some(self, size: int) -> bytes:
+        """Whatever is ready, up to ``size`` bytes, waiting at most ``timeout`` for the
+        first: a read never waits for more once something has arrived."""
+        return self.read(size)
 
     def write(self, data: bytes) -> int:
         if self._closed.is_set():

@@ -101,6 +101,8 @@ MIB = 1024 * 1024
 
 LOG_READ_DEFAULT_LIMIT = 200
 LOG_READ_MAX_LIMIT = 1000
+# Answered at once without a worker (TerminalEndpoint quick): they never wait.
+QUICK_COMMANDS = frozenset({"sys.ping", "device.info", "display.read"})
 
 Phase = Literal["booting", "boot_selfcheck", "idle", "recovery", "shutdown"]
 ShutdownReason = Literal["power_off", "reboot"]
@@ -199,7 +201,9 @@ class SimTerminal:
         for name in env.channels.ignored:
             self.logs.append("warn", "I_CHANNEL_IGNORED", f"unknown channel '{name}' ignored")
 
-        self.endpoint = TerminalEndpoint(port, self.handle, name="terminal")
+        # Commands that only read state under a short lock: answered on the port's
+        # reader thread, ACK and answer in one write (hil.protocol.endpoint).
+        self.endpoint = TerminalEndpoint(port, self.handle, name="terminal", quick=QUICK_COMMANDS)
         # The rig's camera looks at the face the sim draws (channel display).
         self.face = (
             DisplayFace(Path(env.channels.value("display")), self.logs.append)

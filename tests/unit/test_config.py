@@ -48,7 +48,7 @@ def test_build_order_comes_from_declared_needs() -> None:
     [
         ("baud = 115200", 'baud = "fast"', "console.baud: expected integer"),
         ("baud = 115200", "baud = 1.5", "console.baud: expected integer"),
-        ("time_scale = 0.1", 'time_scale = "x"', "dut.time_scale: expected number"),
+        ("time_scale = 0.05", 'time_scale = "x"', "dut.time_scale: expected number"),
         ("[limits]", "[limits]\nbogus = 1", "limits.bogus: unknown key"),
         (
             'driver = "sim"\noff',
@@ -140,7 +140,7 @@ def test_invalid_toml_names_position() -> None:
 def test_physical_dut_needs_a_real_port() -> None:
     text = (
         SIM.replace('driver = "sim"\nmodel', 'driver = "physical"\nwiring = "config"\nmodel')
-        .replace("time_scale = 0.1\n", "")
+        .replace("time_scale = 0.05\n", "")
         .replace('[power]\ndriver = "sim"\noff_timeout_s = 5.0\n', "")
     )
     assert _error(text).startswith(f"{SHOWN}: console.url: a physical terminal needs")
@@ -149,7 +149,7 @@ def test_physical_dut_needs_a_real_port() -> None:
 def test_sim_power_needs_a_process_terminal() -> None:
     text = (
         SIM.replace('driver = "sim"\nmodel', 'driver = "physical"\nwiring = "config"\nmodel')
-        .replace("time_scale = 0.1\n", "")
+        .replace("time_scale = 0.05\n", "")
         .replace('url = "dut:"', 'url = "socket://127.0.0.1:4001"')
     )
     assert _error(text).startswith(

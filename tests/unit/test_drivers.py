@@ -297,7 +297,7 @@ def test_entry_point_plugins_load_once_per_process(
     )
     text = text.replace(
         'driver = "sim"\nmodel', 'driver = "physical"\nwiring = "config"\nmodel'
-    ).replace("time_scale = 0.1\n", "")
+    ).replace("time_scale = 0.05\n", "")
     text = text.replace('url = "dut:"', 'url = "socket://127.0.0.1:9"')
     # the update medium is a folder on the rig's host: no physical terminal reads it
     text = text.replace('[updates]\ndriver = "folder"\n', "")

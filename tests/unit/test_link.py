@@ -15,9 +15,9 @@ import pytest
 from hil.errors import ProtocolError, RigError
 from hil.masking import contains_full_pan
 from hil.protocol.framing import ACK, NAK, STX, Frame, FrameDecoder, encode_frame
-from hil.protocol.link import Link
+from hil.protocol.link import Answer, Link
 from hil.protocol.transcript import Transcript
-from hil.protocol.transport import FdPort, SerialLike, open_serial
+from hil.protocol.transport import FdPort, SerialLike, open_serial, read_some_of
 
 WAIT = 3.0  # generous upper bound for anything that should take milliseconds
 REQ7 = {"type": "req", "id": 7, "cmd": "selfcheck.run", "args": {}}
@@ -505,3 +505,102 @@ def test_send_before_start_fails_at_once(sockets: tuple[FdPort, FdPort]) -> None
     link = Link(sockets[0], name="console", on_message=Inbox())
     with pytest.raises(RigError, match="not started"):
         link.send(REQ7)
+
+
+# -- inline dispatch and answers on the reader thread ---------------------------
+
+
+def test_inline_on_message_runs_on_the_reader_and_may_not_send(
+    sockets: tuple[FdPort, FdPort], links: Callable[..., Link]
+) -> None:
+    seen: queue.Queue[str] = queue.Queue()
+    holder: dict[str, Link] = {}
+
+    def handler(message: dict[str, Any]) -> None:
+        seen.put(threading.current_thread().name)
+        holder["b"].send({"type": "res", "id": message["id"], "ok": True, "result": {}})
+
+    a = links(sockets[0])
+    holder["b"] = links(sockets[1], on_message=handler, inline=True)
+    a.send(REQ7)
+    a.send({**REQ7, "id": 8})  # the refused send did not stop the reader or its ACKs
+    assert [seen.get(timeout=WAIT), seen.get(timeout=WAIT)] == ["console-reader"] * 2
+    assert holder["b"].stats.handler_errors == 2 and holder["b"].stats.acks_tx == 2
+    assert a.stats.frames_rx == 0
+
+
+def answering(frame: bytes, given_up: threading.Event | None = None) -> Callable[..., Any]:
+    def answer(message: dict[str, Any]) -> Answer:
+        return Answer(frame, "res id 7", given_up.set if given_up else None)
+
+    return answer
+
+
+def test_answer_goes_out_with_the_ack_in_one_write(
+    sockets: tuple[FdPort, FdPort], links: Callable[..., Link]
+) -> None:
+    res7 = encode_frame({"type": "res", "id": 7, "ok": True, "result": {}})
+    writes: list[bytes] = []
+
+    def record(data: bytes) -> bytes:
+        writes.append(data)
+        return data
+
+    inbox_a, inbox_b = Inbox(), Inbox()
+    a = links(sockets[0], on_message=inbox_a)
+    b = links(WrappedPort(sockets[1], record), on_message=inbox_b, answer=answering(res7))
+    a.send(REQ7)
+    assert inbox_a.get()["id"] == 7
+    assert inbox_b.empty()  # the answer callback took it: not passed to on_message
+    assert writes[0] == bytes([ACK]) + res7
+    # The reader saw the answer's ACK and freed the send lock: the next send goes out.
+    b.send({"type": "evt", "seq": 1, "name": "x", "ts_ms": 0, "data": {}})
+    assert inbox_a.get()["type"] == "evt"
+    assert b.stats.frames_tx == 2 and b.stats.acks_tx == 1 and b.stats.acks_rx == 2
+    a.send(REQ7)  # a retransmission of the request is a duplicate: ACK only, no answer
+    assert a.stats.frames_rx == 2
+
+
+def test_answer_is_retransmitted_by_the_reader_and_given_up_after_four(
+    sockets: tuple[FdPort, FdPort], links: Callable[..., Link]
+) -> None:
+    res7 = encode_frame({"type": "res", "id": 7, "ok": True, "result": {}})
+    given_up = threading.Event()
+    b = links(sockets[1], answer=answering(res7, given_up), ack_timeout=0.1)
+    peer = sockets[0]
+    peer.write(encode_frame(REQ7))
+    assert read_frames(peer, 1)[0].raw == res7  # after the ACK, in one write
+    peer.write(bytes([NAK]))  # a NAK: sent again at once
+    assert read_frames(peer, 1)[0].raw == res7
+    assert given_up.wait(WAIT)  # then nothing: two more on the timer, then given up
+    assert b.stats.retransmits == 3 and b.stats.send_failures == 1
+    assert b.stats.naks_rx == 1
+    # The send lock is free again: a frame of b's own goes out after them.
+    event = {"type": "evt", "seq": 1, "name": "x", "ts_ms": 0, "data": {}}
+    sender = threading.Thread(target=b.send, args=(event,))
+    sender.start()
+    frames = read_frames(peer, 3)  # two retransmissions of res7, then the event
+    assert [f.message["type"] for f in frames] == ["res", "res", "evt"]
+    peer.write(bytes([ACK]))
+    sender.join(WAIT)
+    assert not sender.is_alive()
+
+
+def test_read_some_takes_a_whole_chunk_from_a_pty() -> None:
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    port = open_serial(os.ttyname(slave), timeout=0.5)
+    try:
+        read_some = read_some_of(port)
+        assert read_some is not None
+        os.write(master, b"abcdef")
+        got = b""
+        while len(got) < 6:
+            got += read_some(4096)
+        assert got == b"abcdef"
+        port.timeout = 0.01
+        assert read_some(4096) == b""  # the timeout, as pyserial's read
+    finally:
+        port.close()
+        os.close(master)
+        os.close(slave)

@@ -51,6 +51,23 @@ def test_sim_screen_serves_what_it_shows() -> None:
         FrameClient(screen.endpoint, timeout=0.5).grab()
 
 
+def test_calibration_frame_is_rendered_once_and_shared_read_only() -> None:
+    screen = SimQrScreen(RenderOptions())
+    try:
+        first = screen.shown  # the rest image put up at start
+        screen.show("HELLO QR")
+        screen.put_back()
+        again = screen.shown
+        assert again.calibration and again.seq > first.seq
+        assert again.image is first.image  # cached, not rendered again
+        assert not again.image.flags.writeable
+        client = FrameClient(screen.endpoint)
+        assert zxing_text(client.grab()[1]) == CALIBRATION_PAYLOAD
+        client.close()
+    finally:
+        screen.close()
+
+
 def test_sim_screen_refuses_what_does_not_fit() -> None:
     screen = SimQrScreen(RenderOptions())
     try:

@@ -175,7 +175,10 @@ def test_summary_and_junit_of_a_repeated_run(tmp_path: Path) -> None:
         )
     summary.status = "finished"
     summary.write(tmp_path / "summary.json")
-    data = json.loads((tmp_path / "summary.json").read_text())
+    text = (tmp_path / "summary.json").read_text()
+    data = json.loads(text)
+    # Each scenario's JSON is spliced in from a cache: the text is still json's own.
+    assert text == json.dumps(data, ensure_ascii=False, indent=2) + "\n"
     assert (data["repeat"], data["collected"], data["runs"]) == (2, 2, 4)
     assert data["counts"]["failed"] == 1 and data["counts"]["passed"] == 1
     assert exit_code_for(data) == 1

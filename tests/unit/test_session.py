@@ -106,7 +106,12 @@ def rig() -> Iterator[Rig]:
     # pyserial's open() flushes input: open the rig end before the terminal writes.
     rig_port = open_serial(os.ttyname(slave))
     terminal = FakeTerminal()
-    endpoint = TerminalEndpoint(FdPort(master), terminal)
+    # Quick commands are answered on the endpoint's reader thread (ACK and answer in one
+    # write); selfcheck.run emits events, so its answer goes the worker's way behind
+    # them; config.set and slow take the worker pool.
+    endpoint = TerminalEndpoint(
+        FdPort(master), terminal, quick={"device.info", "echo", "boom", "selfcheck.run"}
+    )
     terminal.endpoint = endpoint
     transcript = Transcript()
     wrapped = BreakablePort(rig_port)

@@ -18,7 +18,8 @@ Feature: Communication with the acquirer host
 
   @slow @req:SC-COMM-02
   Scenario: A blackholed host fails the comm check with its timeout code
-    Given the network blackholes the host
+    Given the terminal's host timeouts are 300 ms to connect and 500 ms to answer, with 1 retry
+    And the network blackholes the host
     When the terminal runs its "comm" self-check
     Then the "comm" self-check fails with code "E_COMM_TIMEOUT" within its documented time limit
     And the idle screen shows the fault "E_COMM_TIMEOUT" with its documented text
@@ -57,7 +58,8 @@ Feature: Communication with the acquirer host
 
   @slow @req:SC-COMM-07
   Scenario: Once the link heals the next self-check passes
-    Given the network blackholes the host
+    Given the terminal's host timeouts are 300 ms to connect and 500 ms to answer, with 1 retry
+    And the network blackholes the host
     And the terminal runs its "comm" self-check
     And the "comm" self-check fails with code "E_COMM_TIMEOUT"
     When the network is healed
@@ -67,7 +69,8 @@ Feature: Communication with the acquirer host
 
   @epic:payments @slow @req:SC-PAY-01
   Scenario: A sale whose answer never comes is reversed exactly once
-    Given the host never answers sales
+    Given the terminal's host timeouts are 300 ms to connect and 500 ms to answer, with 1 retry
+    And the host never answers sales
     When the terminal makes a sale of 12.34 over the host
     Then the sale fails with code "E_COMM_TIMEOUT"
     And the host acknowledged exactly one reversal of that sale
@@ -76,7 +79,8 @@ Feature: Communication with the acquirer host
 
   @epic:payments @slow @nightly @req:SC-PAY-02
   Scenario: A reversal the host does not acknowledge survives a power cut
-    Given the host never answers sales
+    Given the terminal's host timeouts are 300 ms to connect and 500 ms to answer, with 1 retry
+    And the host never answers sales
     And the host never answers reversals
     When the terminal makes a sale of 5.00 over the host
     Then the sale fails with code "E_COMM_TIMEOUT"
