@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -44,6 +43,7 @@ from hil.summary import (
 if TYPE_CHECKING:
     import pytest
 
+    from hil.archive import RunFolder
     from hil.rig import PreflightLine
     from hil.summary import RunSummary
 
@@ -119,8 +119,8 @@ _pytest_hookimpl = pluggy.HookimplMarker("pytest")
 class _RunWatch:
     """What ``hil run`` learns from inside the pytest session it runs."""
 
-    def __init__(self, html_dir: Path | None) -> None:
-        self.html_dir = html_dir
+    def __init__(self, run_folder: RunFolder) -> None:
+        self.run_folder = run_folder
         self.configured = False
         self.started = False
         self.summary: RunSummary | None = None
@@ -141,14 +141,12 @@ class _RunWatch:
 
     @_pytest_hookimpl(optionalhook=True)  # a hook of hil's plugin, not of pytest
     def pytest_hil_run_started(self, session: pytest.Session) -> None:
-        """The earlier run's HTML report goes with its other reports, now."""
+        """The run has its folder now: ``reports/latest`` names it from here on (a
+        usage error before this point leaves the earlier run the latest)."""
+        from hil.archive import point_latest
+
         self.started = True
-        if self.html_dir is not None and _holds_only_a_report(self.html_dir):
-            shutil.rmtree(self.html_dir, ignore_errors=True)
-
-
-def _holds_only_a_report(folder: Path) -> bool:
-    return folder.is_dir() and (not any(folder.iterdir()) or (folder / "index.html").is_file())
+        point_latest(self.run_folder.root, self.run_folder.run_id)
 
 
 #: The plug-in's options ``hil run`` gives its own: errors name the one the user typed.
@@ -186,8 +184,14 @@ def run(
         Path | None,
         typer.Option(help="feature folder to run; default ./features, else the shipped suite"),
     ] = None,
-    reports: Annotated[Path, typer.Option(help="output folder")] = Path("reports"),
-    html: Annotated[bool, typer.Option(help="generate reports/html/index.html")] = True,
+    reports: Annotated[
+        Path,
+        typer.Option(
+            help="output folder: this run in REPORTS/runs/<run id>/, REPORTS/latest the "
+            "newest run (docs/reports.md)"
+        ),
+    ] = Path("reports"),
+    html: Annotated[bool, typer.Option(help="generate the run's html/index.html")] = True,
     tags: Annotated[
         str | None,
         typer.Option(
@@ -264,8 +268,11 @@ def run(
         features = Path("features") if Path("features").is_dir() else FEATURES
     if not features.is_dir():
         raise _fail(EXIT_USAGE, f"--features: no such folder: {features}")
-    results = reports / "allure-results"
-    summary_path, junit_path = reports / "summary.json", reports / "junit.xml"
+    from hil.archive import RunFolder
+
+    this_run = RunFolder(reports, run_id())
+    results, html_dir = this_run.results, this_run.html
+    summary_path, junit_path = this_run.summary, this_run.junit
     args = [
         str(features),
         "-p",
@@ -286,7 +293,7 @@ def run(
         *([f"--hil-req-url={req_url}"] if req_url is not None else []),
         *ctx.args,
     ]
-    watch = _RunWatch(reports / "html" if html else None)
+    watch = _RunWatch(this_run)
     # pytest's own stderr (its usage errors, internal errors) is held and said in
     # hil's words afterwards; hil run's progress goes to stdout.
     held = io.StringIO()
@@ -297,14 +304,21 @@ def run(
         pytest_code = int(pytest.main(args, plugins=[watch]))
     code = _run_verdict(watch, pytest_code, held.getvalue(), features)
     if watch.started and html:
+        from hil.archive import carry_history, previous_run, write_executor
         from hil.htmlreport import ReportError, generate_html
 
         try:
             with _interruptible(
                 f"while making the HTML report; the run's results are complete in {results} "
-                f"(hil report --results {results} --out {reports / 'html'} makes it)"
+                f"(hil report --results {results} --out {html_dir} makes it)"
             ):
-                index = generate_html(results, reports / "html")
+                # The Trend widgets: the previous run of this build line's history
+                # (docs/reports.md), and which build this is.
+                environment = watch.summary.environment() if watch.summary else {}
+                previous = previous_run(reports, this_run.run_id, environment)
+                carry_history(results, previous)
+                write_executor(results, this_run.run_id, previous)
+                index = generate_html(results, html_dir)
             out.print(f"HTML report: {index}", markup=False)
         except ReportError as e:
             _say(f"HTML report not generated: {e}")
@@ -592,7 +606,12 @@ def sim(rig: RigOption = None, firmware: FirmwareOption = None) -> None:
 
 @app.command()
 def compare(
-    before: Annotated[Path, typer.Argument(help="run A: its reports folder or summary.json")],
+    before: Annotated[
+        Path,
+        typer.Argument(
+            help="run A: its folder, summary.json, run ID (under reports/runs) or 'latest'"
+        ),
+    ],
     after: Annotated[Path, typer.Argument(help="run B, the build under test")],
     tolerance: Annotated[
         float,
@@ -647,7 +666,12 @@ def compare(
 
 @app.command()
 def certify(
-    run_folder: Annotated[Path, typer.Argument(help="the run's reports folder or summary.json")],
+    run_folder: Annotated[
+        Path,
+        typer.Argument(
+            help="the run's folder, summary.json, run ID (under reports/runs) or 'latest'"
+        ),
+    ],
     key: Annotated[
         Path | None,
         typer.Option("--key", help="the lab's ed25519 private key (PEM); else $HIL_CERT_KEY"),

@@ -8,8 +8,10 @@ cd "$REPO"
 
 # System packages: PC/SC middleware and the virtual reader (card slots), the
 # headers pyscard builds against, Node for the report generator, Java for Allure 2,
-# Xvfb for the QR screen's window driver test.
+# Xvfb for the QR screen's window driver test, Chromium for the tests that open the
+# HTML report in a real headless browser (tests/integration/test_run_archive.py).
 SYSTEM_PACKAGES=(libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools xvfb)
+command -v chromium >/dev/null 2>&1 || SYSTEM_PACKAGES+=(chromium)
 command -v node >/dev/null 2>&1 || SYSTEM_PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || SYSTEM_PACKAGES+=(npm)
 missing=()
