@@ -118,7 +118,8 @@ def visit(page: Path, expression: str, *, until: str, timeout: float = 40.0) -> 
             f"--user-data-dir={profile}",
             "about:blank",
         ]
-        # bash (dash knows no fd above 9) puts the pipe ends on fd 3 (commands in) and fd 4 (answers out).
+        # bash (dash knows no fd above 9) puts the pipe ends on fd 3 (commands in)
+        # and fd 4 (answers out).
         plumbed = f'exec "$0" "$@" 3<&{to_child_r} 4>&{from_child_w}'
         proc = subprocess.Popen(
             ["bash", "-c", plumbed, browser, *args],
