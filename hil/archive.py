@@ -96,6 +96,15 @@ def point_latest(root: Path, run_id: str) -> None:
         _replace_with_symlink(link, wanted)
 
 
+def discard_unstarted(run: RunFolder) -> None:
+    """Remove what a run that never started left: folders only (Allure's writer makes
+    its results folder as pytest configures). A folder holding any file is kept."""
+    for folder in (run.folder, run.folder.parent):
+        if not folder.is_dir() or any(p.is_file() or p.is_symlink() for p in folder.rglob("*")):
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _replace_with_symlink(link: Path, target: Path) -> bool:
     partial = link.with_name(f".{link.name}.{os.getpid()}.link")
     with contextlib.suppress(FileNotFoundError):

@@ -150,7 +150,12 @@ class _RunWatch:
 
 
 #: The plug-in's options ``hil run`` gives its own: errors name the one the user typed.
-_RUN_OPTIONS = {"--hil-tags": "--tags", "--hil-repeat": "--repeat", "--hil-req-url": "--req-url"}
+_RUN_OPTIONS = {
+    "--hil-tags": "--tags",
+    "--hil-repeat": "--repeat",
+    "--hil-req-url": "--req-url",
+    "--hil-operator": "--operator",
+}
 
 
 def _pytest_usage_lines(stderr: str) -> list[str]:
@@ -209,6 +214,14 @@ def run(
             "('failed k of n')",
         ),
     ] = "1",
+    operator: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="who runs the run, named in the report (default $HIL_OPERATOR, else the "
+            "login name)",
+        ),
+    ] = None,
     req_url: Annotated[
         str | None,
         typer.Option(
@@ -291,6 +304,7 @@ def run(
         *([f"--hil-tags={tags}"] if tags is not None else []),
         f"--hil-repeat={repeat}",
         *([f"--hil-req-url={req_url}"] if req_url is not None else []),
+        *([f"--hil-operator={operator}"] if operator is not None else []),
         *ctx.args,
     ]
     watch = _RunWatch(this_run)
@@ -303,6 +317,10 @@ def run(
     ):
         pytest_code = int(pytest.main(args, plugins=[watch]))
     code = _run_verdict(watch, pytest_code, held.getvalue(), features)
+    if not watch.started:
+        from hil.archive import discard_unstarted
+
+        discard_unstarted(this_run)  # a run that never started leaves no folder
     if watch.started and html:
         from hil.archive import carry_history, previous_run, write_executor
         from hil.htmlreport import ReportError, generate_html
