@@ -322,3 +322,92 @@ def _previous_order(previous: ArchivedRun | None) -> int:
     except (OSError, StrictJsonError):
         return 0
     return order if isinstance(order, int) and not isinstance(order, bool) else 0
+
+
+# --- merging runs -------------------------------------------------------------------------
+
+#: Files of a results folder that say something about the run as a whole: merged, not copied.
+_RUN_FILES = ("environment.properties", "executor.json", "categories.json")
+
+
+@dataclass(frozen=True)
+class MergedRun:
+    folder: Path
+    run_id: str
+    rig: str
+
+
+def merge_results(runs: list[Path], into: Path, root: Path = Path("reports")) -> list[MergedRun]:
+    """Copy the Allure results of ``runs`` (folders, run IDs or ``latest``) into ``into``,
+    one results folder for one report.
+
+    Runs on one rig (a rerun) keep their history IDs, so Allure shows a scenario once
+    with the earlier runs as its retries. Runs on several rigs get the rig as a test
+    parameter that is part of the history ID, so each rig's result stands on its own.
+    The environment lists each value once, the runs' differing values joined with
+    `` | ``, and ``merged_runs`` names the runs.
+    """
+    if not runs:
+        raise ConfigError("--merge: name at least one run (folder, run ID or latest)")
+    merged: list[MergedRun] = []
+    for name in runs:
+        folder = resolve_run(name, root)
+        results = folder / "allure-results"
+        if not results.is_dir():
+            raise ConfigError(f"{name}: no allure-results in {folder} (not a run folder)")
+        environment = _properties(results / "environment.properties")
+        merged.append(
+            MergedRun(folder, environment.get("run_id", folder.name), environment.get("rig", ""))
+        )
+    several_rigs = len({run.rig for run in merged}) > 1
+    from hil.reporting import write_atomically
+
+    into.mkdir(parents=True, exist_ok=True)
+    environments: list[dict[str, str]] = []
+    for run in merged:
+        results = run.folder / "allure-results"
+        environments.append(_properties(results / "environment.properties"))
+        for path in results.iterdir():
+            if not path.is_file() or path.name in _RUN_FILES:
+                continue
+            if several_rigs and path.name.endswith("-result.json"):
+                write_atomically(into / path.name, _with_rig(path, run.rig))
+            else:
+                shutil.copyfile(path, into / path.name)
+    categories = merged[0].folder / "allure-results" / "categories.json"
+    if categories.is_file():
+        shutil.copyfile(categories, into / "categories.json")
+    lines = [f"{key}={value}" for key, value in sorted(_merged_environment(environments).items())]
+    lines.append(f"merged_runs={', '.join(run.run_id for run in merged)}")
+    write_atomically(into / "environment.properties", ("\n".join(lines) + "\n").encode("utf-8"))
+    return merged
+
+
+def _properties(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    found: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            found[key.strip()] = value.strip()
+    return found
+
+
+def _merged_environment(environments: list[dict[str, str]]) -> dict[str, str]:
+    keys = dict.fromkeys(key for env in environments for key in env)
+    merged: dict[str, str] = {}
+    for key in keys:
+        values = list(dict.fromkeys(env[key] for env in environments if key in env))
+        merged[key] = " | ".join(values)
+    return merged
+
+
+def _with_rig(path: Path, rig: str) -> bytes:
+    """A result with its rig as a parameter that keeps it apart from another rig's."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    parameters = [p for p in data.get("parameters", []) if p.get("name") != "rig"]
+    data["parameters"] = [*parameters, {"name": "rig", "value": rig}]
+    if data.get("historyId"):
+        data["historyId"] = f"{data['historyId']}@{rig}"
+    return json.dumps(data, ensure_ascii=False).encode("utf-8")

@@ -442,12 +442,26 @@ def _without_exception_name(message: str) -> str:
 
 @app.command()
 def report(
+    runs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="[RUN]...",
+            help="with --merge: the runs to merge (folders, run IDs under reports/runs, or latest)",
+            show_default=False,
+        ),
+    ] = None,
+    merge: Annotated[
+        bool,
+        typer.Option(
+            "--merge",
+            help="one report from several runs (several rigs, or a rerun); default --out "
+            "reports/merged",
+        ),
+    ] = False,
     results: Annotated[Path, typer.Option(help="allure results folder")] = Path(
         "reports/allure-results"
     ),
-    output: Annotated[Path, typer.Option("--out", help="HTML output folder")] = Path(
-        "reports/html"
-    ),
+    output: Annotated[Path | None, typer.Option("--out", help="HTML output folder")] = None,
     install_tools: Annotated[
         bool,
         typer.Option(
@@ -481,6 +495,14 @@ def report(
             raise _fail(EXIT_USAGE, str(e)) from None
         out.print(f"report tools installed: {allure}", markup=False)
         return
+    if runs and not merge:
+        raise _fail(EXIT_USAGE, "runs are named only with --merge (hil report --merge RUN...)")
+    if merge:
+        output = output or Path("reports/merged")
+        index = _merged_report(runs or [], output)
+        out.print(f"HTML report: {index}", markup=False)
+        return
+    output = output or Path("reports/html")
     try:
         check_report_folders(results, output)
         with _interruptible("while making the HTML report; the earlier report is unchanged"):
@@ -490,6 +512,37 @@ def report(
     except ReportError as e:
         raise _fail(EXIT_FRAMEWORK_BUG, str(e)) from None
     out.print(f"HTML report: {index}", markup=False)
+
+
+def _merged_report(runs: list[Path], output: Path) -> Path:
+    """``hil report --merge``: the runs' results in one folder beside the report, then
+    one report of them."""
+    import tempfile
+
+    from hil.archive import merge_results
+    from hil.htmlreport import (
+        ReportError,
+        ReportToolsMissing,
+        ReportUsageError,
+        check_report_tools,
+        generate_html,
+    )
+
+    try:
+        check_report_tools()
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            tempfile.TemporaryDirectory(prefix=f".{output.name}.", dir=output.parent) as work,
+            _interruptible("while merging runs; the earlier report is unchanged"),
+        ):
+            merged = merge_results(runs, Path(work) / "allure-results")
+            index = generate_html(Path(work) / "allure-results", output)
+    except (ReportUsageError, ReportToolsMissing, ConfigError) as e:
+        raise _fail(EXIT_USAGE, str(e)) from None
+    except ReportError as e:
+        raise _fail(EXIT_FRAMEWORK_BUG, str(e)) from None
+    out.print(f"merged {len(merged)} runs: {', '.join(r.run_id for r in merged)}", markup=False)
+    return index
 
 
 @app.command()

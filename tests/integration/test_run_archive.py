@@ -10,11 +10,14 @@ this test fails, it never skips.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,16 +34,27 @@ QUICK = ["--tags", "smoke", "--", "-k", "unique_terminal_id"]
 TREND = '[data-id="history-trend"]'
 
 
-def _run(reports: Path, *extra: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    # Outside any CI (the executor is this station's), with the checkout's report tools.
+def _env() -> dict[str, str]:
+    """Outside any CI (the executor is this station's), with the checkout's report tools."""
     ci = ("HIL_RUN_ID", "GITHUB_", "GITLAB_", "CI_", "JENKINS_", "BUILD_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(ci)}
     if (REPO / ".tools").is_dir():
         env.setdefault("HIL_TOOLS_DIR", str(REPO / ".tools"))
+    return {**env, "HIL_OPERATOR": "lab-operator-7", "HIL_STATION": "bench-station-3"}
+
+
+def report_data(index: Path, name: str) -> Any:
+    """One data file a single-file report embeds."""
+    found = re.search(rf"d\('{re.escape(name)}','([A-Za-z0-9+/=]*)'\)", index.read_text())
+    assert found is not None, f"{index} embeds no {name}"
+    return json.loads(base64.b64decode(found.group(1)))
+
+
+def _run(reports: Path, *extra: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*HIL, "run", "--reports", str(reports), *extra, *QUICK],
         cwd=cwd,
-        env=env,
+        env=_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -88,6 +102,7 @@ def test_two_runs_in_a_row_archive_each_and_show_a_trend(tmp_path: Path) -> None
     compared = subprocess.run(
         [*HIL, "compare", first_folder.name, "latest"],
         cwd=tmp_path,
+        env=_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -96,6 +111,34 @@ def test_two_runs_in_a_row_archive_each_and_show_a_trend(tmp_path: Path) -> None
     assert compared.returncode == 0, compared.stderr
     assert "no regression" in compared.stdout
     assert load_run(Path("latest"), reports).run_id == second_folder.name
+
+    # The environment names who ran it, where, with what.
+    environment = top["environment"]
+    for key in ("terminal_model", "terminal_serial", "terminal_id", "merchant_id"):
+        assert environment[key], key
+    for key in ("firmware_version", "firmware_sha256", "rig", "pos_hil_version"):
+        assert environment[key], key
+    assert len(environment["suite_sha256"]) == 64
+    assert environment["operator"] == "lab-operator-7"
+    assert environment["station"] == "bench-station-3"
+    assert environment["pos_hil_commit"]  # git describe of this checkout, or "none"
+    assert environment["started"] <= environment["ended"]
+
+    # One report from both runs (a rerun on one rig: the first is the second's retry).
+    merged = subprocess.run(
+        [*HIL, "report", "--merge", first_folder.name, "latest", "--out", "merged"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert merged.returncode == 0, merged.stderr
+    assert f"merged 2 runs: {first_folder.name}, {second_folder.name}" in merged.stdout
+    merged_env = report_data(tmp_path / "merged" / "index.html", "widgets/environment.json")
+    runs_named = {e["name"]: e["values"] for e in merged_env}["merged_runs"]
+    assert runs_named == [f"{first_folder.name}, {second_folder.name}"]
 
     page = second_folder / "html" / "index.html"
     ticks = (

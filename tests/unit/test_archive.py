@@ -175,3 +175,46 @@ def test_a_run_is_named_by_folder_run_id_or_latest(tmp_path: Path) -> None:
     assert archive.resolve_run(Path("no-such-run"), tmp_path) == Path("no-such-run")
     with pytest.raises(ConfigError, match="latest: no run in"):
         archive.resolve_run(Path("latest"), tmp_path)
+
+
+def _results(folder: Path, run_id: str, rig: str, history_id: str) -> None:
+    results = folder / "allure-results"
+    results.mkdir(parents=True)
+    (results / "environment.properties").write_text(
+        f"run_id={run_id}\nrig={rig}\nfirmware_version=1.4.2\n"
+    )
+    (results / "categories.json").write_text("[]")
+    (results / "executor.json").write_text("{}")
+    result = {"uuid": run_id, "name": "Echo", "historyId": history_id, "status": "passed"}
+    (results / f"{run_id}-result.json").write_text(json.dumps(result))
+    (results / f"{run_id}-attachment.txt").write_text("transcript")
+
+
+def test_merging_runs_of_several_rigs_keeps_each_rigs_result_apart(tmp_path: Path) -> None:
+    _results(tmp_path / "runs" / "a", "a", "sim", "h1")
+    _results(tmp_path / "runs" / "b", "b", "bench-a", "h1")
+    into = tmp_path / "merged"
+    merged = archive.merge_results([Path("a"), tmp_path / "runs" / "b"], into, root=tmp_path)
+    assert [(run.run_id, run.rig) for run in merged] == [("a", "sim"), ("b", "bench-a")]
+    results = {p.name: json.loads(p.read_text()) for p in into.glob("*-result.json")}
+    assert {r["historyId"] for r in results.values()} == {"h1@sim", "h1@bench-a"}
+    assert results["b-result.json"]["parameters"] == [{"name": "rig", "value": "bench-a"}]
+    assert (into / "a-attachment.txt").read_text() == "transcript"
+    assert not (into / "executor.json").exists()
+    environment = (into / "environment.properties").read_text().splitlines()
+    assert "rig=sim | bench-a" in environment
+    assert "firmware_version=1.4.2" in environment
+    assert "merged_runs=a, b" in environment
+
+
+def test_merging_a_rerun_on_one_rig_keeps_history_ids(tmp_path: Path) -> None:
+    _results(tmp_path / "runs" / "a", "a", "sim", "h1")
+    _results(tmp_path / "runs" / "b", "b", "sim", "h1")
+    into = tmp_path / "merged"
+    archive.merge_results([Path("a"), Path("b")], into, root=tmp_path)
+    results = [json.loads(p.read_text()) for p in into.glob("*-result.json")]
+    assert [r["historyId"] for r in results] == ["h1", "h1"]
+    with pytest.raises(ConfigError, match="no allure-results"):
+        archive.merge_results([tmp_path], tmp_path / "x", root=tmp_path)
+    with pytest.raises(ConfigError, match="at least one run"):
+        archive.merge_results([], tmp_path / "x", root=tmp_path)
