@@ -4,9 +4,10 @@
   ``@epic:`` tag) / the feature / the scenario, so the Suites tab is the self-check's
   tree and not a flat list.
 - **Step parameters**: the values a person typed in the Gherkin step (the step
-  phrase's parsed arguments, as written), never the fixtures the step function also
-  takes: allure-pytest-bdd would show every argument, ``terminal <hil.terminal...
-  object at 0x...>`` and a multi-kilobyte ``BootRecord(...)`` among them.
+  phrase's parsed arguments, as written; a password as ``<secret, N chars>``),
+  never the fixtures the step function also takes: allure-pytest-bdd would show every
+  argument, ``terminal <hil.terminal... object at 0x...>`` and a multi-kilobyte
+  ``BootRecord(...)`` among them.
 - **Measurements**: each one a test parameter ``value unit (limit ...): PASS`` (left out
   of the history ID: a measured value changes every run) and all of a scenario's in
   one table attachment (CSV: name, value, unit, low, high, verdict).
@@ -28,6 +29,7 @@ import pytest
 
 from hil import reporting
 from hil.masking import mask_text
+from hil.secrets import SECRET_FIELDS, Secret, shown_secret
 
 SUITE_LABELS = ("parentSuite", "suite", "subSuite")
 #: The area of a feature with no ``@epic:`` tag.
@@ -108,7 +110,15 @@ def typed_arguments(step: Any, step_func: Any) -> dict[str, str]:
         parser = context.parser
         if not parser.is_matching(text):
             continue
-        return _as_typed(parser, text)
+        typed = _as_typed(parser, text)
+        converted = parser.parse_arguments(text) or {}
+        # A password typed in a step is shown as the rest of pos-hil shows secrets.
+        return {
+            name: shown_secret(value)
+            if name in SECRET_FIELDS or isinstance(converted.get(name), Secret)
+            else value
+            for name, value in typed.items()
+        }
     return {}
 
 

@@ -41,6 +41,11 @@ def supply(gadget, volts):
     assert isinstance(gadget, Gadget)
 
 
+@given(parsers.parse('the admin password is "{password}"'))
+def admin_password(password):
+    pass
+
+
 @then(parsers.re(r"the boot takes (?P<seconds>[0-9.]+) s"), converters={"seconds": float})
 def boot(gadget, seconds):
     measured = reporting.measure("boot time", seconds, "s", high=5.0)
@@ -57,6 +62,7 @@ Feature: Power supply
 
   Scenario: Boot too slow
     Given the supply is set to 12 V
+    And the admin password is "hunter2-typed"
     Then the boot takes 7.25 s
 """
 
@@ -123,6 +129,7 @@ def test_suites_steps_measurements_and_links(
         ["boot time", "1.5", "s", "", "5", "PASS"],
     ]
     assert slow["status"] == "failed"
+    assert slow["steps"][1]["parameters"] == [{"name": "password", "value": "<secret, 13 chars>"}]
     (too_slow,) = [p for p in slow["parameters"] if p["name"] == "boot time"]
     assert too_slow["value"] == "7.250 s (limit <= 5 s): FAIL"
 
