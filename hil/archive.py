@@ -190,36 +190,43 @@ def archived_runs(root: Path) -> list[ArchivedRun]:
     if not base.is_dir():
         return runs
     for folder in base.iterdir():
-        summary = folder / "summary.json"
-        if not summary.is_file():
-            continue
-        try:
-            data = loads_object(summary.read_bytes())
-        except (StrictJsonError, OSError):
-            continue
-        env = data.get("environment")
-        environment = {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {}
-        runs.append(
-            ArchivedRun(
-                folder,
-                str(data.get("run_id", folder.name)),
-                str(data.get("started", "")),
-                environment,
-            )
-        )
+        run = _archived(folder)
+        if run is not None:
+            runs.append(run)
     runs.sort(key=lambda r: (r.started, r.run_id))
     return runs
 
 
+def _archived(folder: Path) -> ArchivedRun | None:
+    summary = folder / "summary.json"
+    try:
+        data = loads_object(summary.read_bytes())
+    except (StrictJsonError, OSError):
+        return None
+    env = data.get("environment")
+    environment = {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {}
+    return ArchivedRun(
+        folder, str(data.get("run_id", folder.name)), str(data.get("started", "")), environment
+    )
+
+
 def previous_run(root: Path, run_id: str, environment: Mapping[str, str]) -> ArchivedRun | None:
-    """The newest earlier run of the same build line that has an HTML report."""
+    """The newest earlier run of the same build line that has an HTML report: runs are
+    read newest report first and the first of the line wins, so a long archive costs
+    no more than its last few runs."""
     line = build_line(environment)
-    earlier = [
-        r
-        for r in archived_runs(root)
-        if r.run_id != run_id and build_line(r.environment) == line and r.report.is_file()
-    ]
-    return earlier[-1] if earlier else None
+    base = root / RUNS
+    if not base.is_dir():
+        return None
+    reports = [f / "html" / "index.html" for f in base.iterdir() if f.name != run_id]
+    dated = sorted(
+        ((r.stat().st_mtime, r) for r in reports if r.is_file()), key=lambda d: d[0], reverse=True
+    )
+    for _, report in dated:
+        run = _archived(report.parent.parent)
+        if run is not None and run.run_id != run_id and build_line(run.environment) == line:
+            return run
+    return None
 
 
 def report_history(index_html: Path) -> dict[str, bytes]:
