@@ -26,4 +26,4 @@ format: setup
 	$(BIN)/ruff check --fix hil tests bench examples
 
 clean:
-	rm -rf reports/allure-results reports/html reports/junit.xml reports/summary.json
+	rm -rf reports/allure-results reports/html reports/junit.xml reports/summary.json reports/latest reports/runs

@@ -18,7 +18,6 @@ import contextlib
 import io
 import json
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -46,6 +45,7 @@ from hil.summary import (
 if TYPE_CHECKING:
     import pytest
 
+    from hil.archive import RunFolder
     from hil.rig import PreflightLine
     from hil.summary import RunSummary
 
@@ -121,8 +121,8 @@ _pytest_hookimpl = pluggy.HookimplMarker("pytest")
 class _RunWatch:
     """What ``hil run`` learns from inside the pytest session it runs."""
 
-    def __init__(self, html_dir: Path | None) -> None:
-        self.html_dir = html_dir
+    def __init__(self, run_folder: RunFolder) -> None:
+        self.run_folder = run_folder
         self.configured = False
         self.started = False
         self.summary: RunSummary | None = None
@@ -143,18 +143,21 @@ class _RunWatch:
 
     @_pytest_hookimpl(optionalhook=True)  # a hook of hil's plugin, not of pytest
     def pytest_hil_run_started(self, session: pytest.Session) -> None:
-        """The earlier run's HTML report goes with its other reports, now."""
+        """The run has its folder now: ``reports/latest`` names it from here on (a
+        usage error before this point leaves the earlier run the latest)."""
+        from hil.archive import point_latest
+
         self.started = True
-        if self.html_dir is not None and _holds_only_a_report(self.html_dir):
-            shutil.rmtree(self.html_dir, ignore_errors=True)
-
-
-def _holds_only_a_report(folder: Path) -> bool:
-    return folder.is_dir() and (not any(folder.iterdir()) or (folder / "index.html").is_file())
+        point_latest(self.run_folder.root, self.run_folder.run_id)
 
 
 #: The plug-in's options ``hil run`` gives its own: errors name the one the user typed.
-_RUN_OPTIONS = {"--hil-tags": "--tags", "--hil-repeat": "--repeat", "--hil-req-url": "--req-url"}
+_RUN_OPTIONS = {
+    "--hil-tags": "--tags",
+    "--hil-repeat": "--repeat",
+    "--hil-req-url": "--req-url",
+    "--hil-operator": "--operator",
+}
 
 
 def _pytest_usage_lines(stderr: str) -> list[str]:
@@ -188,8 +191,14 @@ def run(
         Path | None,
         typer.Option(help="feature folder to run; default ./features, else the shipped suite"),
     ] = None,
-    reports: Annotated[Path, typer.Option(help="output folder")] = Path("reports"),
-    html: Annotated[bool, typer.Option(help="generate reports/html/index.html")] = True,
+    reports: Annotated[
+        Path,
+        typer.Option(
+            help="output folder: this run in REPORTS/runs/<run id>/, REPORTS/latest the "
+            "newest run (docs/reports.md)"
+        ),
+    ] = Path("reports"),
+    html: Annotated[bool, typer.Option(help="generate the run's html/index.html")] = True,
     tags: Annotated[
         str | None,
         typer.Option(
@@ -207,6 +216,14 @@ def run(
             "('failed k of n')",
         ),
     ] = "1",
+    operator: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="who runs the run, named in the report (default $HIL_OPERATOR, else the "
+            "login name)",
+        ),
+    ] = None,
     req_url: Annotated[
         str | None,
         typer.Option(
@@ -266,8 +283,11 @@ def run(
         features = Path("features") if Path("features").is_dir() else FEATURES
     if not features.is_dir():
         raise _fail(EXIT_USAGE, f"--features: no such folder: {features}")
-    results = reports / "allure-results"
-    summary_path, junit_path = reports / "summary.json", reports / "junit.xml"
+    from hil.archive import RunFolder
+
+    this_run = RunFolder(reports, run_id())
+    results, html_dir = this_run.results, this_run.html
+    summary_path, junit_path = this_run.summary, this_run.junit
     args = [
         str(features),
         "-p",
@@ -286,9 +306,10 @@ def run(
         *([f"--hil-tags={tags}"] if tags is not None else []),
         f"--hil-repeat={repeat}",
         *([f"--hil-req-url={req_url}"] if req_url is not None else []),
+        *([f"--hil-operator={operator}"] if operator is not None else []),
         *ctx.args,
     ]
-    watch = _RunWatch(reports / "html" if html else None)
+    watch = _RunWatch(this_run)
     # pytest's own stderr (its usage errors, internal errors) is held and said in
     # hil's words afterwards; hil run's progress goes to stdout.
     held = io.StringIO()
@@ -301,15 +322,26 @@ def run(
     ):
         pytest_code = int(pytest.main(args, plugins=[watch]))
     code = _run_verdict(watch, pytest_code, held.getvalue(), features)
+    if not watch.started:
+        from hil.archive import discard_unstarted
+
+        discard_unstarted(this_run)  # a run that never started leaves no folder
     if watch.started and html:
+        from hil.archive import carry_history, previous_run, write_executor
         from hil.htmlreport import ReportError, generate_html
 
         try:
             with _interruptible(
                 f"while making the HTML report; the run's results are complete in {results} "
-                f"(hil report --results {results} --out {reports / 'html'} makes it)"
+                f"(hil report --results {results} --out {html_dir} makes it)"
             ):
-                index = generate_html(results, reports / "html")
+                # The Trend widgets: the previous run of this build line's history
+                # (docs/reports.md), and which build this is.
+                environment = watch.summary.environment() if watch.summary else {}
+                previous = previous_run(reports, this_run.run_id, environment)
+                carry_history(results, previous)
+                write_executor(results, this_run.run_id, previous)
+                index = generate_html(results, html_dir)
             out.print(f"HTML report: {index}", markup=False)
         except ReportError as e:
             _say(f"HTML report not generated: {e}")
@@ -415,12 +447,26 @@ def _without_exception_name(message: str) -> str:
 
 @app.command()
 def report(
+    runs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="[RUN]...",
+            help="with --merge: the runs to merge (folders, run IDs under reports/runs, or latest)",
+            show_default=False,
+        ),
+    ] = None,
+    merge: Annotated[
+        bool,
+        typer.Option(
+            "--merge",
+            help="one report from several runs (several rigs, or a rerun); default --out "
+            "reports/merged",
+        ),
+    ] = False,
     results: Annotated[Path, typer.Option(help="allure results folder")] = Path(
         "reports/allure-results"
     ),
-    output: Annotated[Path, typer.Option("--out", help="HTML output folder")] = Path(
-        "reports/html"
-    ),
+    output: Annotated[Path | None, typer.Option("--out", help="HTML output folder")] = None,
     install_tools: Annotated[
         bool,
         typer.Option(
@@ -454,6 +500,14 @@ def report(
             raise _fail(EXIT_USAGE, str(e)) from None
         out.print(f"report tools installed: {allure}", markup=False)
         return
+    if runs and not merge:
+        raise _fail(EXIT_USAGE, "runs are named only with --merge (hil report --merge RUN...)")
+    if merge:
+        output = output or Path("reports/merged")
+        index = _merged_report(runs or [], output)
+        out.print(f"HTML report: {index}", markup=False)
+        return
+    output = output or Path("reports/html")
     try:
         check_report_folders(results, output)
         with _interruptible("while making the HTML report; the earlier report is unchanged"):
@@ -463,6 +517,37 @@ def report(
     except ReportError as e:
         raise _fail(EXIT_FRAMEWORK_BUG, str(e)) from None
     out.print(f"HTML report: {index}", markup=False)
+
+
+def _merged_report(runs: list[Path], output: Path) -> Path:
+    """``hil report --merge``: the runs' results in one folder beside the report, then
+    one report of them."""
+    import tempfile
+
+    from hil.archive import merge_results
+    from hil.htmlreport import (
+        ReportError,
+        ReportToolsMissing,
+        ReportUsageError,
+        check_report_tools,
+        generate_html,
+    )
+
+    try:
+        check_report_tools()
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            tempfile.TemporaryDirectory(prefix=f".{output.name}.", dir=output.parent) as work,
+            _interruptible("while merging runs; the earlier report is unchanged"),
+        ):
+            merged = merge_results(runs, Path(work) / "allure-results")
+            index = generate_html(Path(work) / "allure-results", output)
+    except (ReportUsageError, ReportToolsMissing, ConfigError) as e:
+        raise _fail(EXIT_USAGE, str(e)) from None
+    except ReportError as e:
+        raise _fail(EXIT_FRAMEWORK_BUG, str(e)) from None
+    out.print(f"merged {len(merged)} runs: {', '.join(r.run_id for r in merged)}", markup=False)
+    return index
 
 
 @app.command()
@@ -727,7 +812,12 @@ def matrix(
 
 @app.command()
 def compare(
-    before: Annotated[Path, typer.Argument(help="run A: its reports folder or summary.json")],
+    before: Annotated[
+        Path,
+        typer.Argument(
+            help="run A: its folder, summary.json, run ID (under reports/runs) or 'latest'"
+        ),
+    ],
     after: Annotated[Path, typer.Argument(help="run B, the build under test")],
     tolerance: Annotated[
         float,
@@ -782,7 +872,12 @@ def compare(
 
 @app.command()
 def certify(
-    run_folder: Annotated[Path, typer.Argument(help="the run's reports folder or summary.json")],
+    run_folder: Annotated[
+        Path,
+        typer.Argument(
+            help="the run's folder, summary.json, run ID (under reports/runs) or 'latest'"
+        ),
+    ],
     key: Annotated[
         Path | None,
         typer.Option("--key", help="the lab's ed25519 private key (PEM); else $HIL_CERT_KEY"),

@@ -45,7 +45,7 @@ from hil.drivers import (
 from hil.errors import ConfigError
 
 #: Sections that are not built by a driver.
-PLAIN_SECTIONS = ("rig", "limits")
+PLAIN_SECTIONS = ("rig", "limits", "report")
 
 
 # --- paths relative to the rig file ------------------------------------------------
@@ -115,6 +115,27 @@ class Limits(StrictOptions):
     boot_selfcheck_s: float = Field(default=20.0, gt=0)
 
 
+#: The Gherkin tags a ``[report] links`` pattern can turn into links (docs/rig-files.md).
+LINK_KINDS = ("issue", "tms", "req")
+
+
+class ReportOptions(StrictOptions):
+    """How the report links tags: ``links = { issue = "https://tracker/browse/{}" }``,
+    ``{}`` standing for the ID written after ``@issue:``, ``@tms:`` or ``@req:``."""
+
+    links: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("links")
+    @classmethod
+    def _patterns(cls, links: dict[str, str]) -> dict[str, str]:
+        for kind, pattern in links.items():
+            if kind not in LINK_KINDS:
+                raise ValueError(f"{kind}: not a link kind (known: {', '.join(LINK_KINDS)})")
+            if "{}" not in pattern:
+                raise ValueError(f"{kind}: {pattern!r} has no {{}} where the ID goes")
+        return links
+
+
 class DutConfig(DriverConfig):
     """What every ``[dut]`` driver's options start with: the identity the terminal must
     report, the image it must run, and how long it may take."""
@@ -143,6 +164,7 @@ class RigConfig:
     build_order: tuple[str, ...]
     limits: Limits = field(default_factory=Limits)
     source: Path = Path("<memory>")
+    report: ReportOptions = field(default_factory=ReportOptions)
 
     @property
     def name(self) -> str:
@@ -191,7 +213,11 @@ def _rig_model(registry: DriverRegistry) -> type[BaseModel]:
     model = _models.get(key)
     if model is not None:
         return model
-    fields: dict[str, Any] = {"rig": (RigInfo, ...), "limits": (Limits, Limits())}
+    fields: dict[str, Any] = {
+        "rig": (RigInfo, ...),
+        "limits": (Limits, Limits()),
+        "report": (ReportOptions, ReportOptions()),
+    }
     for section in registry.sections():
         members = tuple(r.config_model for r in registry.drivers(section))
         if not members:
@@ -327,12 +353,15 @@ def parse_rig(text: str, source: Path, *, registry: DriverRegistry = REGISTRY) -
     order = plan(sections, registry, where=shown)
     limits = validated.limits  # type: ignore[attr-defined]
     assert isinstance(limits, Limits)
+    report = validated.report  # type: ignore[attr-defined]
+    assert isinstance(report, ReportOptions)
     return RigConfig(
         rig=info,
         sections=sections,
         build_order=tuple(order),
         limits=limits,
         source=source.resolve(),
+        report=report,
     )
 
 

@@ -29,7 +29,8 @@ from typing import Any
 
 import pytest
 
-from hil import features, lifecycle, reporting, tags
+from hil import features, lifecycle, reporting, runinfo, tags
+from hil.allurebdd import StepParameters, add_measurements, organise_suites
 from hil.errors import ConfigError, RigError
 from hil.repeats import REPEAT_ARG, repeat_count, repeats
 from hil.rig import Rig, default_rig_path
@@ -77,6 +78,8 @@ class RunOutputs:
     guarded: bool = False
     #: the file writer that replaced Allure's, once guarded
     allure_files: reporting.MaskedAllureFiles | None = None
+    #: the reporting adapter that feeds the Allure results (steps, measurements)
+    allure_sink: AllureSink | None = None
 
 
 class HilHookSpecs:
@@ -137,6 +140,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run each selected scenario N times; a scenario that fails any repeat failed",
     )
     group.addoption(
+        "--hil-operator",
+        default=None,
+        metavar="NAME",
+        help=f"who runs the run, for the report (default ${runinfo.OPERATOR_ENV}, else the "
+        "login name)",
+    )
+    group.addoption(
         "--hil-req-url",
         default=None,
         metavar="PATTERN",
@@ -153,6 +163,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers", f"{tags.REQUIREMENT_MARKER}(id): the requirement a scenario verifies (@req:ID)"
+    )
+    config.addinivalue_line(
+        "markers", f"{tags.LINK_MARKER}(kind, id): a report link (@issue:ID, @tms:ID)"
     )
     config.stash[_tag_markers_key] = {}
     for tag, meaning in tags.VOCABULARY.items():
@@ -177,6 +190,11 @@ def pytest_configure(config: pytest.Config) -> None:
         return {"run_id": this_run, **(rig.environment() if rig is not None else {})}
 
     summary = RunSummary(this_run, environment)
+    summary.run_facts = {
+        "operator": runinfo.operator(config.getoption("hil_operator")),
+        "station": runinfo.station(),
+        "pos_hil_commit": runinfo.pos_hil_commit(),
+    }
     summary.repeat = selection.repeat
     summary.tags = selection.tags.text if selection.tags is not None else None
     config.stash[_summary_key] = summary
@@ -202,7 +220,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(RunReports(config, summary, outputs), "hil-reports")
     if outputs.alluredir is not None:
         sink = AllureSink()
+        outputs.allure_sink = sink
         reporting.add_sink(sink)
+        config.pluginmanager.register(sink, "hil-allure-sink")
         config.add_cleanup(lambda: reporting.remove_sink(sink))
 
 
@@ -260,7 +280,10 @@ def _guard_outputs(config: pytest.Config) -> None:
         reporting.mask_terminal_writer(config.get_terminal_writer())
     if outputs.alluredir is not None:
         summary = config.stash[_summary_key]
-        restatement = AllureRestatement(summary)
+        restatement = AllureRestatement(summary, outputs.alluredir, outputs.allure_sink)
+        step_parameters = StepParameters.for_session(config)
+        if step_parameters is not None:
+            config.pluginmanager.register(step_parameters, "hil-allure-step-parameters")
         outputs.allure_files, undo = reporting.install_allure_gate(
             outputs.alluredir, restatement.amend
         )
@@ -275,14 +298,22 @@ class AllureRestatement:
     blame's title leading the message (what the Allure categories match). Remembers
     which result each test wrote, so a scenario's repeats can be restated together."""
 
-    def __init__(self, summary: RunSummary) -> None:
+    def __init__(
+        self, summary: RunSummary, alluredir: Path, sink: AllureSink | None = None
+    ) -> None:
         self.summary = summary
+        self.alluredir = alluredir
+        self.sink = sink
         #: test node ID -> the uuid of the Allure result it wrote
         self.result_of: dict[str, str] = {}
 
     def amend(self, result: dict[str, Any]) -> None:
         if self.summary.current is not None and "uuid" in result:
             self.result_of[self.summary.current] = str(result["uuid"])
+        # Organised like the self-check, with the scenario's measurements (hil.allurebdd).
+        organise_suites(result)
+        if self.sink is not None:
+            add_measurements(result, self.sink.take_measurements(), self.alluredir)
         blame = self.summary.blame_now()
         if blame is None or result.get("status") not in ("failed", "broken"):
             return
@@ -354,6 +385,8 @@ def pytest_bdd_apply_tag(tag: str, function: Callable[..., object]) -> object:
         marks.append(getattr(pytest.mark, tags.REQUIREMENT_MARKER)(meaning.requirement))
     if meaning.requires:
         marks.append(pytest.mark.hil_requires(*meaning.requires))
+    for kind, target in meaning.links:
+        marks.append(getattr(pytest.mark, tags.LINK_MARKER)(kind, target))
     for mark in marks:
         mark(function)
     return function
@@ -398,8 +431,12 @@ def pytest_collection_modifyitems(
     if unknown:
         raise pytest.UsageError("\n".join(unknown))
     selection = config.stash[_selection_key]
+    patterns = _link_patterns(config, items)
     if selection.requirement_url is not None:
-        _link_requirements(items, selection.requirement_url)
+        patterns["req"] = selection.requirement_url
+    if "req" in patterns:
+        _link_requirements(items, patterns["req"])
+    _link_tags(items, patterns)
     if selection.tags is not None:
         _select_by_tags(config, items, selection.tags)
 
@@ -413,6 +450,48 @@ def _link_requirements(items: list[pytest.Item], pattern: str) -> None:
                 item.add_marker(
                     pytest.mark.allure_link(url, name=str(requirement), link_type="tms")
                 )
+
+
+#: Environment variables with the URL pattern of a kind of link (``{}`` = the ID).
+LINK_URL_ENV = {"issue": "HIL_ISSUE_URL", "tms": "HIL_TMS_URL"}
+
+
+def _link_patterns(config: pytest.Config, items: list[pytest.Item]) -> dict[str, str]:
+    """URL patterns per link kind: the rig file's ``[report] links`` (read only when a
+    scenario has a link tag and the session runs for a rig), then the environment."""
+    patterns: dict[str, str] = {}
+    linked = any(
+        item.get_closest_marker(tags.LINK_MARKER)
+        or item.get_closest_marker(tags.REQUIREMENT_MARKER)
+        for item in items
+    )
+    rig_option = config.getoption("rig")
+    if linked and rig_option:
+        from hil.config import load_rig
+
+        try:
+            patterns.update(load_rig(Path(rig_option)).report.links)
+        except ConfigError as e:
+            raise pytest.UsageError(str(e)) from None
+    for kind, variable in LINK_URL_ENV.items():
+        value = os.environ.get(variable)
+        if value:
+            try:
+                patterns[kind] = tags.check_requirement_url(value, variable)
+            except ConfigError as e:
+                raise pytest.UsageError(str(e)) from None
+    return patterns
+
+
+def _link_tags(items: list[pytest.Item], patterns: Mapping[str, str]) -> None:
+    """An Allure link for every ``@issue:ID`` and ``@tms:ID`` whose kind has a pattern."""
+    for item in items:
+        for marker in item.iter_markers(tags.LINK_MARKER):
+            kind, target = str(marker.args[0]), str(marker.args[1])
+            pattern = patterns.get(kind)
+            if pattern is not None:
+                url = tags.requirement_url(pattern, target)
+                item.add_marker(pytest.mark.allure_link(url, name=target, link_type=kind))
 
 
 def _select_by_tags(
@@ -615,6 +694,17 @@ class RunReports:
 class AllureSink:
     """Reporting adapter for allure-pytest-bdd (steps, attachments, measurements)."""
 
+    def __init__(self) -> None:
+        #: measurements of the scenario under way, until its result is written
+        self._measured: list[reporting.Measurement] = []
+
+    def take_measurements(self) -> list[reporting.Measurement]:
+        taken, self._measured = self._measured, []
+        return taken
+
+    def pytest_runtest_logstart(self) -> None:
+        self._measured = []  # a scenario that wrote no result must not pass its own on
+
     def action(
         self, title: str, params: Mapping[str, str]
     ) -> contextlib.AbstractContextManager[None]:
@@ -631,8 +721,10 @@ class AllureSink:
         allure.attach(body, name=name, attachment_type=mime, extension=extension)
 
     def measurement(self, measurement: reporting.Measurement) -> None:
-        # A step, not a test parameter: parameters feed Allure's history id, and a
-        # measured value changes every run.
+        # A step where it was taken; and a test parameter (excluded from the history
+        # ID: a measured value changes every run) with the table, when the result is
+        # written (hil.allurebdd).
+        self._measured.append(measurement)
         with self.action(f"measurement: {measurement.describe()}", {}):
             pass
 

@@ -331,6 +331,7 @@ class Rig:
             "terminal_model": expected.model,
             "terminal_serial": expected.serial_number,
             "terminal_id": expected.terminal_id,
+            "merchant_id": expected.merchant_id,
         }
         if expected.firmware_version is not None:
             env["firmware_version"] = expected.firmware_version

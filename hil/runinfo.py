@@ -40,3 +40,57 @@ def run_id() -> str:
             "at most 64; starting with a letter or digit)"
         )
     return current
+
+
+# --- who ran it, where, with which pos-hil ------------------------------------------------
+
+OPERATOR_ENV = "HIL_OPERATOR"
+STATION_ENV = "HIL_STATION"
+
+
+def operator(given: str | None = None) -> str:
+    """Who ran the run: ``--operator``, else $HIL_OPERATOR, else the login name."""
+    if given:
+        return given
+    from_env = os.environ.get(OPERATOR_ENV, "")
+    if from_env:
+        return from_env
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name for this uid (a bare container)
+        return "unknown"
+
+
+def station() -> str:
+    """The machine the run ran on: $HIL_STATION, else the host name."""
+    import socket
+
+    return os.environ.get(STATION_ENV, "") or socket.gethostname()
+
+
+def pos_hil_commit() -> str:
+    """``git describe`` of the pos-hil checkout this runs from (with ``-dirty`` when it
+    has changes), or ``none`` for an installed pos-hil or when git is unavailable."""
+    import subprocess
+    from pathlib import Path
+
+    import hil
+
+    checkout = Path(hil.__file__).resolve().parent.parent
+    if not (checkout / ".git").exists():  # only pos-hil's own checkout, never a parent's
+        return "none"
+    try:
+        described = subprocess.run(
+            ["git", "-C", str(checkout), "describe", "--always", "--dirty", "--tags"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "none"
+    text = described.stdout.strip()
+    return text if described.returncode == 0 and text else "none"

@@ -1,7 +1,8 @@
 """A finished run as the tools after it read it: ``hil compare`` and ``hil certify``.
 
-A run is named by its reports folder (the one holding ``summary.json``) or by the
-``summary.json`` itself. Reading is strict: a file that is missing, not strict JSON, or
+A run is named by its folder (the one holding ``summary.json``), by the
+``summary.json`` itself, by its run ID (``reports/runs/<run id>``, hil.archive) or as
+``latest``. Reading is strict: a file that is missing, not strict JSON, or
 lacks what a run summary has is a one-line ``ConfigError`` naming the file and the key.
 """
 
@@ -90,14 +91,21 @@ def summary_path(run: Path) -> Path:
     return run / SUMMARY_NAME if run.is_dir() else run
 
 
-def load_run(run: Path) -> RunRecord:
-    """The run whose reports folder (or summary.json) is ``run``."""
+def load_run(run: Path, root: Path = Path("reports")) -> RunRecord:
+    """The run whose folder (or summary.json) is ``run``, or whose run ID is ``run``
+    under ``root/runs``, or the latest run in ``root``."""
+    from hil.archive import resolve_run
+
+    run = resolve_run(run, root)
     path = summary_path(run)
     if not path.is_file():
         where = (
             f"{run}: no {SUMMARY_NAME} in this folder" if run.is_dir() else f"{run}: no such run"
         )
-        raise ConfigError(f"{where} (name a run's reports folder or its {SUMMARY_NAME})")
+        raise ConfigError(
+            f"{where} (name a run's folder, its {SUMMARY_NAME}, its run ID under "
+            f"{root / 'runs'}, or latest)"
+        )
     try:
         data = loads_object(path.read_bytes())
     except StrictJsonError as e:

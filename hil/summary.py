@@ -268,11 +268,20 @@ class RunSummary:
         self._under_way_at_end: str | None = None
         self._environment = environment
         self._suite: dict[str, str] = {"pos_hil_version": __version__}
+        #: who ran it and where, with which pos-hil checkout (operator, station,
+        #: pos_hil_commit: set by the plug-in)
+        self.run_facts: dict[str, str] = {}
+        #: when the run ended (finished, interrupted or stopped), if it has
+        self.ended: float | None = None
 
     def environment(self) -> dict[str, str]:
         """The run's facts for every report: run ID, rig, terminal, firmware, the
-        pos-hil version and the fingerprint of the feature files that ran."""
-        return {**self._environment(), **self._suite}
+        pos-hil version and commit, the fingerprint of the feature files that ran, the
+        operator and station, start and (once over) end."""
+        times = {"started": _iso(self.started)}
+        if self.ended is not None:
+            times["ended"] = _iso(self.ended)
+        return {**self._environment(), **self._suite, **self.run_facts, **times}
 
     @property
     def interrupted(self) -> bool:
@@ -420,6 +429,7 @@ class RunSummary:
         """The run's status, before anyone writes or prints it."""
         if self.status != "running":
             return  # never started: nothing to tell
+        self.ended = time.time()
         if self._interrupted:
             self.status = "interrupted"
         elif any(entry["outcome"] == "pending" for entry in self.results.values()):

@@ -11,6 +11,9 @@ A tag on a feature or scenario line means one of four things (docs/tags.md):
 - a **requirement** the scenario verifies: ``@req:ID`` becomes an Allure label
   ``requirement``, a link when a URL pattern is given (``--req-url``), and the
   scenario's ``requirements`` in summary.json;
+- a **link** in the report: ``@issue:ID`` and ``@tms:ID`` (and ``@req:ID``) through
+  the URL patterns of the rig file's ``[report] links`` (or $HIL_ISSUE_URL,
+  $HIL_TMS_URL, ``--req-url``); each is also a marker to select by;
 - a **capability** the rig must have: ``@requires:cards,faultlines`` skips a scenario on
   a rig without those instruments.
 
@@ -49,6 +52,10 @@ VOCABULARY: dict[str, str] = {
 
 #: ``@name:value`` tags that are Allure labels only: for the report, not for selection.
 LABEL_TAGS = ("story", "severity", "feature")
+#: ``@name:ID`` tags that are report links (through a URL pattern) and markers to select by.
+LINK_TAGS = ("issue", "tms")
+#: The marker that carries a scenario's links (``@issue:ID``, ``@tms:ID``): kind, ID.
+LINK_MARKER = "hil_link"
 AREA_PREFIX = "area_"
 REQUIREMENT_PREFIX = "req_"
 #: The marker that carries a scenario's requirement ID (``@req:ID``) as its argument.
@@ -73,6 +80,8 @@ class TagMeaning:
     requirement: str | None = None
     #: instruments or channels the rig must have, else the scenario is skipped
     requires: tuple[str, ...] = ()
+    #: report links: (kind, ID), a link once a URL pattern for the kind is set
+    links: tuple[tuple[str, str], ...] = ()
 
 
 def marker_name(text: str) -> str:
@@ -91,6 +100,8 @@ def meaning(tag: str) -> TagMeaning:
         if name == "requires":
             kinds = tuple(kind.strip() for kind in value.split(",") if kind.strip())
             return TagMeaning(tag, requires=kinds)
+        if name in LINK_TAGS:
+            return TagMeaning(tag, marker_name(tag), links=((name, value),))
         if name == "req":
             marker = REQUIREMENT_PREFIX + marker_name(value)
             return TagMeaning(tag, marker, labels=(("requirement", value),), requirement=value)

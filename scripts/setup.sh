@@ -9,9 +9,12 @@ cd "$REPO"
 # System packages: PC/SC middleware and the virtual reader (card slots), the
 # headers pyscard builds against, Node for the report generator, Java for Allure 2,
 # Xvfb for the QR screen's window driver test; a CJK font the sim draws its display
-# with and Tesseract with its Chinese and English models (the camera's second OCR).
+# with and Tesseract with its Chinese and English models (the camera's second OCR);
+# Chromium for the tests that open the HTML report in a real headless browser
+# (tests/integration/test_run_archive.py).
 SYSTEM_PACKAGES=(libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools xvfb fonts-wqy-microhei
     tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng)
+command -v chromium >/dev/null 2>&1 || SYSTEM_PACKAGES+=(chromium)
 command -v node >/dev/null 2>&1 || SYSTEM_PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || SYSTEM_PACKAGES+=(npm)
 missing=()

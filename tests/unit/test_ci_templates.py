@@ -48,7 +48,9 @@ def test_gitlab_job() -> None:
     job = pipeline["pos-hil"]
     assert job["stage"] in pipeline["stages"]
     assert job["allow_failure"] == {"exit_codes": [3]}  # a rig fault is flagged, not red
-    assert job["artifacts"]["reports"]["junit"] == "reports/junit.xml"
+    # The runner archives symlinks as links: the newest run is published as real files.
+    assert job["artifacts"]["reports"]["junit"] == "pos-hil-latest/junit.xml"
+    assert any("cp -rL reports/latest pos-hil-latest" in line for line in job["after_script"])
     assert job["artifacts"]["when"] == "always"
     assert any("hil run" in line for line in job["script"])
     assert _hil_run_options(text) <= _run_options()
