@@ -1,0 +1,170 @@
+"""``hil console`` and ``hil send`` as a person and a script use them: subprocesses on
+the real sim rig (pty test port, the terminal's process, the fault-line harness)."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hil.runtime import processes_of_run
+from tests.conftest import write_sim_rig
+
+pytestmark = pytest.mark.integration
+
+HIL = [sys.executable, "-m", "hil"]
+PAN = "4111111111111111"  # the synthetic test PAN: Luhn-valid, must never show in clear
+FAULT_LINES = '[faultlines]\ndriver = "sim"\n'
+
+
+class Lines:
+    """A subprocess's stdout, line by line, waited on with a deadline."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.seen: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        assert process.stdout is not None
+        stdout = process.stdout
+
+        def pump() -> None:
+            for line in stdout:
+                self._queue.put(line.rstrip("\n"))
+            self._queue.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def expect(self, pattern: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                line = self._queue.get(timeout=max(left, 0.01))
+            except queue.Empty:
+                line = ""
+                left = 0
+            if line is None or left <= 0:
+                shown = "\n".join(self.seen[-30:])
+                pytest.fail(f"no line matching {pattern!r}; last lines:\n{shown}")
+            self.seen.append(line)
+            if re.search(pattern, line):
+                return line
+
+
+def test_console_drives_the_sim_rig_send_event_instruments_quit(tmp_path: Path) -> None:
+    rig = write_sim_rig(tmp_path / "rig.toml", extra=FAULT_LINES)
+    transcript = tmp_path / "session.txt"
+    marker = f"console-{os.getpid()}"
+    process = subprocess.Popen(
+        [*HIL, "console", "--rig", str(rig), "--transcript", str(transcript)],
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HIL_RUN_ID": marker},
+    )
+    assert process.stdin is not None
+    stdin = process.stdin
+
+    def type_line(line: str) -> None:
+        stdin.write(line + "\n")
+        stdin.flush()
+
+    lines = Lines(process)
+    try:
+        # The console opens the port before the power-on: the boot's events show, decoded.
+        lines.expect(r"^evt #\d+ sys\.boot \{.*\"firmware_version\": \"1\.4\.2\"")
+        lines.expect(r"^evt #\d+ sys\.ready \{\}$")
+        assert processes_of_run(marker), "the sim terminal should be running"
+
+        type_line("device.info")
+        info = lines.expect(r"^ok device\.info ")
+        assert json.loads(info.removeprefix("ok device.info "))["serial_number"] == "SIM8A0000001"
+
+        # A bad line is one line of error, and the session goes on.
+        type_line('config.set {"key": "comm.retries", "value": }')
+        bad = lines.expect(r"^! ")
+        assert bad.startswith("! config.set: arguments are not a JSON object: invalid JSON")
+
+        # The terminal's refusal is its answer, printed; a PAN in it is masked.
+        type_line(f'config.get {{"key": "{PAN}"}}')
+        lines.expect(r"^error config\.get E_")
+
+        # An instrument by hand, then what the terminal makes of it arrives as events.
+        type_line(":fault set tamper")
+        lines.expect(r"^= fault line tamper set$")
+        type_line("selfcheck.run")
+        tamper = lines.expect(r"^evt #\d+ selfcheck\.item .*\"item\": \"tamper\"")
+        assert '"code": "E_TAMPER"' in tamper, tamper
+        lines.expect(r"^ok selfcheck\.run ")
+
+        type_line(":card insert visa-credit")  # this rig has no [cards]: said, goes on
+        lines.expect(r"^! :card failed: rig 'test-sim' has no \[cards\] instrument")
+
+        type_line(":quit")
+        lines.expect(r"^console closed: quit$")
+        assert process.wait(30) == 0, process.stderr.read() if process.stderr else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    survivors = processes_of_run(marker)
+    assert survivors == [], f"processes left after :quit: {survivors}"
+
+    screen = "\n".join(lines.seen)
+    record = transcript.read_text()
+    wire = transcript.with_suffix(".wire.txt").read_text()
+    for text in (screen, record, wire):
+        assert PAN not in text
+    assert "411111******1111" in screen
+    assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} > device\.info$", record, re.MULTILINE), record
+    assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} evt #\d+ sys\.ready \{\}$", record, re.MULTILINE)
+    assert '"cmd":"device.info"' in wire, "the wire transcript decodes the frames"
+
+
+def _send(*args: str, cwd: Path, marker: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **({"HIL_RUN_ID": marker} if marker else {})}
+    return subprocess.run(
+        [*HIL, "send", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+def test_send_prints_the_result_and_exits_by_whose_fault_it_is(tmp_path: Path) -> None:
+    rig = write_sim_rig(tmp_path / "rig.toml")
+    marker = f"send-{os.getpid()}"
+
+    ok = _send("device.info", "--rig", str(rig), cwd=tmp_path, marker=marker)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["terminal_id"] == "T0000001"
+
+    refused = _send(
+        "config.set", '{"key": "no.such.key", "value": 1}', "--rig", str(rig), cwd=tmp_path
+    )
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert refused.stdout == ""
+    assert re.fullmatch(r"hil: config\.set: the terminal answered E_\w+: .+\n", refused.stderr)
+
+    bad_json = _send("config.set", '{"key": ', "--rig", str(rig), cwd=tmp_path)
+    assert bad_json.returncode == 2
+    assert bad_json.stderr.startswith("hil: config.set: arguments are not a JSON object:")
+    assert len(bad_json.stderr.splitlines()) == 1
+
+    no_port = _send("device.info", "--port", str(tmp_path / "no-such-tty"), cwd=tmp_path)
+    assert no_port.returncode == 3, no_port.stderr
+    assert "cannot open test port" in no_port.stderr
+
+    assert processes_of_run(marker) == [], "hil send left the terminal running"
