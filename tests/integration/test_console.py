@@ -3,10 +3,13 @@ the real sim rig (pty test port, the terminal's process, the fault-line harness)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pty
 import queue
 import re
+import select
 import subprocess
 import sys
 import threading
@@ -23,6 +26,7 @@ pytestmark = pytest.mark.integration
 HIL = [sys.executable, "-m", "hil"]
 PAN = "4111111111111111"  # the synthetic test PAN: Luhn-valid, must never show in clear
 FAULT_LINES = '[faultlines]\ndriver = "sim"\n'
+QR_SCREEN = '[qr_screen]\ndriver = "sim"\n'
 
 
 class Lines:
@@ -59,7 +63,7 @@ class Lines:
 
 
 def test_console_drives_the_sim_rig_send_event_instruments_quit(tmp_path: Path) -> None:
-    rig = write_sim_rig(tmp_path / "rig.toml", extra=FAULT_LINES)
+    rig = write_sim_rig(tmp_path / "rig.toml", extra=FAULT_LINES + QR_SCREEN)
     transcript = tmp_path / "session.txt"
     marker = f"console-{os.getpid()}"
     process = subprocess.Popen(
@@ -105,6 +109,13 @@ def test_console_drives_the_sim_rig_send_event_instruments_quit(tmp_path: Path) 
         tamper = lines.expect(r"^evt #\d+ selfcheck\.item .*\"item\": \"tamper\"")
         assert '"code": "E_TAMPER"' in tamper, tamper
         lines.expect(r"^ok selfcheck\.run ")
+
+        type_line(':qr show "pos-hil console" blur=0.5 contrast=0.8')
+        lines.expect(
+            r"^= QR screen shows 15 characters, degradation blur_sigma=0\.5, contrast=0\.8$"
+        )
+        type_line("scanner.scan")
+        lines.expect(r'^evt #\d+ scanner\.decoded \{"payload": "pos-hil console"')
 
         type_line(":card insert visa-credit")  # this rig has no [cards]: said, goes on
         lines.expect(r"^! :card failed: rig 'test-sim' has no \[cards\] instrument")
@@ -156,7 +167,9 @@ def test_send_prints_the_result_and_exits_by_whose_fault_it_is(tmp_path: Path) -
     )
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert refused.stdout == ""
-    assert re.fullmatch(r"hil: config\.set: the terminal answered E_\w+: .+\n", refused.stderr)
+    # the last line: a notice about another run's leftovers may come first on a shared host
+    said = refused.stderr.splitlines()[-1]
+    assert re.fullmatch(r"hil: config\.set: the terminal answered E_CONFIG_KEY: .+", said), said
 
     bad_json = _send("config.set", '{"key": ', "--rig", str(rig), cwd=tmp_path)
     assert bad_json.returncode == 2
@@ -168,3 +181,46 @@ def test_send_prints_the_result_and_exits_by_whose_fault_it_is(tmp_path: Path) -
     assert "cannot open test port" in no_port.stderr
 
     assert processes_of_run(marker) == [], "hil send left the terminal running"
+
+
+def test_console_on_a_terminal_completes_with_tab_and_quits(tmp_path: Path) -> None:
+    """stdin and stdout a pty, as for a person: readline's prompt and Tab completion."""
+    rig = write_sim_rig(tmp_path / "rig.toml")
+    marker = f"console-tty-{os.getpid()}"
+    controller, side = pty.openpty()
+    process = subprocess.Popen(
+        [*HIL, "console", "--rig", str(rig), "--transcript", str(tmp_path / "t.txt")],
+        cwd=tmp_path,
+        stdin=side,
+        stdout=side,
+        stderr=side,
+        env={**os.environ, "HIL_RUN_ID": marker, "TERM": "dumb"},
+        start_new_session=True,
+    )
+    os.close(side)
+    seen = bytearray()
+
+    def wait_for(pattern: bytes, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not re.search(pattern, seen):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                pytest.fail(f"no {pattern!r} on the terminal; it shows:\n{seen[-2000:]!r}")
+            ready, _, _ = select.select([controller], [], [], min(left, 0.2))
+            if ready:
+                with contextlib.suppress(OSError):
+                    seen.extend(os.read(controller, 4096))
+
+    try:
+        wait_for(rb"evt #\d+ sys\.ready")
+        os.write(controller, b"device.i\t\r")  # Tab completes the documented command
+        wait_for(rb"ok device\.info \{")
+        os.write(controller, b":qu\t\r")
+        wait_for(rb"console closed: quit")
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        os.close(controller)
+    assert processes_of_run(marker) == []
