@@ -196,12 +196,27 @@ class InteractiveConsole:
         self.timeout = timeout
         self.echo = echo
         self.terminal_alive = terminal_alive
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._death_said = False
         self._unsubscribe = session.events.subscribe(self._on_event)
+        if terminal_alive is not None:
+            # Said at once, not at the next line typed: the person may be waiting for
+            # an event that will never come.
+            threading.Thread(
+                target=self._watch_terminal, name="console-terminal-watch", daemon=True
+            ).start()
+
+    def _watch_terminal(self) -> None:
+        while not self._closed.wait(0.5):
+            if self._terminal_gone(quiet=True) is not None:
+                return
 
     def _on_event(self, event: Event) -> None:
         self.printer.say(shown_event(event))
 
     def close(self) -> None:
+        self._closed.set()
         self._unsubscribe()
 
     def run(self, lines: Iterable[str]) -> Outcome:
@@ -217,6 +232,9 @@ class InteractiveConsole:
 
     def handle(self, line: str) -> Outcome | None:
         """One typed line; an Outcome when the session is over."""
+        gone = self._terminal_gone()
+        if gone is not None:
+            return gone
         text = line.strip()
         if not text or text.startswith("#"):
             return None
@@ -241,11 +259,17 @@ class InteractiveConsole:
             self.printer.say(f"ok {command} {shown_json(result)}")
         return self._terminal_gone()
 
-    def _terminal_gone(self) -> Outcome | None:
-        if self.terminal_alive is not None and not self.terminal_alive():
-            self.printer.say("! the terminal's process exited")
-            return Outcome(1, "the terminal's process exited")
-        return None
+    def _terminal_gone(self, *, quiet: bool = False) -> Outcome | None:
+        """Outcome 1 once the rig's terminal process has exited (said once)."""
+        if self.terminal_alive is None or self.terminal_alive():
+            return None
+        with self._lock:
+            first = not self._death_said
+            self._death_said = True
+        if first:
+            ending = "; the next line ends the console" if quiet else "; the console ends"
+            self.printer.say(f"! the terminal's process exited{ending}")
+        return Outcome(1, "the terminal's process exited")
 
     def _console_command(self, text: str) -> Outcome | None:
         head = text.split(maxsplit=1)[0]

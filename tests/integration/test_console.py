@@ -10,6 +10,7 @@ import pty
 import queue
 import re
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -223,4 +224,36 @@ def test_console_on_a_terminal_completes_with_tab_and_quits(tmp_path: Path) -> N
             process.kill()
             process.wait(10)
         os.close(controller)
+    assert processes_of_run(marker) == []
+
+
+def test_console_says_when_the_terminal_process_dies_and_exits_1(tmp_path: Path) -> None:
+    rig = write_sim_rig(tmp_path / "rig.toml")
+    marker = f"console-dies-{os.getpid()}"
+    process = subprocess.Popen(
+        [*HIL, "console", "--rig", str(rig), "--transcript", str(tmp_path / "t.txt")],
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HIL_RUN_ID": marker},
+    )
+    assert process.stdin is not None
+    lines = Lines(process)
+    try:
+        lines.expect(r"^evt #\d+ sys\.ready \{\}$")
+        terminals = [pid for pid in processes_of_run(marker) if pid != process.pid]
+        assert terminals, "the sim terminal should be running"
+        for pid in terminals:
+            os.kill(pid, signal.SIGKILL)  # a crash, not a power-off
+        lines.expect(r"^! the terminal's process exited; the next line ends the console$")
+        process.stdin.write("device.info\n")
+        process.stdin.flush()
+        assert process.wait(30) == 1
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert not any(line.startswith("ok device.info") for line in lines.seen)
     assert processes_of_run(marker) == []
