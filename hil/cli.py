@@ -655,7 +655,7 @@ def console(
         _check_output_folder(transcript_path.parent, "--transcript")
         transcript_path.parent.mkdir(parents=True, exist_ok=True)
         with (
-            _interruptible("the console; the rig was torn down"),
+            _interruptible("the console" + ("; the rig was torn down" if rig_path else "")),
             open_port(rig_path=rig_path, url=port, firmware=firmware, baudrate=baud) as opened,
         ):
             where = port or f"rig {opened.rig.name if opened.rig else rig_path}"

@@ -257,3 +257,40 @@ def test_console_says_when_the_terminal_process_dies_and_exits_1(tmp_path: Path)
             process.wait(10)
     assert not any(line.startswith("ok device.info") for line in lines.seen)
     assert processes_of_run(marker) == []
+
+
+def test_console_and_send_on_the_port_hil_sim_prints(tmp_path: Path) -> None:
+    """--port: a terminal already running (here the one ``hil sim`` started), no rig."""
+    rig = write_sim_rig(tmp_path / "rig.toml")
+    sim = subprocess.Popen(
+        [*HIL, "sim", "--rig", str(rig)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert sim.stdout is not None
+        match = re.match(r"console port: (\S+)", sim.stdout.readline())
+        assert match
+        port = match.group(1)
+        sent = _send("sys.ping", "--port", port, cwd=tmp_path)
+        assert sent.returncode == 0, sent.stderr
+        assert isinstance(json.loads(sent.stdout), dict)
+        session = subprocess.run(
+            [*HIL, "console", "--port", port, "--transcript", str(tmp_path / "t.txt")],
+            cwd=tmp_path,
+            input="device.info\n:fault set tamper\n:quit\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert session.returncode == 0, session.stderr
+        shown = session.stdout.splitlines()
+        assert shown[0] == f"console on {port}; :help lists the commands, :quit leaves"
+        assert any(line.startswith("ok device.info {") for line in shown), shown
+        assert "! :fault: instrument commands need a rig (hil console --rig)" in shown
+    finally:
+        os.killpg(sim.pid, signal.SIGINT)
+        assert sim.wait(15) in (0, 130)
