@@ -159,7 +159,8 @@ class Printer:
 
     def say(self, text: str, *, on_screen: bool = True) -> None:
         masked = mask_text(text)
-        stamp = time.strftime("%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+        now = time.time()
+        stamp = time.strftime("%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}"
         with self._lock:
             if on_screen:
                 self.out.write(masked + "\n")
@@ -280,6 +281,11 @@ class InteractiveConsole:
             self.printer.say(HELP)
             if self.hands is not None:
                 self.printer.say(HELP_RIG)
+            return None
+        from hil.righands import RIG_COMMANDS
+
+        if head not in RIG_COMMANDS:
+            self.printer.say(f"! unknown command {head!r} (:help lists them)")
             return None
         if self.hands is None:
             self.printer.say(f"! {head}: instrument commands need a rig (hil console --rig)")

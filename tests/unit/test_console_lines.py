@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import io
 import re
+from typing import Any, cast
 
 import pytest
 
-from hil.errors import ConfigError
+from hil.errors import CommandTimeout, ConfigError, RigError, TerminalCommandError
 from hil.masking import contains_full_pan
 from hil.portconsole import (
     ConsoleInputError,
+    InteractiveConsole,
+    Outcome,
     Printer,
     completions,
     parse_request,
     shown_json,
     shown_request,
 )
+from hil.protocol.session import ConsoleSession, EventLog
 from hil.qr.degrade import Degradation
 from hil.righands import HandError, degradation_from_words
 from hil.terminal.commands import DOCUMENTED_COMMANDS
@@ -116,3 +120,90 @@ def test_qr_degradation_words_take_short_and_long_axis_names() -> None:
     ):
         with pytest.raises(HandError, match=re.escape(expected)):
             degradation_from_words(words)
+
+
+class _FakeSession:
+    """The two things InteractiveConsole uses of a ConsoleSession: requests and events."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.events = EventLog()
+        self.answers = answers
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def request(
+        self, cmd: str, args: dict[str, Any] | None = None, *, timeout: float = 5.0
+    ) -> dict[str, Any]:
+        self.sent.append((cmd, dict(args or {})))
+        answer = self.answers[cmd]
+        if isinstance(answer, Exception):
+            raise answer
+        assert isinstance(answer, dict)
+        return answer
+
+
+def test_the_console_prints_answers_errors_and_events_and_ends_on_quit() -> None:
+    session = _FakeSession(
+        {
+            "device.info": {"pan": PAN, "ok": True},
+            "config.get": TerminalCommandError("config.get", "E_CONFIG_KEY", f"unknown {PAN}"),
+            "sys.ping": CommandTimeout("terminal did not answer 'sys.ping'", command="sys.ping"),
+            "sys.reboot": RigError("test port 'console' failed: EIO"),
+        }
+    )
+    screen, record = io.StringIO(), io.StringIO()
+    console = InteractiveConsole(cast(ConsoleSession, session), Printer(screen, record), echo=True)
+    assert console.handle("device.info") is None
+    assert console.handle('config.get {"key": ') is None  # not sent
+    assert console.handle('config.get {"key": "x"}') is None
+    assert console.handle("sys.ping") is None
+    assert console.handle(":bogus") is None
+    assert console.handle(":fault set tamper") is None
+    session.events.append(3, "card.read", 120, {"pan": PAN})
+    assert console.handle("sys.reboot") == Outcome(
+        3, "test port failed: test port 'console' failed: EIO"
+    )
+    assert console.handle(":quit") == Outcome(0, "quit")
+    console.close()
+    session.events.append(4, "sys.ready", 130, {})  # after close: not printed
+    assert [cmd for cmd, _ in session.sent] == [
+        "device.info",
+        "config.get",
+        "sys.ping",
+        "sys.reboot",
+    ]
+    assert screen.getvalue().splitlines() == [
+        "> device.info",
+        'ok device.info {"pan": "411111******1111", "ok": true}',
+        "! config.get: arguments are not a JSON object: invalid JSON: Expecting value: "
+        "line 1 column 8 (char 7)",
+        '> config.get {"key": "x"}',
+        "error config.get E_CONFIG_KEY: unknown 411111******1111",
+        "> sys.ping",
+        "! no answer: terminal did not answer 'sys.ping'",
+        "> :bogus",
+        "! unknown command ':bogus' (:help lists them)",
+        "> :fault set tamper",
+        "! :fault: instrument commands need a rig (hil console --rig)",
+        'evt #3 card.read {"pan": "411111******1111"}',
+        "> sys.reboot",
+        "! test port failed: test port 'console' failed: EIO",
+        "> :quit",
+    ]
+    assert PAN not in record.getvalue()
+
+
+def test_a_terminal_that_dies_ends_the_console_with_exit_1() -> None:
+    alive = [True]
+    screen = io.StringIO()
+    session = _FakeSession({"sys.ping": {}})
+    console = InteractiveConsole(
+        cast(ConsoleSession, session), Printer(screen, None), terminal_alive=lambda: alive[0]
+    )
+    try:
+        assert console.handle("sys.ping") is None
+        alive[0] = False
+        assert console.handle("sys.ping") == Outcome(1, "the terminal's process exited")
+        assert len(session.sent) == 1, "nothing is sent to a terminal that is gone"
+        assert screen.getvalue().count("the terminal's process exited") == 1
+    finally:
+        console.close()
