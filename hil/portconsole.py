@@ -379,10 +379,12 @@ def _rig_port(rig_path: Path, firmware: Path | None, wire: Transcript) -> Iterat
         # terminal is switched on here), as ``hil sim`` does.
         the_rig.build([s for s in the_rig.config.build_order if s not in ("console", "power")])
         process = the_rig.process
+        console_section = the_rig.config.sections.get("console")
+        baudrate = getattr(console_section, "baud", 115200)
         if process is not None:
             url = process.port_path
         else:
-            console_url = getattr(the_rig.config.sections.get("console"), "url", None)
+            console_url = getattr(console_section, "url", None)
             if not isinstance(console_url, str) or console_url == "dut:":
                 raise ConfigError(
                     f"{rig_path}: console.url: hil console needs the terminal's port URL "
@@ -390,7 +392,7 @@ def _rig_port(rig_path: Path, firmware: Path | None, wire: Transcript) -> Iterat
                 )
             url = console_url
         dut = the_rig.config.dut
-        session = ConsoleSession.open_url(url, transcript=wire)
+        session = ConsoleSession.open_url(url, baudrate=baudrate, transcript=wire)
         session.start()
         # Opened before the power-on: the boot's events are printed too.
         if process is not None:
