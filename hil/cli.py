@@ -640,6 +640,7 @@ def console(
     Exit 0 after :quit or end of input, 1 if the terminal's process exits, 2 for bad
     options or rig file, 3 if the port or rig fails.
     """
+    from hil.lifecycle import stop_on_sigterm_like_ctrl_c
     from hil.portconsole import (
         InteractiveConsole,
         Printer,
@@ -651,6 +652,7 @@ def console(
 
     rig_path = _port_choice(rig, port)
     transcript_path = transcript or default_transcript_path()
+    stop_on_sigterm_like_ctrl_c()  # a CI job cancelled: the rig still goes down
     try:
         _check_output_folder(transcript_path.parent, "--transcript")
         transcript_path.parent.mkdir(parents=True, exist_ok=True)
@@ -726,7 +728,10 @@ def send(
         cmd, args = parse_request(command if arguments is None else f"{command} {arguments}")
     except ConsoleInputError as e:
         raise _fail(EXIT_USAGE, str(e)) from None
+    from hil.lifecycle import stop_on_sigterm_like_ctrl_c
+
     rig_path = _port_choice(rig, port)
+    stop_on_sigterm_like_ctrl_c()
     try:
         with (
             _interruptible("before the answer; the rig was torn down"),
