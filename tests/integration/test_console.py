@@ -294,3 +294,31 @@ def test_console_and_send_on_the_port_hil_sim_prints(tmp_path: Path) -> None:
     finally:
         os.killpg(sim.pid, signal.SIGINT)
         assert sim.wait(15) in (0, 130)
+
+
+def test_sigterm_ends_the_console_with_130_and_the_rig_torn_down(tmp_path: Path) -> None:
+    rig = write_sim_rig(tmp_path / "rig.toml")
+    marker = f"console-term-{os.getpid()}"
+    process = subprocess.Popen(
+        [*HIL, "console", "--rig", str(rig), "--transcript", str(tmp_path / "t.txt")],
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HIL_RUN_ID": marker},
+    )
+    lines = Lines(process)
+    try:
+        lines.expect(r"^evt #\d+ sys\.ready \{\}$")
+        process.send_signal(signal.SIGTERM)  # how a CI system cancels a job
+        assert process.wait(30) == 130
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert process.stderr is not None
+    assert process.stderr.read().splitlines()[-1] == (
+        "hil: interrupted the console; the rig was torn down"
+    )
+    assert processes_of_run(marker) == []
