@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from hil.runtime import processes_of_run
+from hil.suite import FIXTURES
 from tests.conftest import write_sim_rig
 
 pytestmark = pytest.mark.integration
@@ -176,6 +177,12 @@ def test_send_prints_the_result_and_exits_by_whose_fault_it_is(tmp_path: Path) -
     assert bad_json.returncode == 2
     assert bad_json.stderr.startswith("hil: config.set: arguments are not a JSON object:")
     assert len(bad_json.stderr.splitlines()) == 1
+
+    tampered = FIXTURES / "firmware" / "tampered-1.4.2.fw.json"
+    unbooted = _send("device.info", "--rig", str(rig), "--firmware", str(tampered), cwd=tmp_path)
+    assert unbooted.returncode == 1, unbooted.stderr
+    said = unbooted.stderr.splitlines()[-1]
+    assert said.startswith("hil: the terminal did not boot: E_FW_SIGNATURE"), said
 
     no_port = _send("device.info", "--port", str(tmp_path / "no-such-tty"), cwd=tmp_path)
     assert no_port.returncode == 3, no_port.stderr
