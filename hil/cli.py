@@ -291,6 +291,9 @@ def run(
     # pytest's own stderr (its usage errors, internal errors) is held and said in
     # hil's words afterwards; hil run's progress goes to stdout.
     held = io.StringIO()
+    from hil.instruments.manual import keep_operator_terminal
+
+    keep_operator_terminal()  # a manual bench's prompts and answers, before pytest captures
     with (
         _interruptible("before the run started; no report was touched"),
         contextlib.redirect_stderr(held),
@@ -908,3 +911,106 @@ def main() -> None:
     except Exception as e:  # a bug of ours must not read as the terminal's failure
         _say(f"internal error (a bug in pos-hil, not the terminal): {type(e).__name__}: {e}")
         sys.exit(EXIT_FRAMEWORK_BUG)
+
+
+# --- hil camera -------------------------------------------------------------------------
+
+camera_app = typer.Typer(help="The camera on the terminal's display.", no_args_is_help=True)
+app.add_typer(camera_app, name="camera")
+
+
+def _camera_frame(rig_path: Path, firmware: Path | None) -> Any:
+    """One frame from the rig's camera, with the terminal booted to idle (screen lit)."""
+    from hil.instruments.camera import Camera
+    from hil.rig import Rig
+
+    try:
+        the_rig = Rig.from_file(rig_path, firmware=firmware)
+    except ConfigError as e:
+        raise _fail(EXIT_USAGE, str(e)) from None
+    try:
+        with _interruptible("during the calibration; the rig was torn down"):
+            terminal = the_rig.start()
+            with contextlib.suppress(DutError):
+                terminal.ensure_idle()  # a terminal that cannot boot still shows a screen
+            camera = the_rig.instrument("camera")
+            if not isinstance(camera, Camera):
+                raise _fail(EXIT_USAGE, f"{rig_path}: camera.driver: not a pos-hil camera")
+            return camera.capture()
+    except HilError as e:
+        code = EXIT_USAGE if isinstance(e, ConfigError) else EXIT_RIG_FAULT
+        raise _fail(code, str(e)) from None
+    finally:
+        the_rig.close()
+
+
+@camera_app.command("calibrate")
+def camera_calibrate(
+    rig: RigOption = None,
+    firmware: FirmwareOption = None,
+    frame: Annotated[
+        Path | None,
+        typer.Option("--frame", help="calibrate on this saved frame, not a live capture"),
+    ] = None,
+    corners: Annotated[
+        str | None,
+        typer.Option("--corners", help='the screen\'s corners "x,y x,y x,y x,y"; default: found'),
+    ] = None,
+    led: Annotated[
+        list[str] | None,
+        typer.Option("--led", help="an LED spot name=x,y[,radius] (repeat for more)"),
+    ] = None,
+    write: Annotated[
+        bool, typer.Option("--write", help="replace [camera.calibration] in the rig file")
+    ] = False,
+    save_screen: Annotated[
+        Path | None, typer.Option("--save-screen", help="save the deskewed screen image here")
+    ] = None,
+) -> None:
+    """Find the screen (and LED spots) in a camera frame; print or write the calibration."""
+    import tomllib
+
+    import cv2
+    import numpy as np
+
+    from hil.camera.calibrate import (
+        calibrate_frame,
+        calibration_toml,
+        parse_corners,
+        parse_led,
+        write_calibration,
+    )
+    from hil.camera.calibration import NoScreenFound, deskew
+    from hil.rig import default_rig_path
+
+    rig_path = rig or default_rig_path()
+    try:
+        given = parse_corners(corners) if corners else None
+        spots = dict((name, (at, radius)) for name, at, radius in map(parse_led, led or []))
+        rig_data = tomllib.loads(rig_path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:
+        where = rig_path if isinstance(e, OSError) else "option"
+        raise _fail(EXIT_USAGE, f"{where}: {e}") from None
+    camera_section = rig_data.get("camera")
+    if not isinstance(camera_section, dict):
+        raise _fail(EXIT_USAGE, f"{rig_path}: no [camera] section to calibrate")
+    kept = camera_section.get("calibration", {}).get("leds", {})
+    for name, spot in kept.items():
+        spots.setdefault(name, (spot["at"], float(spot.get("radius", 8.0))))
+    if frame is not None:
+        image = cv2.imread(str(frame), cv2.IMREAD_COLOR)
+        if image is None:
+            raise _fail(EXIT_USAGE, f"--frame {frame}: not an image file")
+    else:
+        image = _camera_frame(rig_path, firmware)
+    try:
+        found, size = calibrate_frame(given, image)
+    except NoScreenFound as e:
+        raise _fail(EXIT_RIG_FAULT, f"camera: {e} (--corners)") from None
+    block = calibration_toml(found, size, spots)
+    if save_screen is not None:
+        cv2.imwrite(str(save_screen), deskew(np.asarray(image, np.uint8), found, size))
+    typer.echo(block, nl=False)
+    if write:
+        write_calibration(rig_path, block)
+        typer.echo(f"# written to {rig_path}")

@@ -83,7 +83,11 @@ BUILTIN_DRIVER_MODULES = (
     "hil.instruments.cards",
     "hil.instruments.magstripe",
     "hil.instruments.faultlines",
+    "hil.instruments.updates",
     "hil.instruments.biometrics",
+    "hil.instruments.camera",
+    "hil.instruments.keypad",
+    "hil.instruments.manual",
 )
 
 #: Sections every rig file must have.

@@ -18,6 +18,7 @@ Command line (used to build ``fixtures/firmware/``)::
     python -m hil.firmware pubkey --key KEY.pem --out KEY.pub
     python -m hil.firmware sign --key KEY.pem --manifest MANIFEST.json --out IMAGE.fw.json
     python -m hil.firmware edit IMAGE.fw.json --set FIELD=JSON --out TAMPERED.fw.json
+    python -m hil.firmware unsign IMAGE.fw.json --out UNSIGNED.fw.json
     python -m hil.firmware verify --pub KEY.pub IMAGE.fw.json
 """
 
@@ -320,6 +321,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_edit.add_argument("image", type=Path)
     p_edit.add_argument("--set", dest="assignments", action="append", required=True)
     p_edit.add_argument("--out", type=Path, required=True)
+    p_unsign = sub.add_parser(
+        "unsign", help="write the image without its signature (makes unsigned test images)"
+    )
+    p_unsign.add_argument("image", type=Path)
+    p_unsign.add_argument("--out", type=Path, required=True)
     p_verify = sub.add_parser("verify", help="check an image's format and signature")
     p_verify.add_argument("--pub", type=Path, required=True)
     p_verify.add_argument("image", type=Path)
@@ -339,6 +345,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             image = strictjson.loads_object(args.image.read_bytes())
             for assignment in args.assignments:
                 _edit_field(image, assignment)
+            args.out.write_text(dump_image(image), encoding="utf-8")
+        elif args.action == "unsign":
+            load_image(args.image)
+            image = strictjson.loads_object(args.image.read_bytes())
+            del image["signature"]
             args.out.write_text(dump_image(image), encoding="utf-8")
         else:
             image_obj = load_image(args.image)

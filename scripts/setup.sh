@@ -8,8 +8,10 @@ cd "$REPO"
 
 # System packages: PC/SC middleware and the virtual reader (card slots), the
 # headers pyscard builds against, Node for the report generator, Java for Allure 2,
-# Xvfb for the QR screen's window driver test.
-SYSTEM_PACKAGES=(libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools xvfb)
+# Xvfb for the QR screen's window driver test; a CJK font the sim draws its display
+# with and Tesseract with its Chinese and English models (the camera's second OCR).
+SYSTEM_PACKAGES=(libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools xvfb fonts-wqy-microhei
+    tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng)
 command -v node >/dev/null 2>&1 || SYSTEM_PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || SYSTEM_PACKAGES+=(npm)
 missing=()

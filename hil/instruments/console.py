@@ -18,7 +18,7 @@ from hil.drivers import BuildContext, Built, Driver, DriverConfig, register
 from hil.errors import RigError
 from hil.instruments.dut import TestPortProvider, runs_as_process
 from hil.protocol.session import ConsoleSession, EventLog
-from hil.protocol.transcript import Transcript
+from hil.protocol.transcript import Transcript, withhold_args
 from hil.protocol.transport import open_serial
 
 #: ``url`` value meaning "the port the dut driver created".
@@ -71,7 +71,8 @@ class PyserialConsole:
     def request(
         self, cmd: str, args: Mapping[str, Any] | None = None, *, timeout: float | None = None
     ) -> dict[str, Any]:
-        with reporting.action(f"{self.name}: {cmd}", **dict(args or {})):
+        # PIN digits (keypad.press) never reach the report, not even as a parameter.
+        with reporting.action(f"{self.name}: {cmd}", **withhold_args(cmd, args or {})):
             return self._session.request(
                 cmd, args, timeout=self.default_timeout if timeout is None else timeout
             )

@@ -111,6 +111,14 @@ class TestPortProvider(Protocol):
     def port_url(self) -> str: ...
 
 
+@runtime_checkable
+class FlashingStation(Protocol):
+    """A dut the rig can re-flash: the next power-on installs ``image`` first (put
+    back after a scenario that installed another firmware)."""
+
+    def flash(self, image: Path) -> None: ...
+
+
 class ProcessTerminal:
     """A terminal process the rig started, as a rig instrument."""
 
@@ -124,6 +132,9 @@ class ProcessTerminal:
 
     def put_back(self) -> None:
         return None  # the terminal's own state is the scenario's business (power puts it back on)
+
+    def flash(self, image: Path) -> None:
+        self.process.flash(image)
 
     def preflight(self) -> str:
         process = self.process

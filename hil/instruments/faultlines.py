@@ -7,7 +7,9 @@ releases all. Lines (``FAULT_LINES``): ``reader_power`` (card reader supply cut)
 flipped), ``flash_full`` (flash partition filled), ``ram_pressure`` (memory filled),
 ``cpu_load`` (a load generator on the terminal's CPU), ``system_load`` (the load
 monitor reads an overloaded system), ``log_io`` (log partition I/O errors), ``log_full``
-(log partition full), ``secure_element`` (the secure element does not answer). What
+(log partition full), ``secure_element`` (the secure element does not answer), and the
+edge-triggered ``app_crash``, ``app_hang`` (each rising edge fails the terminal's payment
+application once: assert, then release). What
 each provokes in the terminal is documented in docs/test-port-protocol.md ("Channel
 faultlines") and restated for the rig in hil/contract/selfcheck.py.
 
@@ -50,6 +52,8 @@ FAULT_LINES = (
     "log_io",
     "log_full",
     "secure_element",
+    "app_crash",
+    "app_hang",
 )
 #: A terminal retries its fault-line channel every second (docs); plugging the harness
 #: back waits this much longer than that for it to reconnect.

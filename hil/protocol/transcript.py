@@ -3,6 +3,10 @@
 The link records raw chunks as they were written and read. ``render`` decodes each
 direction again so the text shows the messages next to their bytes, and masks it:
 the transcript is an attachment, and attachments must never show a full PAN.
+
+Key presses are withheld as they are recorded: a ``keypad.press`` request may carry PIN
+digits, which are never written anywhere, so its digit keys are kept as ``*`` (the frame
+re-encoded, so it still decodes); the count of keys stays.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from hil.masking import mask_text
 from hil.protocol.framing import (
@@ -24,6 +30,7 @@ from hil.protocol.framing import (
     FrameDecoder,
     NotAFrame,
     Skipped,
+    encode_frame,
 )
 from hil.secrets import redact, redact_json_bytes
 
@@ -68,7 +75,9 @@ class Transcript:
     def _append(self, direction: str, data: bytes, note: str, *, resync: bool) -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be 'tx' or 'rx', not {direction!r}")
-        entry = TranscriptEntry(time.monotonic(), direction, bytes(data), note, resync)
+        entry = TranscriptEntry(
+            time.monotonic(), direction, withhold_keys(bytes(data)), note, resync
+        )
         with self._lock:
             if self._entries.maxlen is not None and len(self._entries) == self._entries.maxlen:
                 self._dropped += 1
@@ -110,6 +119,35 @@ class Transcript:
             line = f"{millis:10.1f} ms  {entry.direction}  {_hex(shown)}"
             lines.append(" | ".join([line, *notes]))
         return mask_text("\n".join(lines) + ("\n" if lines else ""))
+
+
+_KEYS_ARRAY = re.compile(rb'"keys"\s*:\s*\[[^\]]*\]')
+
+
+def withhold_args(cmd: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    """A request's arguments as a report may show them: ``keypad.press`` digit keys
+    as ``*``."""
+    shown = dict(args)
+    keys = shown.get("keys")
+    if cmd == "keypad.press" and isinstance(keys, list):
+        shown["keys"] = ["*" if isinstance(k, str) and k.isdigit() else k for k in keys]
+    return shown
+
+
+def withhold_keys(data: bytes) -> bytes:
+    """``data`` with the digit keys of any ``keypad.press`` request starred."""
+    if b"keypad.press" not in data:
+        return data
+    items = FrameDecoder().feed(data)
+    frames = [item for item in items if isinstance(item, Frame)]
+    message = frames[0].message if len(frames) == 1 and len(items) == 1 else None
+    if isinstance(message, dict) and isinstance(message.get("args"), dict):
+        keys = message["args"].get("keys")
+        if isinstance(keys, list):
+            starred = ["*" if isinstance(k, str) and k.isdigit() else k for k in keys]
+            return encode_frame({**message, "args": {**message["args"], "keys": starred}})
+    # Not one whole frame: star every digit of the keys array (the frame will not decode).
+    return _KEYS_ARRAY.sub(lambda m: re.sub(rb"[0-9]", b"*", m.group(0)), data)
 
 
 def _is_control(item: Decoded) -> bool:

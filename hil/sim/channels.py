@@ -11,7 +11,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 # What this firmware knows how to talk to; anything else is ignored (and logged).
-KNOWN_CHANNELS = ("host", "pcsc", "pcsc_cl", "camera", "faultlines", "maghead", "biometric")
+KNOWN_CHANNELS = (
+    "host",
+    "pcsc",
+    "pcsc_cl",
+    "camera",
+    "faultlines",
+    "maghead",
+    "biometric",
+    "updates",
+    "display",
+)
 
 
 @dataclass(frozen=True)

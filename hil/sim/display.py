@@ -3,6 +3,11 @@
 Every change bumps ``changed_seq`` and is reported to the listener (the terminal turns
 it into a ``display.changed`` event), so a test can wait for a screen instead of polling.
 Showing what is already shown is not a change.
+
+The reader LED follows the card flow (docs/test-port-protocol.md, "Reader LED"): blue
+while the terminal asks for or reads a card, green on a good read, red on a card
+error, off on every other screen. It is part of what ``display.read`` reports and of
+the face the sim draws for the rig's camera (``hil.sim.render``).
 """
 
 from __future__ import annotations
@@ -11,12 +16,24 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+#: The reader LED's colour on each screen that lights it.
+READER_LED: dict[str, str] = {
+    "card_prompt": "blue",
+    "card_reading": "blue",
+    "card_read": "green",
+    "card_error": "red",
+}
+
 
 @dataclass(frozen=True)
 class Screen:
     screen: str
     lines: tuple[str, ...]
     changed_seq: int
+
+    @property
+    def leds(self) -> dict[str, str]:
+        return {"reader": READER_LED.get(self.screen, "off")}
 
 
 DisplayListener = Callable[[Screen], None]

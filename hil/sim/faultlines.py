@@ -21,6 +21,9 @@ once it has applied them. Lines it knows:
 - ``log_full``: the log partition has no space left (logs ``E_LOG_IO``)
 - ``secure_element``: the secure element holding the admin record does not answer
   (security ``E_SEC_NO_PASSWORD``)
+- ``app_crash``, ``app_hang``: edge-triggered, not levels: each rising edge makes the
+  payment application crash or hang once (its watchdog logs ``E_APP_CRASH`` or
+  ``E_APP_HANG`` and restarts it; ``hil.sim.watchdog``)
 
 Lines that stand for a sensor reading (supply, battery, load, tamper switch) set the
 reading; lines that stand for a condition the terminal can suffer for real (flash full,
@@ -49,6 +52,8 @@ KNOWN_LINES = (
     "log_io",
     "log_full",
     "secure_element",
+    "app_crash",
+    "app_hang",
 )
 SUPPLY_LOW_V = 9.6  # what the supply monitor reads while the rig holds supply_low
 BATTERY_LOW_PCT = 10  # what the battery gauge reads while the rig holds battery_low

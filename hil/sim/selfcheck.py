@@ -42,7 +42,9 @@ from hil.sim.state import FlashLayout, LogStore
 Status = Literal["pass", "warn", "fail"]
 
 DEFECT_COMM_LIES = "comm_selfcheck_lies"
-KNOWN_DEFECTS = (DEFECT_COMM_LIES, *LEAK_DEFECTS, *PAYMENT_DEFECTS)
+#: fw.update installs an image without checking its signature (hil.sim.update)
+DEFECT_UPDATE_UNCHECKED = "update_skips_signature"
+KNOWN_DEFECTS = (DEFECT_COMM_LIES, *LEAK_DEFECTS, *PAYMENT_DEFECTS, DEFECT_UPDATE_UNCHECKED)
 
 
 @dataclass(frozen=True)

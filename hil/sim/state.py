@@ -10,7 +10,12 @@ the old or the new content, never a torn file. Layout (see docs/test-port-protoc
     boot.json                 boot counter and last boot reason
     shutdown.json             clean-shutdown marker; present only between a graceful
                               power-off/reboot and the next boot
-    firmware/active.fw.json   the active firmware image, byte for byte as flashed
+    firmware/slot-a.fw.json   firmware slot A, byte for byte as flashed or updated
+    firmware/slot-b.fw.json   firmware slot B (hil.sim.update writes the inactive slot)
+    firmware/boot-select.json which slot boots: {"active": "a"|"b", "previous": ...};
+                              absent means slot A (the flashing station's slot)
+    firmware/download.part    an update being downloaded (discarded at boot)
+    firmware/update.json      the phase of an update under way (removed when it ends)
     logs/seg-NNNNNN.json      the event log, in segments of up to 256 entries
 """
 
@@ -46,6 +51,13 @@ _POLICY = _FlashPolicy()
 
 def set_flash_sync(enabled: bool) -> None:
     _POLICY.sync_writes = enabled
+
+
+def sync_file(fd: int) -> None:
+    """fsync a file written in place (not through ``atomic_write_bytes``), as the flash
+    policy says."""
+    if _POLICY.sync_writes:
+        os.fsync(fd)
 
 
 def now_ms() -> int:
@@ -135,6 +147,9 @@ def remove_stale_temps(directory: Path) -> int:
     return removed
 
 
+FIRMWARE_SLOTS = ("a", "b")
+
+
 @dataclass(frozen=True)
 class FlashLayout:
     """Paths inside the state directory; the one place that knows the layout."""
@@ -166,8 +181,37 @@ class FlashLayout:
         return self.root / "firmware"
 
     @property
+    def boot_select(self) -> Path:
+        return self.firmware_dir / "boot-select.json"
+
+    @property
+    def update_record(self) -> Path:
+        return self.firmware_dir / "update.json"
+
+    @property
+    def download_part(self) -> Path:
+        return self.firmware_dir / "download.part"
+
+    def slot_image(self, slot: str) -> Path:
+        if slot not in FIRMWARE_SLOTS:
+            raise ValueError(f"no firmware slot {slot!r}")
+        return self.firmware_dir / f"slot-{slot}.fw.json"
+
+    def active_slot(self) -> str:
+        """The slot boot-select names; slot A when it is absent or unreadable (the
+        flashing station writes slot A and removes boot-select)."""
+        try:
+            record = read_json(self.boot_select)
+        except ValueError:
+            return FIRMWARE_SLOTS[0]
+        if isinstance(record, dict) and record.get("active") in FIRMWARE_SLOTS:
+            return str(record["active"])
+        return FIRMWARE_SLOTS[0]
+
+    @property
     def active_image(self) -> Path:
-        return self.firmware_dir / "active.fw.json"
+        """The image the next boot verifies and runs: the active slot's file."""
+        return self.slot_image(self.active_slot())
 
     @property
     def logs_dir(self) -> Path:

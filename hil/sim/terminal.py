@@ -40,6 +40,7 @@ from hil.sim.config import ConfigKeyError, ConfigStore, ConfigValueError
 from hil.sim.display import Display, Screen
 from hil.sim.environment import SimEnvironment, from_environ
 from hil.sim.hardware import Hardware
+from hil.sim.keypad import Keypad
 from hil.sim.logcommands import LogCommands
 from hil.sim.payments import (
     DEFECT_IFACE_CARD_ONLY,
@@ -50,6 +51,7 @@ from hil.sim.payments import (
     prompt_lines,
     sale_entry_mode,
 )
+from hil.sim.render import DisplayFace
 from hil.sim.scanner import Scanner
 from hil.sim.security import provision_admin_password
 from hil.sim.selfcheck import (
@@ -67,6 +69,7 @@ from hil.sim.selfcheck import (
     unknown_items,
 )
 from hil.sim.state import (
+    FIRMWARE_SLOTS,
     FlashLayout,
     LogStore,
     atomic_write_bytes,
@@ -76,6 +79,8 @@ from hil.sim.state import (
     remove_durably,
     set_flash_sync,
 )
+from hil.sim.update import FirmwareUpdater, Running
+from hil.sim.watchdog import AppWatchdog
 
 log = logging.getLogger("hil.sim")
 
@@ -167,6 +172,7 @@ class SimTerminal:
         self._last_summary: Summary | None = None
         self._image: FirmwareImage | None = None
         self._image_sha256: str | None = None
+        self._booted_slot = FIRMWARE_SLOTS[0]
         self._firmware: FirmwareStatus | None = None
         self._defects: frozenset[str] = frozenset()
         self._boot_started = time.monotonic()
@@ -191,6 +197,12 @@ class SimTerminal:
             self.logs.append("warn", "I_CHANNEL_IGNORED", f"unknown channel '{name}' ignored")
 
         self.endpoint = TerminalEndpoint(port, self.handle, name="terminal")
+        # The rig's camera looks at the face the sim draws (channel display).
+        self.face = (
+            DisplayFace(Path(env.channels.value("display")), self.logs.append)
+            if env.channels.has("display")
+            else None
+        )
         self.display = Display(self._on_display)
         self.comm = CommModule(
             layout=self.layout,
@@ -218,6 +230,30 @@ class SimTerminal:
             is_idle=lambda: self._phase == "idle",
             time_scale=env.time_scale,
         )
+        # Firmware update (A/B slots) and the payment application's watchdog.
+        self.updater = FirmwareUpdater(
+            layout=self.layout,
+            medium=Path(env.channels.value("updates")) if env.channels.has("updates") else None,
+            rom_key=self._rom_key,
+            model=MODEL,
+            running=self._running_firmware,
+            read_back=self.hardware.read_flash,
+            log=self.logs.append,
+            emit=self.endpoint.emit,
+            show=self.display.show,
+            show_idle=self._show_idle,
+            request_reboot=self._request_reboot,
+            halt=self._halt,
+            time_scale=env.time_scale,
+            defects=lambda: self._defects,
+        )
+        self.watchdog = AppWatchdog(
+            log=self.logs.append,
+            emit=self.endpoint.emit,
+            show=self.display.show,
+            show_idle=self._show_idle,
+            time_scale=env.time_scale,
+        )
         self._commands: dict[
             str, tuple[frozenset[Phase], Callable[[dict[str, Any]], dict[str, Any]]]
         ]
@@ -242,6 +278,8 @@ class SimTerminal:
             "payment.sale": (idle, comm_commands.payment_sale),
             "reversal.status": (idle, comm_commands.reversal_status),
             "scanner.scan": (idle, self._cmd_scanner_scan),
+            "fw.update": (idle, self.updater.command),
+            "app.status": (everywhere, self._cmd_app_status),
         }
         self._commands.update({name: (idle, run) for name, run in self.cards.commands().items()})
         # Admin login, biometric sensors, log retention: their own modules (hil.sim.admin,
@@ -260,8 +298,11 @@ class SimTerminal:
         self._commands.update(
             {name: (idle, run) for name, run in LogCommands(self.logs).commands().items()}
         )
+        self.keypad = Keypad(self.display, log=self.logs.append, show_idle=self._show_idle)
+        self._commands.update({name: (idle, run) for name, run in self.keypad.commands().items()})
         if self.cards.fault_lines is not None:
             self.hardware.attach_fault_lines(self.cards.fault_lines, flash_root=self.layout.root)
+            self.cards.fault_lines.on_change(self.watchdog.on_fault_lines)
         # A sale with an entry mode takes its card from the reader or its code from the
         # scanner (hil.sim.payments).
         self.comm.credential_source = self._sale_credential
@@ -277,7 +318,9 @@ class SimTerminal:
             data = image.read_bytes()
         except OSError as e:
             raise ConfigError(f"HIL_FIRMWARE: cannot read {image}: {e.strerror or e}") from e
-        atomic_write_bytes(self.layout.active_image, data)
+        # The flashing station writes slot A and makes it the one that boots.
+        atomic_write_bytes(self.layout.slot_image(FIRMWARE_SLOTS[0]), data)
+        remove_durably(self.layout.boot_select)
         digest = hashlib.sha256(data).hexdigest()
         self.logs.append("info", "I_FW_FLASHED", f"firmware image flashed, sha256 {digest[:12]}")
 
@@ -386,6 +429,8 @@ class SimTerminal:
         # A running self-check sees the halt at its next delay and lets go.
         got = self._selfcheck_lock.acquire(timeout=SELFCHECK_STOP_WAIT_S)
         self.comm.stop(SELFCHECK_STOP_WAIT_S)
+        self.watchdog.stop()
+        self.updater.stop(SELFCHECK_STOP_WAIT_S)
         self.cards.stop()
         self.biometrics.close()
         self.hardware.close()
@@ -410,6 +455,7 @@ class SimTerminal:
         self.biometrics.start()
         self._sleep(BOOT_ROM_S * self.env.time_scale)
         failure = self._verify_firmware()
+        self.updater.recover_at_boot(self._running_firmware())
         if failure is not None:
             self._enter_recovery(failure)
             return
@@ -432,6 +478,7 @@ class SimTerminal:
             self._phase = "boot_selfcheck"
         with self._selfcheck_lock:
             self._selfcheck(ITEM_IDS, "boot")
+        self.watchdog.start()
         with self._lock:
             self._phase = "idle"
         self._show_idle()
@@ -439,8 +486,13 @@ class SimTerminal:
         self.cards.start_reader()
         self.comm.start()  # a reversal left pending by the last session goes out now
 
+    def _running_firmware(self) -> Running:
+        image = self._image if self._firmware is not None else None
+        return Running(version=image.version if image is not None else None, slot=self._booted_slot)
+
     def _verify_firmware(self) -> BootFailure | None:
-        path = self.layout.active_image
+        self._booted_slot = self.layout.active_slot()
+        path = self.layout.slot_image(self._booted_slot)
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
@@ -549,6 +601,8 @@ class SimTerminal:
     # -- display --------------------------------------------------------------------
 
     def _on_display(self, screen: Screen) -> None:
+        if self.face is not None:
+            self.face.draw(screen)
         self.endpoint.emit(
             "display.changed",
             {
@@ -600,7 +654,12 @@ class SimTerminal:
             return "E_TID_INVALID", "no valid terminal ID: no payment"
         if DEFECT_IFACE_CARD_ONLY in self._defects:
             entry_mode = None  # seeded defect: only interfaces.card is ever looked at
-        return interface_refusal(entry_mode, config)
+        refusal = interface_refusal(entry_mode, config)
+        if refusal is not None:
+            return refusal
+        if not self.watchdog.app_up:
+            return "E_APP_DOWN", "the payment application is not running (watchdog restart)"
+        return None
 
     def _guard_payment(
         self, command: Callable[[dict[str, Any]], dict[str, Any]]
@@ -683,6 +742,7 @@ class SimTerminal:
             "firmware_sha256": self._image_sha256,
             "firmware_verified": self._firmware is not None,
             "firmware_build": image.manifest.build if image is not None else None,
+            "firmware_slot": self._booted_slot,
             "protocol_version": PROTOCOL_VERSION,
             "boot_reason": self.boot_reason,
             "boot_count": self.boot_count,
@@ -704,6 +764,7 @@ class SimTerminal:
             "screen": shown.screen,
             "lines": list(shown.lines),
             "changed_seq": shown.changed_seq,
+            "leds": shown.leds,
         }
 
     def _cmd_log_read(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -712,6 +773,10 @@ class SimTerminal:
         limit = _int_arg(args, "limit", LOG_READ_DEFAULT_LIMIT, 1, LOG_READ_MAX_LIMIT)
         entries, nxt = self.logs.read(since, limit)
         return {"entries": [e.as_dict() for e in entries], "next": nxt}
+
+    def _cmd_app_status(self, args: dict[str, Any]) -> dict[str, Any]:
+        _arg_names(args, ())
+        return self.watchdog.status()
 
     def _cmd_ping(self, args: dict[str, Any]) -> dict[str, Any]:
         _arg_names(args, ())

@@ -16,6 +16,7 @@ from hil.rig import Rig
 from hil.steps.phrases import phrase
 from hil.steps.selfcheck import expected_outcomes
 from hil.terminal import BootRecord, DeviceInfo, SelfCheckItemResult, Terminal, as_report
+from hil.terminal.screensource import ScreenSource
 
 
 def _booted(boot: BootRecord | None) -> BootRecord:
@@ -171,8 +172,11 @@ def display_showed_selfcheck(boot: BootRecord) -> None:
 
 
 @then(phrase("the display now shows the idle screen"))
-def display_is_idle(terminal: Terminal) -> None:
-    """The terminal's display shows its idle screen now."""
-    screen = terminal.display()
+def display_is_idle(screen_source: ScreenSource) -> None:
+    """The terminal's display shows its idle screen now (read by the test port or the
+    rig's camera)."""
+    screen = screen_source.current()
     reporting.attach_json("display now", as_report(screen))
-    assert screen.screen == IDLE_SCREEN, f"display shows {screen.screen!r}, not idle"
+    assert screen.screen == IDLE_SCREEN, (
+        f"display shows {screen.screen!r}, not idle (read by the {screen_source.kind})"
+    )

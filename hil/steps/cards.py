@@ -31,11 +31,11 @@ from hil.terminal import (
     CardPresented,
     CardRead,
     CardReadFinished,
-    ScreenChanged,
     Terminal,
     TerminalEventTimeout,
     as_report,
 )
+from hil.terminal.screensource import ScreenSource, shows
 
 #: How long a read may take before the rig gives up waiting (the limit is the step's).
 READ_WAIT_S = 15.0
@@ -257,35 +257,31 @@ def read_fails(terminal: Terminal, presented: Presentation, code: str) -> None:
 
 
 @then(phrase("the terminal shows the documented message for that code"))
-def error_screen(terminal: Terminal, presented: Presentation) -> None:
-    """The card error screen showed the code and its documented words."""
+def error_screen(terminal: Terminal, screen_source: ScreenSource, presented: Presentation) -> None:
+    """The card error screen showed the code and its documented words (read by the test
+    port's events since the card was presented, or by the rig's camera)."""
     code = presented.read(terminal).code
     words = CARD_ERROR_SCREENS[code]
-
-    def shows(event: ScreenChanged) -> bool:
-        return event.screen.screen == CARD_ERROR_SCREEN and event.screen.shows(*words, code)
-
-    try:
-        terminal.wait_event(
-            ScreenChanged, since=presented.before.events, timeout=SCREEN_WAIT_S, where=shows
-        )
-    except TerminalEventTimeout as e:
-        raise DutError(f"the screen never showed {words} with {code}: {e}") from e
+    screen_source.wait_for(
+        lambda screen: (
+            screen.screen == CARD_ERROR_SCREEN and shows(screen_source, screen, *words, code)
+        ),
+        since=presented.before.events,
+        timeout=SCREEN_WAIT_S,
+        what=f"{words} with {code}",
+    )
 
 
 @then(phrase("the terminal is back to idle"))
-def back_to_idle(terminal: Terminal, presented: Presentation) -> None:
+def back_to_idle(terminal: Terminal, screen_source: ScreenSource, presented: Presentation) -> None:
     """The idle screen is back and the terminal reports the idle state."""
-    if terminal.display().screen != IDLE_SCREEN:
-        try:
-            terminal.wait_event(
-                ScreenChanged,
-                since=presented.before.events,
-                timeout=SCREEN_WAIT_S,
-                where=lambda event: event.screen.screen == IDLE_SCREEN,
-            )
-        except TerminalEventTimeout as e:
-            raise DutError(f"the terminal did not return to its idle screen: {e}") from e
+    if screen_source.current().screen != IDLE_SCREEN:
+        screen_source.wait_for(
+            lambda screen: screen.screen == IDLE_SCREEN,
+            since=presented.before.events,
+            timeout=SCREEN_WAIT_S,
+            what="its idle screen",
+        )
     info = terminal.info()
     assert info.state == "idle", f"terminal state {info.state!r}, not idle"
 

@@ -27,6 +27,7 @@ from hil.steps.selfcheck import (
     judge_item,
 )
 from hil.terminal import Terminal
+from hil.terminal.screensource import ScreenSource
 
 #: The amount of the sale a held fault line must refuse (minor units).
 PROBE_SALE_AMOUNT = 100
@@ -76,14 +77,16 @@ def restore_reader_power(fault_lines: FaultLines) -> None:
         "screen text and log entry"
     )
 )
-def item_reports_fault_line(item_check: ItemCheck, terminal: Terminal, line: str) -> None:
+def item_reports_fault_line(
+    item_check: ItemCheck, terminal: Terminal, screen_source: ScreenSource, line: str
+) -> None:
     """The item this line belongs to reported the line's documented code (a failure, or a
     warning for the lines that only warn), the idle screen shows exactly the documented
     screen with the code and its text, and the log holds the code from that run."""
     entry = documented_problem(FAULT_LINE_CODES[line])
     with reporting.action("check fault report", line=line, item=entry.item, expected=entry.code):
         judge_item(item_check, entry.item, entry.status, entry.code)
-    check_idle_screen(terminal, entry)
+    check_idle_screen(terminal, entry, screen_source)
     check_logged(terminal, item_check)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from pytest_bdd import parsers
 
 from hil.contract.cards import ENTRY_MODES
+from hil.contract.maintenance import APP_FAULT_LINES, UPDATE_PHASES
 from hil.contract.security import BIOMETRIC_MODALITIES, POLICY_CODES
 from hil.contract.selfcheck import FAULT_LINE_CODES, ITEM_NAMES
 from hil.errors import ConfigError
@@ -220,6 +221,13 @@ STEP_TYPES: dict[str, StepType] = {
             example=" with a bad LRC",
         ),
         StepType(
+            "LedColour",
+            "off|green|red|blue|amber",
+            str,
+            description="an indicator LED's state: off, green, red, blue or amber",
+            example="green",
+        ),
+        StepType(
             "Wallet",
             _QUOTED,
             _one_of("wallet", tuple(WALLETS)),
@@ -312,6 +320,27 @@ STEP_TYPES: dict[str, StepType] = {
         _text("ParameterSet", "a host parameter set file of the host fixtures", "params-v2.json"),
         _text("Version", "a parameter set version", "2024.12.01"),
         _text("SerialNumber", "a terminal serial number", "SIM8A9999999"),
+        _text(
+            "FirmwareImage",
+            "a firmware image file beside the rig's firmware image",
+            "pos-sim-healthy-1.5.0.fw.json",
+        ),
+        _text("FirmwareVersion", "a firmware version", "1.5.0"),
+        StepType(
+            "UpdatePhase",
+            _QUOTED,
+            _one_of("update phase", UPDATE_PHASES),
+            description="a phase of a firmware update: " + ", ".join(UPDATE_PHASES),
+            example="writing",
+        ),
+        StepType(
+            "AppFaultLine",
+            _QUOTED,
+            _one_of("application fault line", tuple(APP_FAULT_LINES)),
+            description="a fault line that fails the payment application once: "
+            + ", ".join(APP_FAULT_LINES),
+            example="app_crash",
+        ),
         StepType(
             "PasswordKind",
             _QUOTED,

@@ -57,6 +57,7 @@ from hil.terminal import (
     Terminal,
     as_report,
 )
+from hil.terminal.screensource import ScreenSource, same_lines
 
 _MIB = 1024 * 1024
 #: The performance item measures CPU over this much wall time (documented).
@@ -135,19 +136,25 @@ def expected_idle_lines(terminal: Terminal) -> list[str]:
     )
 
 
-def check_idle_screen_exactly(terminal: Terminal) -> list[str]:
-    """The display shows the idle screen, line for line as documented; returns it."""
-    screen = terminal.display()
+def check_idle_screen_exactly(terminal: Terminal, source: ScreenSource) -> list[str]:
+    """The display shows the idle screen, line for line as documented; returns it.
+    ``source`` is where the screen is read: the test port, or the rig's camera."""
+    screen = source.current()
     expected = expected_idle_lines(terminal)
-    reporting.attach_json("idle screen", {"shown": as_report(screen), "expected": expected})
-    assert screen.screen == IDLE_SCREEN, f"display shows {screen.screen!r}, not idle"
-    assert list(screen.lines) == expected, (
-        f"idle screen {list(screen.lines)} differs from the documented {expected}"
+    reporting.attach_json(
+        "idle screen", {"shown": as_report(screen), "expected": expected, "read by": source.kind}
+    )
+    assert screen.screen == IDLE_SCREEN, (
+        f"display shows {screen.screen!r}, not idle (read by the {source.kind})"
+    )
+    assert same_lines(source, screen.lines, expected), (
+        f"idle screen {list(screen.lines)} differs from the documented {expected} "
+        f"(read by the {source.kind})"
     )
     return expected
 
 
-def check_idle_screen(terminal: Terminal, entry: ItemCode) -> None:
+def check_idle_screen(terminal: Terminal, entry: ItemCode, source: ScreenSource) -> None:
     """The item's latest result is ``entry``'s code, and the idle screen shows exactly
     what the documentation prescribes, "CODE text" and the summary line included."""
     latest = latest_results(terminal).get(entry.item)
@@ -155,7 +162,7 @@ def check_idle_screen(terminal: Terminal, entry: ItemCode) -> None:
         f"the terminal's latest {entry.item} result is "
         f"{'none' if latest is None else latest.code}, not {entry.code}"
     )
-    lines = check_idle_screen_exactly(terminal)
+    lines = check_idle_screen_exactly(terminal, source)
     assert entry.screen_line in lines, f"documented idle screen lacks {entry.screen_line!r}"
 
 
@@ -413,20 +420,22 @@ def message_is(item_check: ItemCheck, text: str) -> None:
 
 
 @then(phrase('the idle screen shows the {kind:ProblemKind} "{code:Code}" with its documented text'))
-def idle_screen_shows(terminal: Terminal, kind: ProblemStatus, code: str) -> None:
+def idle_screen_shows(
+    terminal: Terminal, screen_source: ScreenSource, kind: ProblemStatus, code: str
+) -> None:
     """The idle screen shows exactly the documented screen for the terminal's latest
     results: "CODE text" of this code, the code in the summary of faults (a failed item)
     or warnings (a warned item), and nothing else that was not reported."""
-    check_idle_screen(terminal, documented(code, kind))
+    check_idle_screen(terminal, documented(code, kind), screen_source)
 
 
 @then(phrase("the idle screen shows no fault the rig does not expect"))
-def idle_screen_clear(terminal: Terminal, hil_rig: Rig) -> None:
+def idle_screen_clear(terminal: Terminal, hil_rig: Rig, screen_source: ScreenSource) -> None:
     """The idle screen is exactly the documented one and lists no fault or warning
     beyond what this rig makes unavoidable: the absent codes of items whose channel it
     does not wire, E_FW_VERSION for an image whose version is out of format."""
     allowed = {code for status, code in expected_outcomes(hil_rig).values() if status != "pass"}
-    check_idle_screen_exactly(terminal)
+    check_idle_screen_exactly(terminal, screen_source)
     left = {
         r.item: r.code
         for r in latest_results(terminal).values()

@@ -14,6 +14,9 @@ from __future__ import annotations
 from hil.instruments.console import Console
 from hil.terminal.port import MalformedAnswer, TerminalEventTimeout, TerminalPort
 from hil.terminal.results import (
+    AppFault,
+    AppRestarted,
+    AppStatus,
     BootFailed,
     BootRecord,
     BootStarted,
@@ -24,10 +27,15 @@ from hil.terminal.results import (
     ConfigValue,
     DecodedCode,
     DeviceInfo,
+    FirmwareUpdateFailed,
+    FirmwareUpdateFinished,
+    FirmwareUpdateProgress,
+    FirmwareUpdateStarted,
     ItemChecked,
     ItemStatus,
     LogEntry,
     ParameterInfo,
+    PinEntry,
     ReversalAcknowledged,
     ReversalStatus,
     SaleResult,
@@ -65,6 +73,9 @@ def port_for(console: object) -> TerminalPort:
 
 
 __all__ = [
+    "AppFault",
+    "AppRestarted",
+    "AppStatus",
     "BootFailed",
     "BootRecord",
     "BootStarted",
@@ -75,11 +86,16 @@ __all__ = [
     "ConfigValue",
     "DecodedCode",
     "DeviceInfo",
+    "FirmwareUpdateFailed",
+    "FirmwareUpdateFinished",
+    "FirmwareUpdateProgress",
+    "FirmwareUpdateStarted",
     "ItemChecked",
     "ItemStatus",
     "LogEntry",
     "MalformedAnswer",
     "ParameterInfo",
+    "PinEntry",
     "ReversalAcknowledged",
     "ReversalStatus",
     "SaleResult",

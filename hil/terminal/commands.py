@@ -9,6 +9,7 @@ fails the suite.
 from __future__ import annotations
 
 DOCUMENTED_COMMANDS: tuple[str, ...] = (
+    "app.status",
     "biometric.enrol",
     "biometric.verify",
     "card.last",
@@ -19,9 +20,12 @@ DOCUMENTED_COMMANDS: tuple[str, ...] = (
     "config.set",
     "device.info",
     "display.read",
+    "fw.update",
+    "keypad.press",
     "log.mark",
     "log.read",
     "payment.sale",
+    "pin.enter",
     "reversal.status",
     "scanner.scan",
     "security.login",

@@ -18,10 +18,13 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 from hil.errors import DutError
 from hil.terminal.results import (
+    AppStatus,
     CardRead,
     ConfigValue,
     DeviceInfo,
+    FirmwareUpdateStarted,
     LogEntry,
+    PinEntry,
     ReversalStatus,
     SaleResult,
     ScanResult,
@@ -99,6 +102,16 @@ class TerminalPort(Protocol):
     def read_card(self, timeout_ms: int) -> CardRead:
         """Prompt for a card and return the next read that ends within ``timeout_ms``."""
 
+    def start_firmware_update(
+        self, file: str, *, hold_at: str | None = None
+    ) -> FirmwareUpdateStarted:
+        """Install the image named ``file`` from the update medium. Returns once the
+        update started; its phases and outcome come as events. ``hold_at`` (a test hook)
+        stops it at that phase's documented hold point until the power goes."""
+
+    def app_status(self) -> AppStatus:
+        """The payment application and its watchdog: state, restarts since boot."""
+
     def mark(self) -> int:
         """A cursor: events after this call are at or beyond it."""
 
@@ -116,3 +129,18 @@ class TerminalPort(Protocol):
 
     def find_events(self, kind: type[E], *, since: int = 0) -> list[E]:
         """Every event of type ``kind`` that arrived at or after cursor ``since``."""
+
+
+@runtime_checkable
+class KeypadPort(Protocol):
+    """A terminal port that also offers its keypad and PIN entry (pos-hil's test port
+    does: ``keypad.press``, ``pin.enter``). Apart from ``TerminalPort`` so a vendor
+    adapter without them still is a ``TerminalPort``."""
+
+    def pin_entry(self, timeout_ms: int) -> PinEntry:
+        """Ask for a PIN and wait (at most ``timeout_ms``) until it is entered; the
+        answer holds the number of digits only. Cancelled or timed out: the terminal
+        refuses with E_PIN_CANCELLED or E_PIN_TIMEOUT (``TerminalCommandError``)."""
+
+    def press_keys(self, keys: Sequence[str]) -> int:
+        """Press keys (0-9, enter, clear, cancel); returns how many were taken."""

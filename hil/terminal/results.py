@@ -61,6 +61,8 @@ class DeviceInfo:
     firmware_verified: bool | None = None
     firmware_build: str | None = None
     boot_count: int | None = None
+    #: the firmware slot the terminal booted from (A/B update), if it reports one
+    firmware_slot: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,11 +107,21 @@ class Screen:
     lines: tuple[str, ...]
     #: display changes since this boot (None when the terminal does not count them)
     changed_seq: int | None = None
+    #: the reader LED: off, green, red, blue or amber (None when not reported)
+    reader_led: str | None = None
 
     def shows(self, *words: str) -> bool:
         """True when every one of ``words`` appears somewhere in the lines."""
         text = " ".join(self.lines)
         return all(word in text for word in words)
+
+
+@dataclass(frozen=True)
+class PinEntry:
+    """A PIN the terminal took: how many digits, never which."""
+
+    entered: bool
+    digits: int
 
 
 @dataclass(frozen=True)
@@ -271,6 +283,30 @@ class CardRead:
 # --- events -----------------------------------------------------------------------
 
 
+# --- firmware update and the payment application's watchdog ----------------------
+
+
+@dataclass(frozen=True)
+class FirmwareUpdateStarted:
+    """The terminal took an update from its update medium; phase events follow."""
+
+    file: str
+    size: int
+    from_version: str | None
+
+
+@dataclass(frozen=True)
+class AppStatus:
+    """The payment application as its watchdog sees it."""
+
+    #: running, restarting or stopped
+    state: str
+    #: restarts since this boot
+    restarts: int
+    last_fault: str | None
+    watchdog_timeout_ms: int | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class TerminalEvent:
     """Something the terminal reported on its own. Subclasses say what."""
@@ -429,3 +465,52 @@ class BootRecord:
             "items": [as_report(result) for result in self.items],
             "screens": [screen.screen for screen in self.screens],
         }
+
+
+@dataclass(frozen=True, kw_only=True)
+class FirmwareUpdateProgress(TerminalEvent):
+    """An update entered a phase (downloading, verifying, writing, switching), or is
+    ``held`` at that phase's documented hold point (the rig asked it to stop there)."""
+
+    phase: str
+    held: bool
+    file: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class FirmwareUpdateFinished(TerminalEvent):
+    """The new image is written and selected; the terminal reboots into it."""
+
+    version: str
+    sha256: str
+    slot: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class FirmwareUpdateFailed(TerminalEvent):
+    """The terminal refused the update; the running image is untouched."""
+
+    code: str
+    message: str
+    phase: str
+    version: str | None
+
+    def describe(self) -> str:
+        return f"{self.code} while {self.phase}: {self.message}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppFault(TerminalEvent):
+    """The watchdog found the payment application crashed or hung."""
+
+    code: str
+    silent_ms: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppRestarted(TerminalEvent):
+    """The watchdog restarted the payment application after a fault."""
+
+    code: str
+    restarts: int
+    down_ms: int

@@ -21,16 +21,19 @@ from hil.errors import CommandTimeout, DutError, ProtocolError, RigError, Termin
 from hil.instruments.power import Power
 from hil.masking import mask_text
 from hil.terminal.admin import AdminAnswer, AdminPort, BiometricVerdict, LogMarks
-from hil.terminal.port import MalformedAnswer, TerminalEventTimeout, TerminalPort
+from hil.terminal.port import KeypadPort, MalformedAnswer, TerminalEventTimeout, TerminalPort
 from hil.terminal.results import (
+    AppStatus,
     BootFailed,
     BootRecord,
     CardRead,
     CardReadFinished,
     ConfigValue,
     DeviceInfo,
+    FirmwareUpdateStarted,
     LogEntry,
     ParameterInfo,
+    PinEntry,
     ReversalStatus,
     SaleResult,
     ScanResult,
@@ -416,6 +419,24 @@ class Terminal:
     def read_card(self, timeout_ms: int) -> CardRead:
         with self._diagnosed("asked for a card read"):
             return self.port.read_card(timeout_ms)
+
+    def start_firmware_update(
+        self, file: str, *, hold_at: str | None = None
+    ) -> FirmwareUpdateStarted:
+        """Have the terminal install ``file`` from its update medium (events follow)."""
+        with self._diagnosed(f"started a firmware update from {file}"):
+            return self.port.start_firmware_update(file, hold_at=hold_at)
+
+    def app_status(self) -> AppStatus:
+        with self._diagnosed("asked for the payment application's status"):
+            return self.port.app_status()
+
+    def pin_entry(self, timeout_ms: int) -> PinEntry:
+        """Ask the cardholder for a PIN (keys come from the rig's keypad meanwhile)."""
+        if not isinstance(self.port, KeypadPort):
+            raise RigError("this terminal's port offers no PIN entry", instrument="console")
+        with self._diagnosed("asked for a PIN"):
+            return self.port.pin_entry(timeout_ms)
 
     # --- events -----------------------------------------------------------------
 

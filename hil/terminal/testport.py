@@ -27,6 +27,9 @@ from hil.terminal.results import (
     ITEM_STATUSES,
     OK,
     SALE_OUTCOMES,
+    AppFault,
+    AppRestarted,
+    AppStatus,
     BootFailed,
     BootStarted,
     CardPresented,
@@ -36,10 +39,15 @@ from hil.terminal.results import (
     ConfigValue,
     DecodedCode,
     DeviceInfo,
+    FirmwareUpdateFailed,
+    FirmwareUpdateFinished,
+    FirmwareUpdateProgress,
+    FirmwareUpdateStarted,
     ItemChecked,
     ItemStatus,
     LogEntry,
     ParameterInfo,
+    PinEntry,
     ReversalAcknowledged,
     ReversalStatus,
     SaleOutcome,
@@ -236,10 +244,12 @@ def _selfcheck_run(fields: _Fields) -> SelfCheckRun:
 
 
 def _screen(fields: _Fields) -> Screen:
+    leds = fields.obj_or_none("leds")
     return Screen(
         screen=fields.text("screen"),
         lines=fields.texts("lines"),
         changed_seq=fields.integer_or_none("changed_seq"),
+        reader_led=leds.text_or_none("reader") if leds is not None else None,
     )
 
 
@@ -344,6 +354,39 @@ _EVENTS: dict[str, tuple[type[TerminalEvent], Callable[[_Fields], dict[str, Any]
             "response_code": f.text("response_code"),
         },
     ),
+    "fw.update_progress": (
+        FirmwareUpdateProgress,
+        lambda f: {"phase": f.text("phase"), "held": f.boolean("held"), "file": f.text("file")},
+    ),
+    "fw.update_finished": (
+        FirmwareUpdateFinished,
+        lambda f: {
+            "version": f.text("version"),
+            "sha256": f.text("sha256"),
+            "slot": f.text("slot"),
+        },
+    ),
+    "fw.update_failed": (
+        FirmwareUpdateFailed,
+        lambda f: {
+            "code": f.text("code"),
+            "message": f.text("message"),
+            "phase": f.text("phase"),
+            "version": f.text_or_none("version"),
+        },
+    ),
+    "app.fault": (
+        AppFault,
+        lambda f: {"code": f.text("code"), "silent_ms": f.integer("silent_ms")},
+    ),
+    "app.restarted": (
+        AppRestarted,
+        lambda f: {
+            "code": f.text("code"),
+            "restarts": f.integer("restarts"),
+            "down_ms": f.integer("down_ms"),
+        },
+    ),
 }
 
 
@@ -358,6 +401,18 @@ def _typed(event: Event) -> TerminalEvent:
     cls, parse = _EVENTS[event.name]
     fields = _Fields(f"terminal's event '{event.name}' (seq {event.seq})", event.data)
     return cls(received_at=event.received_at, position=event.index, **parse(fields))
+
+
+#: A PIN entry's answer comes after its own timeout at the latest; this is the margin.
+PIN_ANSWER_MARGIN_S = 5.0
+
+
+def press_keys(console: Console, keys: Sequence[str]) -> int:
+    """Press ``keys`` on the terminal's keypad through its test port (``keypad.press``);
+    the transcript withholds digit keys (``hil.protocol.transcript.withhold_keys``).
+    Returns how many keys the terminal took."""
+    result = console.request("keypad.press", {"keys": list(keys)})
+    return _Fields(_reply("keypad.press"), result).integer("pressed")
 
 
 class TestPortAdapter:
@@ -481,6 +536,29 @@ class TestPortAdapter:
             firmware_verified=reply.boolean_or_none("firmware_verified"),
             firmware_build=reply.text_or_none("firmware_build"),
             boot_count=reply.integer_or_none("boot_count"),
+            firmware_slot=reply.text_or_none("firmware_slot"),
+        )
+
+    def start_firmware_update(
+        self, file: str, *, hold_at: str | None = None
+    ) -> FirmwareUpdateStarted:
+        args: dict[str, Any] = {"file": file}
+        if hold_at is not None:
+            args["hold_at"] = hold_at
+        reply = self._request("fw.update", args)
+        return FirmwareUpdateStarted(
+            file=reply.text("file"),
+            size=reply.integer("size"),
+            from_version=reply.text_or_none("from_version"),
+        )
+
+    def app_status(self) -> AppStatus:
+        reply = self._request("app.status")
+        return AppStatus(
+            state=reply.text("state"),
+            restarts=reply.integer("restarts"),
+            last_fault=reply.text_or_none("last_fault"),
+            watchdog_timeout_ms=reply.integer_or_none("watchdog_timeout_ms"),
         )
 
     def run_selfcheck(
@@ -632,6 +710,17 @@ class TestPortAdapter:
     def log_mark(self, count: int, note: str) -> LogMarks:
         reply = self._request("log.mark", {"count": count, "note": note})
         return LogMarks(first_seq=reply.integer("first_seq"), last_seq=reply.integer("last_seq"))
+
+    # --- keypad and PIN entry (hil.terminal.port.KeypadPort) ------------------------
+
+    def pin_entry(self, timeout_ms: int) -> PinEntry:
+        reply = self._request(
+            "pin.enter", {"timeout_ms": timeout_ms}, timeout=timeout_ms / 1000 + PIN_ANSWER_MARGIN_S
+        )
+        return PinEntry(entered=reply.boolean("entered"), digits=reply.integer("digits"))
+
+    def press_keys(self, keys: Sequence[str]) -> int:
+        return press_keys(self.console, keys)
 
     # --- events ---------------------------------------------------------------------
 

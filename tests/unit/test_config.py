@@ -53,7 +53,7 @@ def test_build_order_comes_from_declared_needs() -> None:
         (
             'driver = "sim"\noff',
             'driver = "relay"\noff',
-            "power.driver: unknown driver 'relay' (known: 'devantech-relay', 'sim'",
+            "power.driver: unknown driver 'relay' (known: 'devantech-relay', 'manual', 'sim'",
         ),
         (
             'driver = "pyserial"',
@@ -110,7 +110,7 @@ def test_build_order_comes_from_declared_needs() -> None:
         ),
         ("[faultlines]", "[faultlines]\nvoltage = 3", "faultlines.voltage: unknown key"),
         ('[magstripe]\ndriver = "sim"', '[magstripe]\ndriver = "coil"', "unknown driver 'coil'"),
-        ("[limits]", "[camera]\ndriver = 'usb'\n[limits]", "camera: unknown section (known:"),
+        ("[limits]", "[periscope]\ndriver = 'usb'\n[limits]", "periscope: unknown section (known:"),
     ],
 )
 def test_errors_name_file_and_field(old: str, new: str, expected: str) -> None:

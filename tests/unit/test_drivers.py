@@ -101,7 +101,7 @@ def test_a_plugin_driver_is_listed_among_the_known_ones(
     with pytest.raises(
         ConfigError,
         match=r"power\.driver: unknown driver 'relais' "
-        r"\(known: 'devantech-relay', 'relay', 'sim', 'snmp-pdu'\)",
+        r"\(known: 'devantech-relay', 'manual', 'relay', 'sim', 'snmp-pdu'\)",
     ):
         parse_rig(text, tmp_path / "rig.toml")
 
@@ -299,6 +299,8 @@ def test_entry_point_plugins_load_once_per_process(
         'driver = "sim"\nmodel', 'driver = "physical"\nwiring = "config"\nmodel'
     ).replace("time_scale = 0.1\n", "")
     text = text.replace('url = "dut:"', 'url = "socket://127.0.0.1:9"')
+    # the update medium is a folder on the rig's host: no physical terminal reads it
+    text = text.replace('[updates]\ndriver = "folder"\n', "")
     config = parse_rig(text, tmp_path / "rig.toml")
     assert config.instruments()["power"] == "relay-ep"
     registration = registry.get("power", "relay-ep")

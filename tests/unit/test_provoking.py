@@ -10,6 +10,7 @@ from datetime import date
 import pytest
 
 from hil.cards.profile import DEFAULT_PROFILES, ProfileLibrary, expiring, month_from
+from hil.contract.maintenance import APP_FAULT_LINES
 from hil.contract.selfcheck import (
     FAULT_LINE_CODES,
     HARNESS_UNPLUGGED_CODES,
@@ -23,6 +24,20 @@ from tests.conftest import REPO
 
 PROTOCOL_DOC = REPO / "docs" / "test-port-protocol.md"
 LINES_HEADER = "| line | kind | what the terminal gets | self-check | payments |"
+APP_LINES_HEADER = "| line | provokes once, on its rising edge | watchdog code |"
+
+
+def _documented_app_lines() -> dict[str, str]:
+    """Edge-triggered line -> the watchdog code it provokes, from the doc."""
+    lines = PROTOCOL_DOC.read_text(encoding="utf-8").splitlines()
+    start = lines.index(APP_LINES_HEADER) + 2
+    table = {}
+    for row in lines[start:]:
+        if not row.startswith("|"):
+            break
+        cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+        table[cells[0].strip("`")] = cells[2].strip("`")
+    return table
 
 
 def _documented_lines() -> dict[str, tuple[str, str]]:
@@ -41,7 +56,14 @@ def _documented_lines() -> dict[str, tuple[str, str]]:
 
 def test_fault_lines_are_the_documented_ones_everywhere() -> None:
     documented = _documented_lines()
-    assert tuple(documented) == FAULT_LINES == KNOWN_LINES == tuple(FAULT_LINE_CODES)
+    app_lines = _documented_app_lines()
+    assert app_lines == APP_FAULT_LINES
+    assert (
+        tuple(documented) + tuple(app_lines)
+        == FAULT_LINES
+        == KNOWN_LINES
+        == tuple(FAULT_LINE_CODES) + tuple(APP_FAULT_LINES)
+    )
     for line, (code, payments) in documented.items():
         assert FAULT_LINE_CODES[line] == code, line
         assert PAYMENT_REFUSALS.get(line, "go on") == payments, line

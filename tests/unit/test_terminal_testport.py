@@ -20,8 +20,13 @@ from hil.instruments.console import Console
 from hil.protocol.session import EventLog
 from hil.protocol.transcript import Transcript
 from hil.terminal import (
+    AppFault,
+    AppRestarted,
     BootFailed,
     CardReadFinished,
+    FirmwareUpdateFailed,
+    FirmwareUpdateFinished,
+    FirmwareUpdateProgress,
     ItemChecked,
     MalformedAnswer,
     ReversalAcknowledged,
@@ -495,3 +500,64 @@ def test_ensure_idle_power_cycles_a_terminal_that_does_not_answer() -> None:
     threading.Timer(0.1, lambda: console.emit("sys.ready", {})).start()
     terminal.ensure_idle()
     assert power.calls == ["cut", "on"]
+
+
+# --- firmware update and the payment application's watchdog -------------------------
+
+
+def test_a_firmware_update_is_started_with_its_hold_hook_and_reported_by_events() -> None:
+    started = {"file": "new.fw.json", "size": 431, "from_version": "1.4.2"}
+    port, console = adapter(fw__update=started)
+    result = port.start_firmware_update("new.fw.json", hold_at="writing")
+    assert (result.file, result.size, result.from_version) == ("new.fw.json", 431, "1.4.2")
+    port.start_firmware_update("new.fw.json")
+    assert [args for _, args, _ in console.requests] == [
+        {"file": "new.fw.json", "hold_at": "writing"},
+        {"file": "new.fw.json"},
+    ]
+    console.emit("fw.update_progress", {"phase": "writing", "held": True, "file": "new.fw.json"})
+    console.emit("fw.update_finished", {"version": "1.5.0", "sha256": "ab" * 32, "slot": "b"})
+    console.emit(
+        "fw.update_failed",
+        {"code": "E_FW_MODEL", "message": "other model", "phase": "verifying", "version": None},
+    )
+    progress = port.wait_event(FirmwareUpdateProgress, since=0, timeout=1.0)
+    assert (progress.phase, progress.held) == ("writing", True)
+    finished = port.wait_event(FirmwareUpdateFinished, since=0, timeout=1.0)
+    assert (finished.version, finished.slot) == ("1.5.0", "b")
+    failed = port.wait_event(FirmwareUpdateFailed, since=0, timeout=1.0)
+    assert failed.describe() == "E_FW_MODEL while verifying: other model"
+    assert failed.version is None
+
+
+def test_a_refused_update_start_is_an_error_with_its_code() -> None:
+    port, _ = adapter(fw__update=TerminalCommandError("fw.update", "E_FW_NO_MEDIA", "no medium"))
+    with pytest.raises(TerminalCommandError) as e:
+        port.start_firmware_update("x.fw.json")
+    assert e.value.code == "E_FW_NO_MEDIA"
+
+
+def test_app_status_and_watchdog_events() -> None:
+    status = {
+        "state": "running",
+        "restarts": 1,
+        "last_fault": "E_APP_HANG",
+        "watchdog_timeout_ms": 300,
+        "kick_interval_ms": 50,
+    }
+    port, console = adapter(app__status=status)
+    read = port.app_status()
+    assert (read.state, read.restarts, read.last_fault) == ("running", 1, "E_APP_HANG")
+    console.emit("app.fault", {"code": "E_APP_HANG", "silent_ms": 310})
+    console.emit("app.restarted", {"code": "E_APP_HANG", "restarts": 1, "down_ms": 101})
+    assert port.wait_event(AppFault, since=0, timeout=1.0).silent_ms == 310
+    assert port.wait_event(AppRestarted, since=0, timeout=1.0).down_ms == 101
+
+
+def test_a_malformed_update_event_names_event_and_field() -> None:
+    port, console = adapter(app__status={"state": "running", "restarts": "one"})
+    console.emit("fw.update_progress", {"phase": "writing", "held": "yes", "file": "x"})
+    with pytest.raises(MalformedAnswer, match="'held' must be true or false"):
+        port.wait_event(FirmwareUpdateProgress, since=0, timeout=1.0)
+    with pytest.raises(MalformedAnswer, match="'restarts' must be an integer"):
+        port.app_status()
