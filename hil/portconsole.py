@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Any
 from hil.errors import ConfigError, DutError, HilError, RigError, TerminalCommandError
 from hil.masking import mask_data, mask_text
 from hil.protocol.session import ConsoleSession, Event
-from hil.protocol.transcript import Transcript
+from hil.protocol.transcript import Transcript, withhold_args
 from hil.secrets import redact
 from hil.strictjson import StrictJsonError, loads_object
 from hil.terminal.commands import DOCUMENTED_COMMANDS
@@ -123,7 +123,9 @@ def shown_json(value: Any) -> str:
 
 
 def shown_request(command: str, args: dict[str, Any]) -> str:
-    return command if not args else f"{command} {shown_json(args)}"
+    """What was sent, as it may be shown: also ``keypad.press`` digit keys starred (PIN
+    material, never written: hil.protocol.transcript.withhold_args)."""
+    return command if not args else f"{command} {shown_json(withhold_args(command, args))}"
 
 
 def shown_event(event: Event) -> str:

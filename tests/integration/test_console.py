@@ -104,6 +104,11 @@ def test_console_drives_the_sim_rig_send_event_instruments_quit(tmp_path: Path) 
         type_line(f'config.get {{"key": "{PAN}"}}')
         lines.expect(r"^error config\.get E_")
 
+        # PIN material: digit keys never reach the screen or a transcript.
+        type_line('keypad.press {"keys": ["7", "3", "enter"]}')
+        lines.expect(r'^> keypad\.press \{"keys": \["\*", "\*", "enter"\]\}$')
+        lines.expect(r"^ok keypad\.press ")
+
         # An instrument by hand, then what the terminal makes of it arrives as events.
         type_line(":fault set tamper")
         lines.expect(r"^= fault line tamper set$")
@@ -137,6 +142,7 @@ def test_console_drives_the_sim_rig_send_event_instruments_quit(tmp_path: Path) 
     wire = transcript.with_suffix(".wire.txt").read_text()
     for text in (screen, record, wire):
         assert PAN not in text
+        assert not re.search(r'"7", ?"3"', text), "a PIN digit was written"
     assert "411111******1111" in screen
     assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} > device\.info$", record, re.MULTILINE), record
     assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} evt #\d+ sys\.ready \{\}$", record, re.MULTILINE)

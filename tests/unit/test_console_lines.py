@@ -70,6 +70,8 @@ def test_what_is_shown_masks_pans_and_redacts_secrets() -> None:
     assert "hunter22" not in shown and not contains_full_pan(shown)
     assert "<secret, 8 chars>" in shown and "411111******1111" in shown
     assert shown_json({"n": int(PAN)}) == '{"n": "411111******1111"}'
+    keys = shown_request("keypad.press", {"keys": ["1", "9", "enter"]})
+    assert keys == 'keypad.press {"keys": ["*", "*", "enter"]}', "PIN digits are never written"
 
 
 def test_the_printer_masks_the_screen_and_the_transcript() -> None:
