@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -30,7 +30,7 @@ import pluggy
 import typer
 from rich.console import Console
 
-from hil.errors import ConfigError, DutError, HilError
+from hil.errors import ConfigError, DutError, HilError, TerminalCommandError
 from hil.masking import mask_text
 from hil.summary import (
     EXIT_DUT_FAILED,
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from hil.archive import RunFolder
     from hil.rig import PreflightLine
     from hil.summary import RunSummary
+    from hil.terminal_process import TerminalProcess
 
 __all__ = [
     "EXIT_DUT_FAILED",
@@ -665,8 +666,9 @@ def sim(rig: RigOption = None, firmware: FirmwareOption = None) -> None:
         wired = ", ".join(f"{k}={v}" for k, v in sorted(the_rig.wired.items())) or "none"
         out.print(f"channels:     {wired}", markup=False)
         out.print(
-            "open the port with e.g. 'python -m serial.tools.miniterm "
-            f"{process.port_path} 115200'; Ctrl-C powers the terminal off.",
+            f"talk to it with 'hil console --port {process.port_path}' or 'hil send --port "
+            f"{process.port_path} device.info'; 'hil console --rig' instead of 'hil sim' "
+            "also works the rig's instruments by hand. Ctrl-C powers the terminal off.",
             markup=False,
         )
         sys.stdout.flush()
@@ -808,6 +810,168 @@ def matrix(
             markup=False,
         )
     raise typer.Exit(verdict.exit_code)
+
+
+PortOption = Annotated[
+    str | None,
+    typer.Option(
+        "--port",
+        metavar="URL",
+        help="an existing test port, no rig: a pty or serial path, socket://HOST:PORT, "
+        "rfc2217://...",
+    ),
+]
+BaudOption = Annotated[int, typer.Option("--baud", help="baud rate with --port", min=1)]
+
+
+def _port_choice(rig: Path | None, port: str | None) -> Path | None:
+    """The rig file to start, or None for --port; exit 2 when both are given."""
+    from hil.rig import default_rig_path
+
+    if rig is not None and port is not None:
+        raise _fail(EXIT_USAGE, "--rig and --port: give one (--port is a terminal without a rig)")
+    return None if port is not None else rig or default_rig_path()
+
+
+@app.command()
+def console(
+    rig: RigOption = None,
+    port: PortOption = None,
+    baud: BaudOption = 115200,
+    firmware: FirmwareOption = None,
+    transcript: Annotated[
+        Path | None,
+        typer.Option(
+            "--transcript",
+            help="session transcript file (default reports/console/console-<UTC time>.txt); "
+            "the port's bytes go next to it as .wire.txt",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="seconds to wait for each answer; default the rig's (else 10)", min=0.1),
+    ] = None,
+) -> None:
+    """An interactive session on a terminal's test port (docs/console.md).
+
+    Type CMD or CMD {JSON}; events print as they arrive; Tab completes the
+    documented commands; with a rig, ':card insert PROFILE', ':fault set tamper',
+    ':qr show PAYLOAD blur=3', ':net blackhole'... work its instruments; ':quit'.
+    Exit 0 after :quit or end of input, 1 if the terminal's process exits, 2 for bad
+    options or rig file, 3 if the port or rig fails.
+    """
+    from hil.lifecycle import stop_on_sigterm_like_ctrl_c
+    from hil.portconsole import (
+        InteractiveConsole,
+        Printer,
+        default_transcript_path,
+        open_port,
+        stdin_lines,
+        write_wire_transcript,
+    )
+
+    rig_path = _port_choice(rig, port)
+    transcript_path = transcript or default_transcript_path()
+    stop_on_sigterm_like_ctrl_c()  # a CI job cancelled: the rig still goes down
+    try:
+        _check_output_folder(transcript_path.parent, "--transcript")
+        transcript_path.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            _interruptible("the console" + ("; the rig was torn down" if rig_path else "")),
+            open_port(rig_path=rig_path, url=port, firmware=firmware, baudrate=baud) as opened,
+        ):
+            where = port or f"rig {opened.rig.name if opened.rig else rig_path}"
+            with transcript_path.open("w", encoding="utf-8") as record:
+                printer = Printer(sys.stdout, record)
+                printer.say(f"console on {where}; :help lists the commands, :quit leaves")
+                printer.say(f"transcript: {transcript_path}")
+                session = InteractiveConsole(
+                    opened.session,
+                    printer,
+                    hands=opened.hands,
+                    timeout=timeout or opened.command_timeout,
+                    echo=not sys.stdin.isatty(),
+                    terminal_alive=_alive_check(opened.process),
+                )
+                outcome = session.run(stdin_lines("hil> ", opened.hands))
+                printer.say(f"console closed: {outcome.reason}")
+            write_wire_transcript(transcript_path.with_suffix(".wire.txt"), opened.wire)
+    except ConfigError as e:
+        raise _fail(EXIT_USAGE, str(e)) from None
+    except HilError as e:
+        raise _fail(EXIT_RIG_FAULT, f"rig fault: {e}") from None
+    raise typer.Exit(outcome.code)
+
+
+def _alive_check(process: TerminalProcess | None) -> Callable[[], bool] | None:
+    """Whether the rig's terminal process still runs; None for a terminal the rig does
+    not run."""
+    if process is None:
+        return None
+    return lambda: process.alive
+
+
+@app.command()
+def send(
+    command: Annotated[str, typer.Argument(help="the request, e.g. device.info")],
+    arguments: Annotated[
+        str | None, typer.Argument(help='its arguments as a JSON object, e.g. \'{"key": "x"}\'')
+    ] = None,
+    rig: RigOption = None,
+    port: PortOption = None,
+    baud: BaudOption = 115200,
+    firmware: FirmwareOption = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="seconds to wait for the answer; default the rig's (else 10)", min=0.1),
+    ] = None,
+) -> None:
+    """Send one request and print its JSON result (for scripts).
+
+    With --rig (the default) the rig's terminal is started and waited for (sys.ready)
+    first, and torn down after. Exit 0 on ok, 1 when the terminal answers an error or
+    does not boot, 2 for a bad command line or JSON, 3 when the port fails or nothing
+    answers.
+    """
+    import json
+
+    from hil.portconsole import (
+        ConsoleInputError,
+        TerminalNotReady,
+        open_port,
+        parse_request,
+        shown_data,
+        wait_until_ready,
+    )
+
+    try:
+        cmd, args = parse_request(command if arguments is None else f"{command} {arguments}")
+    except ConsoleInputError as e:
+        raise _fail(EXIT_USAGE, str(e)) from None
+    from hil.lifecycle import stop_on_sigterm_like_ctrl_c
+
+    rig_path = _port_choice(rig, port)
+    stop_on_sigterm_like_ctrl_c()
+    try:
+        with (
+            _interruptible("before the answer; the rig was torn down"),
+            open_port(rig_path=rig_path, url=port, firmware=firmware, baudrate=baud) as opened,
+        ):
+            if opened.process is not None:
+                wait_until_ready(opened.session, opened.boot_timeout)
+            result = opened.session.request(cmd, args, timeout=timeout or opened.command_timeout)
+    except TerminalCommandError as e:
+        raise _fail(
+            EXIT_DUT_FAILED, f"{cmd}: the terminal answered {e.code}: {e.terminal_message}"
+        ) from None
+    except TerminalNotReady as e:
+        raise _fail(EXIT_DUT_FAILED, str(e)) from None
+    except ConfigError as e:
+        raise _fail(EXIT_USAGE, str(e)) from None
+    except HilError as e:
+        raise _fail(EXIT_RIG_FAULT, f"{cmd}: no answer: {e}") from None
+    # typer.echo, not rich: the JSON comes out exactly as made (masked, secrets redacted)
+    typer.echo(json.dumps(shown_data(result), ensure_ascii=False, indent=2))
 
 
 @app.command()
