@@ -469,11 +469,12 @@ def _link_patterns(config: pytest.Config, items: list[pytest.Item]) -> dict[str,
     if linked and rig_option:
         from hil.config import load_rig
 
-        # A broken rig file is not reported here: the rig is loaded again when the run
-        # starts and stops it there with the plugin's configuration stop, not as a
-        # pytest usage error in the middle of collection.
-        with contextlib.suppress(ConfigError):
+        try:
             patterns.update(load_rig(Path(rig_option)).report.links)
+        except ConfigError as e:
+            # The rig file's error, with the stop the rig's own loading would give: a
+            # configuration stop (hil run: exit 2), not pytest's usage error.
+            pytest.exit(f"configuration error: {e}", returncode=CONFIG_STOP_RETURNCODE)
     for kind, variable in LINK_URL_ENV.items():
         value = os.environ.get(variable)
         if value:

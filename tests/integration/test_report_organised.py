@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from hil.suite import DEFAULT_RIG, FIXTURES
+from hil.summary import CONFIG_STOP_RETURNCODE
 
 pytestmark = pytest.mark.integration
 
@@ -151,12 +152,15 @@ def test_without_patterns_tags_make_no_links_that_lead_nowhere(pytester: pytest.
     assert ("tag", "issue_LAB-12") in {(label["name"], label["value"]) for label in low["labels"]}
 
 
-def test_a_bad_link_pattern_is_a_usage_error_naming_the_field(pytester: pytest.Pytester) -> None:
+def test_a_bad_link_pattern_is_a_configuration_stop_naming_the_field(
+    pytester: pytest.Pytester,
+) -> None:
     _project(pytester.path)
     rig = pytester.path / "rig.toml"
     rig.write_text(rig.read_text().replace("browse/{}", "browse/"))
     result = pytester.runpytest_subprocess(
         "features", "-o", "hil_features=true", "-p", "no:cacheprovider", "--rig=rig.toml"
     )
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*rig.toml: report.links: issue: * has no {} where the ID goes*"])
+    assert result.ret == CONFIG_STOP_RETURNCODE  # a rig file error: hil run exits 2
+    output = result.stdout.str() + result.stderr.str()
+    assert "report.links: issue:" in output and "has no {} where the ID goes" in output
