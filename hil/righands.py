@@ -27,9 +27,10 @@ import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
+from hil.contract.selfcheck import FAULT_LINES
 from hil.errors import ConfigError, RigError
 from hil.instruments.cards import CardSlot
-from hil.instruments.faultlines import FAULT_LINES, FaultLines
+from hil.instruments.faultlines import FaultLines
 from hil.instruments.magstripe import SWIPE_FAULTS, Magstripe
 from hil.instruments.network import NetworkFaults
 from hil.instruments.qrscreen import QrScreen

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from hil.contract.maintenance import APP_FAULT_LINES
+
 
 @dataclass(frozen=True)
 class ItemSpec:
@@ -148,6 +150,9 @@ FAULT_LINE_CODES: dict[str, str] = {
     "log_full": "E_LOG_IO",
     "secure_element": "E_SEC_NO_PASSWORD",
 }
+#: Every line of the fault-line channel, in the documented order: the rig's instruments
+#: drive exactly these and the sim's inputs read exactly these.
+FAULT_LINES: tuple[str, ...] = (*FAULT_LINE_CODES, *APP_FAULT_LINES)
 #: Codes a payment is refused with while a fault line is asserted (nothing is sent to
 #: the host). A line not listed does not stop payments (its item only warns, or the
 #: documentation gives it no effect on payments).

@@ -34,27 +34,12 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import Field
 
 from hil import reporting
+from hil.contract.selfcheck import FAULT_LINES
 from hil.drivers import BuildContext, Built, Driver, DriverConfig, register
 from hil.errors import ConfigError, DutError, RigError
 from hil.faultproxy import Fault, FaultProxy
 from hil.jsonlines.rig_end import RigEndServer
 
-FAULT_LINES = (
-    "reader_power",
-    "supply_low",
-    "tamper",
-    "battery_low",
-    "flash_corrupt",
-    "flash_full",
-    "ram_pressure",
-    "cpu_load",
-    "system_load",
-    "log_io",
-    "log_full",
-    "secure_element",
-    "app_crash",
-    "app_hang",
-)
 #: A terminal retries its fault-line channel every second (docs); plugging the harness
 #: back waits this much longer than that for it to reconnect.
 RECONNECT_GRACE_S = 3.0

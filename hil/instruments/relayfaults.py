@@ -24,9 +24,9 @@ from collections.abc import Mapping
 from pydantic import Field, field_validator
 
 from hil import reporting
+from hil.contract.selfcheck import FAULT_LINES
 from hil.drivers import BuildContext, Built, Driver, DriverConfig, register
 from hil.errors import ConfigError, RigError
-from hil.instruments.faultlines import FAULT_LINES
 from hil.instruments.relayboard import BOARDS, MODULES, RELAYS, RelayBoard
 
 

@@ -37,24 +37,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from hil.contract.selfcheck import FAULT_LINES
 from hil.jsonlines.terminal_end import TerminalEndClient
 
-KNOWN_LINES = (
-    "reader_power",
-    "supply_low",
-    "tamper",
-    "battery_low",
-    "flash_corrupt",
-    "flash_full",
-    "ram_pressure",
-    "cpu_load",
-    "system_load",
-    "log_io",
-    "log_full",
-    "secure_element",
-    "app_crash",
-    "app_hang",
-)
 SUPPLY_LOW_V = 9.6  # what the supply monitor reads while the rig holds supply_low
 BATTERY_LOW_PCT = 10  # what the battery gauge reads while the rig holds battery_low
 LOAD_PER_CPU_UNDER_FAULT = 5.0  # what the load monitor reads while the rig holds system_load
@@ -66,7 +51,7 @@ class FaultLineInputs:
 
     def __init__(self, value: str) -> None:
         self._lock = threading.Lock()
-        self._lines: dict[str, bool] = dict.fromkeys(KNOWN_LINES, False)
+        self._lines: dict[str, bool] = dict.fromkeys(FAULT_LINES, False)
         self._version = -1
         self._first = threading.Event()
         self._listeners: list[Callable[[dict[str, bool]], None]] = []
@@ -87,7 +72,7 @@ class FaultLineInputs:
         levels = {
             name: bool(level)
             for name, level in message["lines"].items()
-            if name in KNOWN_LINES and isinstance(level, bool)
+            if name in FAULT_LINES and isinstance(level, bool)
         }
         with self._lock:
             self._lines.update(levels)

@@ -19,7 +19,8 @@ from hil.contract.selfcheck import (
     item_code,
 )
 from hil.instruments.faultlines import FAULT_LINES, SimFaultLines
-from hil.sim.faultlines import KNOWN_LINES, FaultLineInputs
+from hil.sim.faultlines import FAULT_LINES as SIM_FAULT_LINES
+from hil.sim.faultlines import FaultLineInputs
 from tests.conftest import REPO
 
 PROTOCOL_DOC = REPO / "docs" / "test-port-protocol.md"
@@ -61,7 +62,7 @@ def test_fault_lines_are_the_documented_ones_everywhere() -> None:
     assert (
         tuple(documented) + tuple(app_lines)
         == FAULT_LINES
-        == KNOWN_LINES
+        == SIM_FAULT_LINES
         == tuple(FAULT_LINE_CODES) + tuple(APP_FAULT_LINES)
     )
     for line, (code, payments) in documented.items():
