@@ -32,6 +32,7 @@ from rich.console import Console
 
 from hil.errors import ConfigError, DutError, HilError, TerminalCommandError
 from hil.masking import mask_text
+from hil.rigset import RigSlot, encode_slots, rig_slots
 from hil.summary import (
     EXIT_DUT_FAILED,
     EXIT_FRAMEWORK_BUG,
@@ -234,6 +235,19 @@ def run(
             "(default $HIL_REQ_URL)",
         ),
     ] = None,
+    rigs: Annotated[
+        str | None,
+        typer.Option(
+            metavar="RIGS",
+            help="run on several rigs at once, one report: rig files and globs separated "
+            "by commas ('rigs/lab/*.toml'), or a number N of copies of --rig (sim rigs); "
+            "the rigs share the scenarios out (docs/parallel-rigs.md)",
+        ),
+    ] = None,
+    each: Annotated[
+        bool,
+        typer.Option(help="with --rigs: every rig runs every scenario (a model matrix)"),
+    ] = False,
 ) -> None:
     """Run the self-check suite on a rig; extra arguments after -- go to pytest.
 
@@ -271,10 +285,14 @@ def run(
             TagSelection.parse(tags, "--tags")
         if req_url is not None:
             check_requirement_url(req_url, "--req-url")
-        rig_config = load_rig(rig_path)  # fail fast, before pytest starts, with the field path
-        chosen = chosen_firmware(rig_config, firmware)
-        if chosen is not None:
-            image_named(*chosen)
+        if each and rigs is None:
+            raise ConfigError("--each: runs every scenario on each of --rigs; give --rigs")
+        slots = rig_slots(rigs, rig_path) if rigs is not None else []
+        for rig_file in dict.fromkeys([slot.path for slot in slots] or [rig_path]):
+            rig_config = load_rig(rig_file)  # fail fast, before pytest starts, naming the field
+            chosen = chosen_firmware(rig_config, firmware)
+            if chosen is not None:
+                image_named(*chosen)
         _check_output_folder(reports, "--reports")
     except ConfigError as e:
         raise _fail(EXIT_USAGE, str(e)) from None
@@ -308,6 +326,7 @@ def run(
         f"--hil-repeat={repeat}",
         *([f"--hil-req-url={req_url}"] if req_url is not None else []),
         *([f"--hil-operator={operator}"] if operator is not None else []),
+        *(_rig_set_args(slots, each) if slots else []),
         *ctx.args,
     ]
     watch = _RunWatch(this_run)
@@ -351,6 +370,20 @@ def run(
             f"summary: {summary_path}   junit: {junit_path}   allure: {results}", markup=False
         )
     raise typer.Exit(code)
+
+
+def _rig_set_args(slots: list[RigSlot], each: bool) -> list[str]:
+    """pytest-xdist with one worker per rig, never restarted (a worker's number is its
+    rig), and the rigs for the plug-in."""
+    return [
+        "-n",
+        str(len(slots)),
+        "--dist",
+        "each" if each else "load",
+        "--max-worker-restart=0",
+        f"--hil-rigs={encode_slots(slots)}",
+        *(["--hil-rigs-each"] if each else []),
+    ]
 
 
 def _run_verdict(watch: _RunWatch, pytest_code: int, held_stderr: str, features: Path) -> int:
@@ -416,12 +449,17 @@ def _say_why(code: int, summary: RunSummary, data: dict[str, Any]) -> None:
     elif code == EXIT_FRAMEWORK_BUG:
         for line in counted(by_reason("framework")):
             _say(f"framework bug (pos-hil or a step; not the terminal): {line}")
+        if not by_reason("framework"):  # a rig's worker process died (hil run --rigs)
+            _say(f"framework bug (not the terminal): {summary.incomplete_reason()}")
     elif code == EXIT_RIG_FAULT:
         for line in counted(by_reason("rig")):
             _say(f"rig fault (says nothing about the firmware): {line}")
     elif code == EXIT_DUT_FAILED:
         failed = data["counts"]["failed"]
         line = f"the terminal failed {failed} of {data['collected']} scenarios"
+        rigs = [e["rig"] for e in scenarios if e["outcome"] == "failed" and e.get("rig")]
+        if rigs:  # a run over several rigs (--rigs): which terminals failed
+            line += f" (on {', '.join(dict.fromkeys(rigs))})"
         intermittent = [
             e
             for e in scenarios

@@ -107,6 +107,12 @@ class RigInfo(StrictOptions):
         default_factory=list,
         description="non-loopback addresses the host simulator and fault path may bind",
     )
+    lock_wait_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=86400,
+        description="how long a run waits for a bench terminal another run drives (hil.riglock)",
+    )
 
 
 class Limits(StrictOptions):

@@ -18,6 +18,7 @@ it is incomplete. Every text they hold passes the PAN mask on its way out
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -29,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from hil import features, lifecycle, reporting, runinfo, tags
+from hil import features, lifecycle, reporting, rigset, runinfo, tags
 from hil.allurebdd import StepParameters, add_measurements, organise_suites
 from hil.errors import ConfigError, RigError
 from hil.repeats import REPEAT_ARG, repeat_count, repeats
@@ -80,6 +81,11 @@ class RunOutputs:
     allure_files: reporting.MaskedAllureFiles | None = None
     #: the reporting adapter that feeds the Allure results (steps, measurements)
     allure_sink: AllureSink | None = None
+    #: list every selected scenario as pending when the run starts (a worker of a run
+    #: whose rigs share the scenarios lists only those it is given)
+    list_all: bool = True
+    #: a worker of a run over several rigs: each test's failure text, for the run's junit
+    details: Path | None = None
 
 
 class HilHookSpecs:
@@ -147,6 +153,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "login name)",
     )
     group.addoption(
+        "--hil-rigs",
+        default=None,
+        metavar="JSON",
+        help="several rigs, one xdist worker each ('hil run --rigs' sets it; hil.rigset)",
+    )
+    group.addoption(
+        "--hil-rigs-each",
+        action="store_true",
+        default=False,
+        help="with --hil-rigs: every rig runs every scenario (else they share them out)",
+    )
+    group.addoption(
         "--hil-req-url",
         default=None,
         metavar="PATTERN",
@@ -189,7 +207,18 @@ def pytest_configure(config: pytest.Config) -> None:
         rig = config.stash.get(_rig_key, None)
         return {"run_id": this_run, **(rig.environment() if rig is not None else {})}
 
-    summary = RunSummary(this_run, environment)
+    rig_set = _rig_set(config)
+    summary: RunSummary
+    if rig_set is not None and rig_set.controller:
+        summary = rigset.RigSetSummary(
+            this_run,
+            rig_set.slots,
+            rig_set.run_folder,
+            each=bool(config.getoption("hil_rigs_each")),
+            environment=environment,
+        )
+    else:
+        summary = RunSummary(this_run, environment)
     summary.run_facts = {
         "operator": runinfo.operator(config.getoption("hil_operator")),
         "station": runinfo.station(),
@@ -197,12 +226,17 @@ def pytest_configure(config: pytest.Config) -> None:
     }
     summary.repeat = selection.repeat
     summary.tags = selection.tags.text if selection.tags is not None else None
+    if rig_set is not None and rig_set.worker is not None:
+        summary.run_facts["rig_slot"] = rig_set.worker.label
     config.stash[_summary_key] = summary
     config.pluginmanager.register(summary, "hil-summary")
     if config.getoption("hil_progress"):
-        from hil.progress import LiveProgress
+        from hil.progress import LiveProgress, RigSetProgress
 
-        config.pluginmanager.register(LiveProgress(config, summary), "hil-progress")
+        progress = LiveProgress(config, summary)
+        if isinstance(summary, rigset.RigSetSummary):
+            progress = RigSetProgress(config, summary)
+        config.pluginmanager.register(progress, "hil-progress")
     alluredir = getattr(config.option, "allure_report_dir", None)
     clean = bool(getattr(config.option, "clean_alluredir", False))
     if clean:
@@ -217,6 +251,14 @@ def pytest_configure(config: pytest.Config) -> None:
         started_ms=int(time.time() * 1000),
     )
     config.stash[_outputs_key] = outputs
+    if isinstance(summary, rigset.RigSetSummary):
+        config.pluginmanager.register(RigSetReports(config, summary, outputs), "hil-reports")
+        return  # the controller runs no scenario: no Allure steps of its own
+    if rig_set is not None and rig_set.worker is not None:
+        # A worker is told its scenarios one by one: it lists those it runs, not all.
+        outputs.list_all = rig_set.each
+        if outputs.summary is not None:
+            outputs.details = outputs.summary.parent / rigset.DETAILS_FILE
     config.pluginmanager.register(RunReports(config, summary, outputs), "hil-reports")
     if outputs.alluredir is not None:
         sink = AllureSink()
@@ -254,6 +296,65 @@ def _register_tag_marker(config: pytest.Config, marker: str, tag: str, descripti
 def _path_option(config: pytest.Config, name: str) -> Path | None:
     value = config.getoption(name)
     return Path(value) if value else None
+
+
+@dataclass(frozen=True)
+class RigSet:
+    """A run over several rigs (``--hil-rigs``): xdist worker K drives rig K."""
+
+    slots: list[rigset.RigSlot]
+    #: the run's folder: the workers' reports go under its ``rigs/``
+    run_folder: Path
+    each: bool
+    #: this process's rig, on a worker; None on the controller
+    worker: rigset.RigSlot | None
+
+    @property
+    def controller(self) -> bool:
+        return self.worker is None
+
+
+def _rig_set(config: pytest.Config) -> RigSet | None:
+    """``--hil-rigs``, checked; on a worker, the worker's rig and report paths are put in
+    place of the run's (before allure-pytest-bdd reads its folder)."""
+    text = config.getoption("hil_rigs")
+    workerinput = getattr(config, "workerinput", None)
+    if not text:
+        # xdist workers on one rig would fight over it (and over the reports).
+        several = workerinput is None and getattr(config.option, "numprocesses", None)
+        if several and _is_hil_session(config):
+            raise pytest.UsageError(
+                "-n: xdist workers need a rig each: use hil run --rigs N or --rigs "
+                "'rigs/*.toml' (docs/parallel-rigs.md)"
+            )
+        return None
+    summary = _path_option(config, "hil_summary")
+    if summary is None:
+        raise pytest.UsageError("--hil-rigs: needs --hil-summary (the run's summary.json)")
+    if workerinput is None and not getattr(config.option, "numprocesses", None):
+        raise pytest.UsageError("--hil-rigs: needs pytest-xdist's -n (hil run --rigs sets it)")
+    try:
+        slots = rigset.decode_slots(str(text))
+        worker = None
+        if workerinput is not None:
+            worker = rigset.slot_of_worker(slots, str(workerinput["workerid"]))
+    except ConfigError as e:
+        raise pytest.UsageError(str(e)) from None
+    workers = getattr(config.option, "numprocesses", None)
+    if worker is None and workers != len(slots):
+        raise pytest.UsageError(
+            f"-n {workers}: --rigs starts one worker per rig ({len(slots)}); leave -n out"
+        )
+    each = bool(config.getoption("hil_rigs_each"))
+    if worker is not None:
+        folder = rigset.slot_folder(summary.parent, worker)
+        config.option.rig = str(worker.path)
+        config.option.hil_summary = str(folder / "summary.json")
+        config.option.hil_junit = str(folder / "junit.xml")
+        if getattr(config.option, "allure_report_dir", None):
+            config.option.allure_report_dir = str(folder / "allure-results")
+        config.option.hil_progress = False  # the controller prints the progress
+    return RigSet(slots, summary.parent, each, worker)
 
 
 def _is_hil_session(config: pytest.Config) -> bool:
@@ -645,7 +746,9 @@ class RunReports:
         if not session.items or self.config.option.collectonly:
             return
         tag_markers: dict[str, str] = self.config.stash[_tag_markers_key]
-        self.summary.begin(session.items, tag_markers=set(tag_markers))
+        self.summary.begin(
+            session.items, tag_markers=set(tag_markers), listed=self.outputs.list_all
+        )
         alluredir = self.outputs.alluredir
         if alluredir is not None:
             if self.outputs.clean_alluredir:
@@ -654,6 +757,9 @@ class RunReports:
         self.write()
         self.config.hook.pytest_hil_run_started(session=session)
 
+    # First: on an xdist worker, the scenario's end is on disk before the controller
+    # hears of it (it reads this worker's summary then).
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logfinish(self) -> None:
         """Each scenario's end is on disk at once: a killed run leaves what it had done."""
         if self.summary.status == "running":
@@ -677,6 +783,9 @@ class RunReports:
             summary.write(outputs.summary)
         if outputs.junit is not None:
             summary.write_junit(outputs.junit)
+        if outputs.details is not None:
+            text = json.dumps(summary.details, ensure_ascii=False)
+            reporting.write_atomically(outputs.details, text.encode("utf-8"))
         if outputs.alluredir is not None:
             environment = {**summary.environment(), "run_status": summary.status}
             if environment != self._allure_environment:
@@ -691,6 +800,61 @@ class RunReports:
                     summary.incomplete_reason(),
                     outputs.started_ms,
                 )
+
+
+class RigSetReports(RunReports):
+    """The reports of a run over several rigs, written by the xdist controller: merged
+    from the workers' own (hil.rigset) as each scenario ends, Allure's at the end."""
+
+    def __init__(
+        self, config: pytest.Config, summary: rigset.RigSetSummary, outputs: RunOutputs
+    ) -> None:
+        super().__init__(config, summary, outputs)
+        self.rigs = summary
+        self.session: pytest.Session | None = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+        # SIGTERM (what CI sends) stops the rigs' run as Ctrl-C does: the workers are
+        # told to stop, and the reports say the run was interrupted.
+        lifecycle.watch_runner(self.config)
+
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        """The controller's loop hands scenarios out; the run starts once collected."""
+
+    # Last: the summary has taken the collection first.
+    @pytest.hookimpl(trylast=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """The run starts when the first rig's worker has collected the scenarios, unless
+        collection failed (pytest stops then; no report is touched)."""
+        session = self.session
+        if self.rigs.status != "not started" or session is None:
+            return
+        if session.testsfailed or self.rigs.errors or not ids or self.config.option.collectonly:
+            return
+        self.rigs.start()
+        alluredir = self.outputs.alluredir
+        if alluredir is not None:
+            if self.outputs.clean_alluredir:
+                shutil.rmtree(alluredir, ignore_errors=True)
+            reporting.write_allure_categories(alluredir)
+        self.rigs.refresh()
+        self.write()
+        self.config.hook.pytest_hil_run_started(session=session)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logfinish(self) -> None:
+        if self.rigs.status == "running":
+            self.rigs.refresh()
+            self.write()
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self) -> None:
+        if self.rigs.status == "not started":
+            return
+        if self.outputs.alluredir is not None:
+            rigset.merge_allure_results(self.rigs, self.outputs.alluredir)
+        self.write()
 
 
 class AllureSink:

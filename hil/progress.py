@@ -22,6 +22,7 @@ from hil.masking import mask_text
 from hil.repeats import repeat_of
 
 if TYPE_CHECKING:
+    from hil.rigset import RigSetSummary
     from hil.summary import RunSummary
 
 _STYLE = {
@@ -107,7 +108,12 @@ class LiveProgress:
         if self.summary.status == "not started":
             return  # hil run says why in one line; an empty table would say nothing
         table = Table(title="Self-check results", show_lines=False)
+        results = self.summary.finished_results()
+        # A run over several rigs (hil.rigset) says which rig ran each scenario.
+        on_rigs = any("rig" in entry for entry in results)
         table.add_column("#", justify="right")
+        if on_rigs:
+            table.add_column("Rig")
         table.add_column("Feature")
         table.add_column("Scenario")
         table.add_column("Result")
@@ -116,12 +122,12 @@ class LiveProgress:
             table.add_column("Repeats")
         table.add_column("Time", justify="right")
         table.add_column("Reason", overflow="fold")
-        results = self.summary.finished_results()
         for number, entry in enumerate(results, start=1):
             outcome = entry["outcome"]
             # Text, never a str: rich would read "[...]" in a reason as markup and eat it.
             cells: list[str | Text] = [
                 str(number),
+                *([Text(entry.get("rig", ""))] if on_rigs else []),
                 Text(entry["feature"]),
                 Text(entry["scenario"]),
                 Text(outcome, style=_STYLE.get(outcome, "white")),
@@ -147,4 +153,55 @@ class LiveProgress:
         line = Text(f"{shown} in {time.monotonic() - self.started:.1f} s")
         if self.summary.status not in ("finished", "not started"):
             line.append(f"; run {self.summary.run_id} is INCOMPLETE", style="bold yellow")
+        self._print(line)
+
+
+class RigSetProgress(LiveProgress):
+    """``hil run --rigs``: the controller's progress, one line per scenario as a rig
+    finishes it (the workers print nothing; their steps are in the reports)."""
+
+    def __init__(self, config: pytest.Config, summary: RigSetSummary) -> None:
+        super().__init__(config, summary)
+        self.rigs = summary
+        #: test node ID -> the rig whose worker last reported it
+        self._rig_of: dict[str, str] = {}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_hil_run_started(self, session: pytest.Session) -> None:
+        labels = ", ".join(slot.label for slot in self.rigs.slots)
+        how = "each runs every scenario" if self.rigs.each else "sharing the scenarios"
+        self._print(
+            Text.assemble(
+                ("pos-hil", "bold"),
+                f": run {self.rigs.run_id}: {self.rigs.total} scenario run(s) on "
+                f"{len(self.rigs.slots)} rigs ({labels}), {how}",
+            )
+        )
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        """Counted when over: the rigs run several at once."""
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        node = getattr(report, "node", None)
+        if node is not None:
+            self._rig_of[report.nodeid] = self.rigs.label_of_node(node)
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        label = self._rig_of.get(nodeid, "?")
+        entry = self.rigs.results.get(self.rigs.key(nodeid, label))
+        self.index += 1
+        if entry is None:
+            return
+        outcome = entry["outcome"]
+        line = Text.assemble(
+            (f"[{self.index}/{self.rigs.total or '?'}] ", "bold cyan"),
+            (f"{label}: ", "bold"),
+            (f"{entry['feature']}: ", "bold"),
+            entry["scenario"],
+            " => ",
+            (outcome.upper(), f"bold {_STYLE.get(outcome, 'white')}"),
+            f" in {entry['duration_s']:.2f} s",
+        )
+        if entry["message"]:
+            line.append(f": {entry['message']}")
         self._print(line)

@@ -31,6 +31,7 @@ from hil.instruments.dut import (
 from hil.instruments.power import Power
 from hil.lifecycle import interruptions_held
 from hil.masking import mask_text
+from hil.riglock import TerminalLock
 from hil.runtime import WorkFolder
 from hil.terminal import Terminal, port_for
 from hil.terminal_process import TerminalProcess
@@ -100,6 +101,8 @@ class Rig:
         self.wired: dict[str, str] = {}
         #: what the vendor flashing command did this run (dut ``flash_command``)
         self.flashed: FlashRecord | None = None
+        #: a bench terminal's lock while this rig drives it (hil.riglock)
+        self._terminal_lock: TerminalLock | None = None
 
     @classmethod
     def from_file(
@@ -220,6 +223,7 @@ class Rig:
     def start(self) -> Terminal:
         """Build every section and switch the terminal on (not waiting for ready)."""
         try:
+            self._lock_terminal()
             self.build()
             console = self.instruments["console"]
             try:
@@ -251,11 +255,26 @@ class Rig:
             raise RigError(f"rig '{self.name}' failed to start: {e}") from e
         return self.terminal
 
+    def _lock_terminal(self) -> None:
+        """A bench terminal is driven by one run at a time: its lock before anything is
+        built or switched (a RigError naming the holder when it is taken)."""
+        dut = self.config.dut
+        if isinstance(dut, PhysicalDutConfig) and self._terminal_lock is None:
+            self._terminal_lock = TerminalLock.acquire(
+                dut.model,
+                dut.serial_number,
+                rig_name=self.name,
+                rig_file=display_path(self.config.source),
+                wait_s=self.config.rig.lock_wait_s,
+            )
+
     def build_for_check(self) -> list[PreflightLine]:
         """Build every section for ``hil rig check``, going on past a section whose
         hardware does not answer: one failed line per such section (and per section
         that needed it), so a lab sees every missing device at once. A rig-file
-        mistake (ConfigError) still stops at once."""
+        mistake (ConfigError) still stops at once; so does a bench terminal another run
+        drives (its instruments are not touched)."""
+        self._lock_terminal()
         failed: list[PreflightLine] = []
         broken: set[str] = set()
         for section in self.config.build_order:
@@ -366,6 +385,9 @@ class Rig:
             self.instruments = {}
             self.wired = {}
             self.terminal = None
+            if self._terminal_lock is not None:
+                self._terminal_lock.release()  # last: the terminal is off by now
+                self._terminal_lock = None
             if self._work_folder is not None:
                 self._work_folder.remove()
 

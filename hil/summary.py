@@ -232,6 +232,25 @@ def scenario_entry(
     }
 
 
+def pending_entry(nodeid: str, name: str) -> dict[str, Any]:
+    """A run's entry before pytest has said anything of it."""
+    return {
+        "nodeid": mask_text(nodeid),
+        "feature": mask_text(nodeid.split("::", maxsplit=1)[0]),
+        "scenario": mask_text(name),
+        # Until pytest reports the call phase, nothing is known: a scenario cut short
+        # must not read as passed.
+        "outcome": "pending",
+        "blame": None,
+        "rig_fault": False,
+        "config_error": False,
+        "framework_error": False,
+        "message": "",
+        "duration_s": 0.0,
+        "measurements": [],
+    }
+
+
 class RunSummary:
     """Per-scenario outcomes, written as summary.json and junit.xml, shown by ``hil run``."""
 
@@ -294,36 +313,33 @@ class RunSummary:
     def _entry(self, nodeid: str, name: str) -> dict[str, Any]:
         entry = self.results.get(nodeid)
         if entry is None:
-            entry = {
-                "nodeid": mask_text(nodeid),
-                "feature": mask_text(nodeid.split("::", maxsplit=1)[0]),
-                "scenario": mask_text(name),
-                # Until pytest reports the call phase, nothing is known: a scenario cut
-                # short must not read as passed.
-                "outcome": "pending",
-                "blame": None,
-                "rig_fault": False,
-                "config_error": False,
-                "framework_error": False,
-                "message": "",
-                "duration_s": 0.0,
-                "measurements": [],
-            }
+            entry = pending_entry(nodeid, name)
             self.results[nodeid] = entry
         return entry
 
     # --- the run's life -------------------------------------------------------------
 
-    def begin(self, items: Iterable[pytest.Item], tag_markers: Collection[str] = ()) -> None:
+    def begin(
+        self,
+        items: Iterable[pytest.Item],
+        tag_markers: Collection[str] = (),
+        *,
+        listed: bool = True,
+    ) -> None:
         """The run starts: every selected scenario is listed, pending. ``tag_markers``:
-        the marker names that come from Gherkin tags (listed as the scenario's tags)."""
+        the marker names that come from Gherkin tags (listed as the scenario's tags).
+        ``listed=False``: a worker of a run whose rigs share the scenarios out lists a
+        scenario only once it is given it (hil.rigset)."""
         from hil.features import scenario_title
 
+        items = list(items)
         for item in items:
-            entry = self._entry(item.nodeid, item.name)
-            title = scenario_title(item)
-            if title is not None:
-                entry["feature"], entry["scenario"] = mask_text(title[0]), mask_text(title[1])
+            if listed:
+                entry = self._entry(item.nodeid, item.name)
+                title = scenario_title(item)
+                if title is not None:
+                    entry["feature"] = mask_text(title[0])
+                    entry["scenario"] = mask_text(title[1])
             repeat = repeat_of(item)
             markers = list(item.iter_markers())
             requirements = [str(a) for m in markers if m.name == REQUIREMENT_MARKER for a in m.args]
@@ -334,7 +350,7 @@ class RunSummary:
                 requirements=tuple(dict.fromkeys(requirements)),
                 tags=tuple(sorted(tags)),
             )
-        self.total = len(self.results)
+        self.total = len(self.results) if listed else len(items)
         self.status = "running"
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
@@ -416,7 +432,9 @@ class RunSummary:
         if isinstance(excinfo.value, KeyboardInterrupt):
             self._interrupted = True
             self.ended_by = "interrupted by Ctrl-C (SIGINT)"
-            if type(excinfo.value) is not KeyboardInterrupt:
+            if excinfo.value.args == ("SIGTERM",):  # hil.lifecycle's SIGTERM handler
+                self.ended_by = "interrupted by SIGTERM"
+            elif type(excinfo.value) is not KeyboardInterrupt:
                 self.ended_by = f"interrupted: {type(excinfo.value).__name__}: {excinfo.value}"
             return
         message = mask_text(str(getattr(excinfo.value, "msg", excinfo.value)))

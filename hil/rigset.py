@@ -1,0 +1,416 @@
+"""Several rigs, one run: ``hil run --rigs`` (docs/parallel-rigs.md).
+
+pytest-xdist starts one worker per rig. Each worker is a whole pos-hil session of its
+own: it starts its rig (``gwK`` takes the K-th rig), runs the scenarios it is given and
+writes its reports into ``<run folder>/rigs/<rig label>/`` exactly as a single-rig run
+writes them (summary.json, junit.xml, allure-results/), through the same PAN gate.
+
+The controller (the process ``hil run`` started) runs no scenario and owns no rig. It
+merges: after every scenario it reads the workers' summaries and rewrites the run's
+summary.json and junit.xml (still saying the run is incomplete until it ends), prints
+the live progress with the rig that ran each scenario, and at the end copies every
+worker's Allure results into the run's allure-results with the rig as a label (and as a
+parameter with ``--each``, where one scenario has a result per rig). The exit code is
+decided from the merged summary, by the same rules as a single rig's.
+
+Two ways to use the rigs:
+
+- **shard** (default): the scenarios are handed out to whichever rig is free (xdist's
+  ``load`` scheduling); each runs once. The rigs must be equivalent (the same terminal
+  model and firmware): the report's environment lists each rig's values, joined.
+- **each** (``--each``): every rig runs the whole selection (xdist's ``each``): a
+  terminal-model or firmware matrix in one report, one entry per scenario and rig.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hil.errors import ConfigError
+from hil.masking import mask_text
+from hil.summary import RunFacts, RunSummary, pending_entry
+
+#: More workers than this on one machine is a mistake, not a lab.
+MAX_RIGS = 32
+#: Where the workers' own reports go, under the run folder.
+RIGS_FOLDER = "rigs"
+#: Per worker: the full failure text of each test (junit.xml's detail), masked.
+DETAILS_FILE = "details.json"
+_DISPLAY_SEPARATOR = "\0"
+
+
+@dataclass(frozen=True)
+class RigSlot:
+    """One rig of a run over several rigs: the K-th worker (``gwK``) drives it."""
+
+    index: int
+    #: how the reports name it: the rig file's stem, numbered when several share one
+    label: str
+    path: Path
+
+
+def rig_slots(spec: str, default_rig: Path) -> list[RigSlot]:
+    """The rigs ``--rigs SPEC`` names: a number N (N copies of ``default_rig``, each its
+    own terminal: for rigs that start their terminal, such as the sim), or rig files
+    and globs separated by commas (``rigs/lab/*.toml``). A ConfigError names what is
+    wrong."""
+    text = spec.strip()
+    paths: list[Path] = []
+    if text.isdigit():
+        paths = [default_rig] * int(text)
+    else:
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            if glob.has_magic(part):
+                matched = sorted(Path(p) for p in glob.glob(part) if Path(p).is_file())
+                if not matched:
+                    raise ConfigError(f"--rigs: {part!r} matches no rig file")
+                paths.extend(matched)
+            else:
+                paths.append(Path(part))
+    if not paths:
+        raise ConfigError(f"--rigs: {spec!r} names no rig (a number, or rig files and globs)")
+    if len(paths) > MAX_RIGS:
+        raise ConfigError(f"--rigs: {len(paths)} rigs; at most {MAX_RIGS} in one run")
+    stems = [mask_text(path.stem) for path in paths]
+    labels = []
+    for index, stem in enumerate(stems):
+        shared = stems.count(stem) > 1
+        labels.append(f"{stem}-{stems[: index + 1].count(stem)}" if shared else stem)
+    pairs = zip(labels, paths, strict=True)
+    return [RigSlot(index, label, path) for index, (label, path) in enumerate(pairs)]
+
+
+def encode_slots(slots: list[RigSlot]) -> str:
+    """The slots as the plug-in option ``--hil-rigs`` carries them to every worker."""
+    return json.dumps([[slot.label, str(slot.path)] for slot in slots])
+
+
+def decode_slots(text: str) -> list[RigSlot]:
+    try:
+        pairs = json.loads(text)
+        return [RigSlot(i, str(label), Path(path)) for i, (label, path) in enumerate(pairs)]
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"--hil-rigs: not a list of [label, rig file] pairs: {e}") from None
+
+
+def slot_of_worker(slots: list[RigSlot], worker_id: str) -> RigSlot:
+    """The rig of xdist worker ``gwK``: the K-th. More workers than rigs is an error
+    (a worker a crash replaced gets a new number: hil runs with no restarts)."""
+    index = int(worker_id.removeprefix("gw")) if worker_id.startswith("gw") else -1
+    if not 0 <= index < len(slots):
+        raise ConfigError(f"--hil-rigs: worker {worker_id} has no rig ({len(slots)} rigs given)")
+    return slots[index]
+
+
+def slot_folder(run_folder: Path, slot: RigSlot) -> Path:
+    return run_folder / RIGS_FOLDER / slot.label
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # not written yet (the worker has not started), or being replaced
+
+
+class RigSetSummary(RunSummary):
+    """The run's summary over every rig, made from the workers' summaries.
+
+    The runs of each worker become the runs of this summary (keyed by node ID, and by
+    rig too with ``--each``), so the reports, the aggregation of repeats and the exit
+    code are the single-rig run's own code."""
+
+    def __init__(
+        self,
+        run_id: str,
+        slots: list[RigSlot],
+        run_folder: Path,
+        *,
+        each: bool,
+        environment: Callable[[], Mapping[str, str]] = dict,
+    ) -> None:
+        super().__init__(run_id, environment)
+        self.slots = slots
+        self.run_folder = run_folder
+        self.each = each
+        #: run key -> the rig that ran it
+        self.rig_of: dict[str, str] = {}
+        #: the test node IDs the workers collected (the first to report)
+        self.collected: list[str] | None = None
+        #: rig label -> the worker's summary as last read
+        self.worker_summaries: dict[str, dict[str, Any]] = {}
+        #: workers that died (one line each): a framework bug, never the terminal
+        self.worker_deaths: list[str] = []
+        # What the workers' summaries list as errors (prefixed with the rig), as against
+        # what this process recorded itself (collection errors, a stop).
+        self._worker_errors: list[str] = []
+        self._worker_deselected = 0
+        #: run keys set up and not yet torn down on their rig
+        self.under_way: set[str] = set()
+
+    def key(self, nodeid: str, label: str) -> str:
+        return f"{nodeid}{_DISPLAY_SEPARATOR}{label}" if self.each else nodeid
+
+    # --- what the workers say ---------------------------------------------------------
+
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if self.collected is None:
+            self.collected = list(ids)
+            self.total = len(ids) * (len(self.slots) if self.each else 1)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """The controller collects nothing: the workers do."""
+
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        if error is not None:
+            label = self.label_of_node(node)
+            self.worker_deaths.append(f"rig {label}: its worker process died: {error}")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Which runs are under way on which rig (an interruption cuts them short)."""
+        node = getattr(report, "node", None)
+        if node is None:
+            return
+        key = self.key(report.nodeid, self.label_of_node(node))
+        if report.when == "setup":
+            self.under_way.add(key)
+        elif report.when == "teardown":
+            self.under_way.discard(key)
+
+    def label_of_node(self, node: Any) -> str:
+        worker_id = str(getattr(getattr(node, "gateway", None), "id", "?"))
+        try:
+            return slot_of_worker(self.slots, worker_id).label
+        except ConfigError:
+            return worker_id
+
+    def refresh(self) -> None:
+        """Read every worker's summary (and failure details) as they stand now."""
+        results: dict[str, dict[str, Any]] = {}
+        facts: dict[str, RunFacts] = {}
+        details: dict[str, str] = {}
+        rig_of: dict[str, str] = {}
+        errors: list[str] = []
+        deselected = 0
+        own = [e for e in self.errors if e not in self._worker_errors]
+        for slot in self.slots:
+            folder = slot_folder(self.run_folder, slot)
+            data = _read_json(folder / "summary.json")
+            if not isinstance(data, dict):
+                continue
+            self.worker_summaries[slot.label] = data
+            worker_details = _read_json(folder / DETAILS_FILE)
+            if not isinstance(worker_details, dict):
+                worker_details = {}
+            errors.extend(
+                f"rig {slot.label}: {error}" for error in data.get("errors", []) if error not in own
+            )
+            deselected = max(deselected, int(data.get("deselected", 0)))
+            for scenario in data.get("scenarios", []):
+                for run in scenario.get("repeats", []):
+                    key = self.key(run["nodeid"], slot.label)
+                    if run["outcome"] == "not run" and key in results:
+                        continue  # in shards, the rig that did run it says how it went
+                    blame = run["blame"]
+                    results[key] = {
+                        "nodeid": run["nodeid"],
+                        "feature": scenario["feature"],
+                        "scenario": scenario["scenario"],
+                        "outcome": run["outcome"],
+                        "blame": blame,
+                        "rig_fault": blame == "rig",
+                        "config_error": blame == "config",
+                        "framework_error": blame == "framework",
+                        "message": run["message"],
+                        "duration_s": run["duration_s"],
+                        "measurements": run["measurements"],
+                    }
+                    facts[key] = RunFacts(
+                        scenario=self.key(scenario["nodeid"], slot.label),
+                        repeat=int(run["repeat"]),
+                        requirements=tuple(scenario.get("requirements", ())),
+                        tags=tuple(scenario.get("tags", ())),
+                    )
+                    rig_of[key] = slot.label
+                    if run["nodeid"] in worker_details:
+                        details[key] = str(worker_details[run["nodeid"]])
+        # What no worker has reported yet is pending, in the order the workers collected.
+        ordered: dict[str, dict[str, Any]] = {}
+        for nodeid in self.collected or []:
+            for slot in self.slots if self.each else self.slots[:1]:
+                key = self.key(nodeid, slot.label)
+                if key in results:
+                    ordered[key] = results.pop(key)
+                    continue
+                ordered[key] = pending_entry(nodeid, nodeid.rpartition("::")[2])
+                facts.setdefault(key, RunFacts(scenario=key, repeat=1))
+        ordered.update(results)  # runs not in the first collection (none, normally)
+        self.results, self.facts, self.details, self.rig_of = ordered, facts, details, rig_of
+        self._worker_errors = list(dict.fromkeys(errors))
+        self.errors = [*own, *self._worker_errors]
+        self._worker_deselected = deselected
+
+    @property
+    def deselected(self) -> int:
+        return self._worker_deselected
+
+    # --- the run's life -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self.started = time.time()
+        self.status = "running"
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.status != "running":
+            return
+        self.refresh()
+        self.ended = time.time()
+        statuses = {
+            slot.label: str(self.worker_summaries.get(slot.label, {}).get("status", "not started"))
+            for slot in self.slots
+        }
+        if self._interrupted or "interrupted" in statuses.values():
+            self.status = "interrupted"
+            if not self.ended_by:
+                self.ended_by = "interrupted"
+        elif self.worker_deaths or any(e["outcome"] == "pending" for e in self.results.values()):
+            self.status = "stopped"
+            stopped = [
+                f"rig {label}: {self.worker_summaries[label].get('ended_by') or status}"
+                for label, status in statuses.items()
+                if status not in ("finished", "not started")
+            ]
+            reasons = [*self.worker_deaths, *stopped]
+            self.ended_by = f"stopped: {'; '.join(reasons)}" if reasons else "stopped"
+        else:
+            self.status = "finished"
+
+    # --- what the reports say -----------------------------------------------------------
+
+    def _shown(self) -> list[tuple[str, dict[str, Any]]]:
+        """As a single rig's, with every run a rig was in the middle of when the run was
+        interrupted shown as interrupted (not as never run)."""
+        shown = super()._shown()
+        if self.status != "interrupted":
+            return shown
+        return [
+            (key, {**entry, "outcome": "interrupted"})
+            if entry["outcome"] == "not run" and key in self.under_way
+            else (key, entry)
+            for key, entry in shown
+        ]
+
+    def _scenarios(self) -> list[tuple[str, dict[str, Any]]]:
+        rigs_of: dict[str, dict[str, None]] = {}
+        for run, facts in self.facts.items():
+            if run in self.rig_of:
+                rigs_of.setdefault(facts.scenario, {})[self.rig_of[run]] = None
+        shown = []
+        for key, entry in super()._scenarios():
+            nodeid, _, label = key.partition(_DISPLAY_SEPARATOR)
+            rigs = label or ", ".join(rigs_of.get(key, {}))
+            shown.append((key, {**entry, "nodeid": mask_text(nodeid), "rig": rigs}))
+        return shown
+
+    def _as_dict(self, scenarios: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        data = super()._as_dict(scenarios)
+        # Said in ended_by; counted as what it is: not the lab's input, not the terminal.
+        data["framework_errors"] += len(self.worker_deaths)
+        data["rigs"] = [
+            {
+                "label": slot.label,
+                "rig_file": str(slot.path),
+                "status": self.worker_summaries.get(slot.label, {}).get("status", "not started"),
+                "counts": self.worker_summaries.get(slot.label, {}).get("counts", {}),
+                "reports": str(slot_folder(self.run_folder, slot)),
+            }
+            for slot in self.slots
+        ]
+        data["rig_mode"] = "each" if self.each else "shard"
+        return data
+
+    def environment(self) -> dict[str, str]:
+        """Each value once; the rigs' differing values joined with `` | ``."""
+        merged: dict[str, list[str]] = {}
+        for data in self.worker_summaries.values():
+            for key, value in data.get("environment", {}).items():
+                values = merged.setdefault(key, [])
+                if str(value) not in values:
+                    values.append(str(value))
+        environment = {key: " | ".join(values) for key, values in merged.items()}
+        own = super().environment()
+        for key in ("run_id", "started", "ended"):
+            if key in own:
+                environment[key] = own[key]
+            else:
+                environment.pop(key, None)
+        environment["rigs"] = ", ".join(slot.label for slot in self.slots)
+        return environment
+
+    def _junit_case(self, nodeid: str, recorded: dict[str, Any]) -> Any:
+        made = super()._junit_case(nodeid, recorded)
+        if made is None:
+            return None
+        outcome, case = made
+        label = self.rig_of.get(nodeid)
+        if label is not None and case.find("properties") is None:
+            import xml.etree.ElementTree as ET
+
+            properties = ET.Element("properties")
+            ET.SubElement(properties, "property", name="rig", value=label)
+            case.insert(0, properties)
+            if self.each:
+                case.set("classname", f"{case.get('classname')} @ {label}")
+        return outcome, case
+
+
+def merge_allure_results(summary: RigSetSummary, into: Path) -> int:
+    """Copy every worker's Allure results into the run's folder, each result labelled
+    with its rig (``rig``, and its timeline lane); with ``--each`` the rig is also a
+    parameter, so each rig's result of a scenario stands on its own. Returns how many
+    results were copied. The workers' run-wide files (environment, categories, their
+    "incomplete" marker) are not copied: the run writes its own."""
+    from hil.reporting import run_marker_path, write_atomically
+
+    into.mkdir(parents=True, exist_ok=True)
+    copied = 0
+    for slot in summary.slots:
+        results = slot_folder(summary.run_folder, slot) / "allure-results"
+        if not results.is_dir():
+            continue
+        marker = run_marker_path(results, summary.run_id).name
+        for path in results.iterdir():
+            if not path.is_file() or path.name == marker:
+                continue
+            if path.name in ("environment.properties", "categories.json", "executor.json"):
+                continue
+            if path.name.endswith("-result.json"):
+                write_atomically(into / path.name, _labelled(path, slot.label, summary.each))
+                copied += 1
+            else:
+                shutil.copyfile(path, into / path.name)
+    return copied
+
+
+def _labelled(path: Path, label: str, as_parameter: bool) -> bytes:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    labels = [item for item in data.get("labels", []) if item.get("name") not in ("rig", "thread")]
+    data["labels"] = [*labels, {"name": "rig", "value": label}, {"name": "thread", "value": label}]
+    if as_parameter:
+        parameters = [p for p in data.get("parameters", []) if p.get("name") != "rig"]
+        data["parameters"] = [*parameters, {"name": "rig", "value": label}]
+        if data.get("historyId"):
+            data["historyId"] = f"{data['historyId']}@{label}"
+    return json.dumps(data, ensure_ascii=False).encode("utf-8")

@@ -1,0 +1,248 @@
+"""hil.rigset: which rigs ``--rigs`` names, and the run's summary merged from the
+workers' own (their summary.json files, as a worker writes them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hil.errors import ConfigError
+from hil.rigset import (
+    RigSetSummary,
+    RigSlot,
+    decode_slots,
+    encode_slots,
+    merge_allure_results,
+    rig_slots,
+    slot_folder,
+    slot_of_worker,
+)
+from hil.summary import exit_code_for
+
+
+def test_a_number_is_copies_of_the_default_rig_each_labelled(tmp_path: Path) -> None:
+    rig = tmp_path / "sim.toml"
+    slots = rig_slots("3", rig)
+    assert [(s.index, s.label, s.path) for s in slots] == [
+        (0, "sim-1", rig),
+        (1, "sim-2", rig),
+        (2, "sim-3", rig),
+    ]
+    assert [s.label for s in rig_slots("1", rig)] == ["sim"]
+
+
+def test_globs_and_files_are_expanded_in_order(tmp_path: Path) -> None:
+    for name in ("b.toml", "a.toml", "notes.txt"):
+        (tmp_path / name).write_text("", encoding="utf-8")
+    extra = tmp_path / "other" / "a.toml"
+    slots = rig_slots(f"{tmp_path}/*.toml, {extra}", tmp_path / "sim.toml")
+    assert [s.path.name for s in slots] == ["a.toml", "b.toml", "a.toml"]
+    # two rig files with one stem: numbered, so each rig's reports have a folder of their own
+    assert [s.label for s in slots] == ["a-1", "b", "a-2"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        ("{dir}/*.yaml", "matches no rig file"),
+        (" , ", "names no rig"),
+        ("0", "names no rig"),
+        ("33", "at most 32"),
+    ],
+)
+def test_a_spec_naming_no_rig_is_a_one_line_error(tmp_path: Path, spec: str, said: str) -> None:
+    with pytest.raises(ConfigError, match=said) as caught:
+        rig_slots(spec.format(dir=tmp_path), tmp_path / "sim.toml")
+    assert str(caught.value).startswith("--rigs: ")
+    assert "\n" not in str(caught.value)
+
+
+def test_slots_travel_to_the_workers_and_worker_k_takes_rig_k(tmp_path: Path) -> None:
+    slots = rig_slots("2", tmp_path / "sim.toml")
+    assert decode_slots(encode_slots(slots)) == slots
+    assert slot_of_worker(slots, "gw1") == slots[1]
+    with pytest.raises(ConfigError, match="worker gw2 has no rig"):
+        slot_of_worker(slots, "gw2")
+    with pytest.raises(ConfigError, match="--hil-rigs"):
+        decode_slots("{not json")
+
+
+# --- the merged summary -------------------------------------------------------------
+
+
+def _run(nodeid: str, outcome: str, blame: str | None = None, message: str = "") -> dict[str, Any]:
+    return {
+        "repeat": 1,
+        "nodeid": nodeid,
+        "outcome": outcome,
+        "blame": blame,
+        "message": message,
+        "duration_s": 0.5,
+        "measurements": [],
+    }
+
+
+def _scenario(nodeid: str, *runs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "nodeid": nodeid,
+        "feature": "Boot",
+        "scenario": nodeid.rpartition("::")[2],
+        "requirements": ["SC-BOOT-01"],
+        "tags": ["smoke"],
+        "repeats": list(runs),
+    }
+
+
+def _worker_summary(
+    folder: Path, status: str, scenarios: list[dict[str, Any]], **extra: Any
+) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {
+        "status": status,
+        "errors": [],
+        "deselected": 0,
+        "counts": {},
+        "environment": {"rig": "sim", "terminal_serial": folder.name},
+        "scenarios": scenarios,
+        **extra,
+    }
+    (folder / "summary.json").write_text(json.dumps(data), encoding="utf-8")
+
+
+A, B, C = (f"f.feature::test_{name}" for name in "abc")
+
+
+def _summary(tmp_path: Path, *, each: bool = False) -> RigSetSummary:
+    slots = [RigSlot(0, "r1", tmp_path / "r1.toml"), RigSlot(1, "r2", tmp_path / "r2.toml")]
+    summary = RigSetSummary("RUN1", slots, tmp_path, each=each)
+    summary.pytest_xdist_node_collection_finished(node=None, ids=[A, B, C])
+    summary.start()
+    return summary
+
+
+def test_shards_merge_into_one_entry_per_scenario_saying_which_rig_ran_it(tmp_path: Path) -> None:
+    summary = _summary(tmp_path)
+    r1, r2 = (slot_folder(tmp_path, slot) for slot in summary.slots)
+    _worker_summary(r1, "finished", [_scenario(A, _run(A, "passed"))])
+    _worker_summary(r2, "running", [_scenario(C, _run(C, "passed"))])
+    summary.refresh()
+    data = summary.as_dict()
+    assert [(e["nodeid"], e["outcome"], e["rig"]) for e in data["scenarios"]] == [
+        (A, "passed", "r1"),
+        (B, "pending", ""),  # no rig has reported it: the run is not over
+        (C, "passed", "r2"),
+    ]
+    assert data["runs"] == 3 and data["complete"] is False
+    assert data["environment"]["terminal_serial"] == "r1 | r2"
+    assert data["environment"]["rigs"] == "r1, r2"
+
+    _worker_summary(
+        r2,
+        "finished",
+        [_scenario(C, _run(C, "passed")), _scenario(B, _run(B, "failed", "terminal", "E_X"))],
+    )
+    summary.pytest_sessionfinish(session=None)  # type: ignore[arg-type]
+    data = summary.as_dict()
+    assert data["status"] == "finished" and data["complete"] is True
+    assert data["counts"]["failed"] == 1 and data["counts"]["passed"] == 2
+    assert exit_code_for(data) == 1
+    assert [r["status"] for r in data["rigs"]] == ["finished", "finished"]
+
+
+def test_with_each_every_rig_has_its_own_entry_of_every_scenario(tmp_path: Path) -> None:
+    summary = _summary(tmp_path, each=True)
+    r1, r2 = (slot_folder(tmp_path, slot) for slot in summary.slots)
+    every = [A, B, C]
+    _worker_summary(r1, "finished", [_scenario(n, _run(n, "passed")) for n in every])
+    _worker_summary(
+        r2,
+        "finished",
+        [
+            _scenario(n, _run(n, "broken" if n == B else "passed", "rig" if n == B else None))
+            for n in every
+        ],
+    )
+    summary.pytest_sessionfinish(session=None)  # type: ignore[arg-type]
+    data = summary.as_dict()
+    assert data["runs"] == 6 and data["collected"] == 6
+    assert [(e["nodeid"], e["rig"]) for e in data["scenarios"]] == [
+        (A, "r1"),
+        (A, "r2"),
+        (B, "r1"),
+        (B, "r2"),
+        (C, "r1"),
+        (C, "r2"),
+    ]
+    assert exit_code_for(data) == 3  # a rig fault on one rig: rig, never the terminal
+    junit = tmp_path / "junit.xml"
+    summary.write_junit(junit)
+    text = junit.read_text(encoding="utf-8")
+    assert 'classname="Boot @ r2"' in text and '<property name="rig" value="r2" />' in text
+
+
+def test_a_rig_that_stopped_stops_the_run_with_its_reason_and_config_error(tmp_path: Path) -> None:
+    summary = _summary(tmp_path)
+    r1, r2 = (slot_folder(tmp_path, slot) for slot in summary.slots)
+    _worker_summary(r1, "finished", [_scenario(n, _run(n, "passed")) for n in (A, B)])
+    _worker_summary(
+        r2,
+        "stopped",
+        [],
+        errors=["configuration error: r2.toml: dut.model: field required"],
+        ended_by="stopped: configuration error: r2.toml: dut.model: field required",
+    )
+    summary.pytest_sessionfinish(session=None)  # type: ignore[arg-type]
+    data = summary.as_dict()
+    assert data["status"] == "stopped"
+    assert data["errors"] == ["rig r2: configuration error: r2.toml: dut.model: field required"]
+    assert "rig r2: stopped: configuration error" in data["ended_by"]
+    assert exit_code_for(data) == 2
+
+
+def test_a_worker_that_died_is_a_framework_bug_never_the_terminal(tmp_path: Path) -> None:
+    summary = _summary(tmp_path)
+    r1 = slot_folder(tmp_path, summary.slots[0])
+    _worker_summary(r1, "finished", [_scenario(n, _run(n, "passed")) for n in (A, B, C)])
+
+    class Node:
+        class gateway:
+            id = "gw1"
+
+    summary.pytest_testnodedown(node=Node(), error="Not properly terminated")
+    summary.pytest_sessionfinish(session=None)  # type: ignore[arg-type]
+    data = summary.as_dict()
+    assert data["status"] == "stopped"
+    assert data["ended_by"] == "stopped: rig r2: its worker process died: Not properly terminated"
+    assert data["framework_errors"] == 1 and data["errors"] == []
+    assert exit_code_for(data) == 70
+
+
+def test_allure_results_are_merged_with_the_rig_as_label(tmp_path: Path) -> None:
+    summary = _summary(tmp_path, each=True)
+    for slot in summary.slots:
+        results = slot_folder(tmp_path, slot) / "allure-results"
+        results.mkdir(parents=True)
+        result = {
+            "uuid": slot.label,
+            "historyId": "h1",
+            "labels": [{"name": "thread", "value": "1"}],
+        }
+        (results / f"{slot.label}-result.json").write_text(json.dumps(result), encoding="utf-8")
+        (results / "environment.properties").write_text("rig=sim\n", encoding="utf-8")
+        (results / f"{slot.label}-attachment.txt").write_text("x", encoding="utf-8")
+    into = tmp_path / "allure-results"
+    assert merge_allure_results(summary, into) == 2
+    assert sorted(p.name for p in into.iterdir()) == [
+        "r1-attachment.txt",
+        "r1-result.json",
+        "r2-attachment.txt",
+        "r2-result.json",
+    ]
+    merged = json.loads((into / "r2-result.json").read_text(encoding="utf-8"))
+    assert {"name": "rig", "value": "r2"} in merged["labels"]
+    assert {"name": "thread", "value": "r2"} in merged["labels"]
+    assert merged["parameters"] == [{"name": "rig", "value": "r2"}]
+    assert merged["historyId"] == "h1@r2"
