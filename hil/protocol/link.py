@@ -397,7 +397,14 @@ class Link:
     # -- receiving -------------------------------------------------------------
 
     def _read_loop(self) -> None:
+        # Thread idents are reused once a thread ends: forgotten when this one does.
         self._reader_ident = threading.get_ident()
+        try:
+            self._read_until_stopped()
+        finally:
+            self._reader_ident = None
+
+    def _read_until_stopped(self) -> None:
         last_rx = time.monotonic()
         # A port that can return whatever is ready in one call saves the in_waiting
         # ioctl and a second read per chunk (pyserial's read(n) waits for all n bytes).
