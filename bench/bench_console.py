@@ -8,6 +8,10 @@ Both are set up once and then run in alternating blocks (raw, framework, raw, ..
 so a machine whose load changes during the run slows both alike and the ratio stays
 fair. Prints the median round trip of each and the ratio; run with
 `.venv/bin/python bench/bench_console.py` (`--blocks 10 --rounds 200` by default).
+
+By default both far ends (the echo, the endpoint) are threads of this process, so
+they share its interpreter lock with the rig's side. `--far-end process` runs each
+in a child process instead, as a rig runs the sim terminal: same pty, same code.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import tty
@@ -36,15 +42,48 @@ def _pty() -> tuple[int, int, str]:
     return master, slave, os.ttyname(slave)
 
 
-class RawEcho:
-    """pyserial on the slave, a thread echoing on the master: the floor."""
+# The far ends as child processes, given the master's descriptor (argv[1]).
+ECHO_PROCESS = """
+import sys
+from hil.protocol.transport import FdPort
+device = FdPort(int(sys.argv[1]), timeout=0.05)
+while True:
+    data = device.read(4096)
+    if data:
+        device.write(data)
+"""
 
-    def __init__(self) -> None:
+ENDPOINT_PROCESS = """
+import sys
+import threading
+from hil.protocol.endpoint import TerminalEndpoint
+from hil.protocol.transport import FdPort
+port = FdPort(int(sys.argv[1]))
+endpoint = TerminalEndpoint(
+    port, lambda cmd, args: {"uptime_ms": 1}, name="bench-terminal", quick={"sys.ping"}
+)
+endpoint.start()
+threading.Event().wait()
+"""
+
+
+def _far_end(code: str, master: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", code, str(master)], pass_fds=(master,))
+
+
+class RawEcho:
+    """pyserial on the slave, a thread (or process) echoing on the master: the floor."""
+
+    def __init__(self, far_end: str = "thread") -> None:
         self.master, self.slave, path = _pty()
         self.port = serial.Serial(path, 115200, timeout=1.0)
         self._stop = threading.Event()
+        self._process: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(target=self._respond, daemon=True)
-        self._thread.start()
+        if far_end == "process":
+            self._process = _far_end(ECHO_PROCESS, self.master)
+        else:
+            self._thread.start()
 
     def _respond(self) -> None:
         device = FdPort(self.master, timeout=0.05)
@@ -61,7 +100,11 @@ class RawEcho:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+        else:
+            self._thread.join()
         self.port.close()
         os.close(self.master)
         os.close(self.slave)
@@ -70,10 +113,14 @@ class RawEcho:
 class Framework:
     """ConsoleSession on the slave, TerminalEndpoint on the master."""
 
-    def __init__(self) -> None:
+    def __init__(self, far_end: str = "thread") -> None:
         self.master, self.slave, path = _pty()
         self.session = ConsoleSession(open_serial(path), name="bench")
         self.session.start()
+        self.process: subprocess.Popen[bytes] | None = None
+        if far_end == "process":
+            self.process = _far_end(ENDPOINT_PROCESS, self.master)
+            return
 
         def handler(cmd: str, args: dict[str, Any]) -> dict[str, Any]:
             return {"uptime_ms": 1}
@@ -93,7 +140,11 @@ class Framework:
 
     def close(self) -> None:
         self.session.close()
-        self.endpoint.close()
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+        else:
+            self.endpoint.close()
         os.close(self.master)
         os.close(self.slave)
 
@@ -111,12 +162,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--blocks", type=int, default=10, help="blocks per side (alternating)")
     parser.add_argument("--rounds", type=int, default=200, help="round trips per block")
+    parser.add_argument(
+        "--far-end",
+        choices=("thread", "process"),
+        default="thread",
+        help="the echo and the endpoint as threads here, or as child processes",
+    )
     options = parser.parse_args()
-    raw, framework = RawEcho(), Framework()
+    raw, framework = RawEcho(options.far_end), Framework(options.far_end)
     raw_times: list[float] = []
     framework_times: list[float] = []
     try:
-        for _ in range(20):  # warm both up (threads, caches) before measuring
+        for _ in range(20):  # warm both up (threads, caches, child start) before measuring
             raw.round_trip()
             framework.round_trip()
         for _ in range(options.blocks):
@@ -128,6 +185,7 @@ def main() -> None:
     raw_ms = statistics.median(raw_times) * 1000
     framework_ms = statistics.median(framework_times) * 1000
     print(f"blocks x rounds per side:  {options.blocks} x {options.rounds} (alternating)")
+    print(f"far ends (echo, endpoint): {options.far_end}")
     print(f"raw pyserial echo median:  {raw_ms * 1000:.0f} us")
     print(f"hil request/response:      {framework_ms * 1000:.0f} us (framing, CRC, ACK x2, JSON)")
     print(f"ratio framework / raw:     {framework_ms / raw_ms:.1f}x")

@@ -158,6 +158,13 @@ class RigSetSummary(RunSummary):
         self._worker_deselected = 0
         #: run keys set up and not yet torn down on their rig
         self.under_way: set[str] = set()
+        # The reports are rewritten after every scenario: a worker's files are parsed
+        # again only when they changed, a pending entry is masked once, and the scenario
+        # list is made once per refresh (summary.json, junit and the progress share it).
+        self._read: dict[str, tuple[tuple[int, int, int], dict[str, Any], dict[str, Any]]] = {}
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._generation = 0
+        self._scenarios_made: tuple[tuple[int, str], list[tuple[str, dict[str, Any]]]] | None = None
 
     def key(self, nodeid: str, label: str) -> str:
         return f"{nodeid}{_DISPLAY_SEPARATOR}{label}" if self.each else nodeid
@@ -205,14 +212,10 @@ class RigSetSummary(RunSummary):
         deselected = 0
         own = [e for e in self.errors if e not in self._worker_errors]
         for slot in self.slots:
-            folder = slot_folder(self.run_folder, slot)
-            data = _read_json(folder / "summary.json")
-            if not isinstance(data, dict):
+            read = self._read_worker(slot)
+            if read is None:
                 continue
-            self.worker_summaries[slot.label] = data
-            worker_details = _read_json(folder / DETAILS_FILE)
-            if not isinstance(worker_details, dict):
-                worker_details = {}
+            data, worker_details = read
             errors.extend(
                 f"rig {slot.label}: {error}" for error in data.get("errors", []) if error not in own
             )
@@ -253,13 +256,40 @@ class RigSetSummary(RunSummary):
                 if key in results:
                     ordered[key] = results.pop(key)
                     continue
-                ordered[key] = pending_entry(nodeid, nodeid.rpartition("::")[2])
+                pending = self._pending.get(key)
+                if pending is None:  # masked once: most of a run's entries start so
+                    pending = pending_entry(nodeid, nodeid.rpartition("::")[2])
+                    self._pending[key] = pending
+                ordered[key] = pending
                 facts.setdefault(key, RunFacts(scenario=key, repeat=1))
         ordered.update(results)  # runs not in the first collection (none, normally)
         self.results, self.facts, self.details, self.rig_of = ordered, facts, details, rig_of
         self._worker_errors = list(dict.fromkeys(errors))
         self.errors = [*own, *self._worker_errors]
         self._worker_deselected = deselected
+
+        self._generation += 1
+
+    def _read_worker(self, slot: RigSlot) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """A worker's summary and failure details, read again only when its summary
+        file changed (one worker's changes with each scenario, not all of them)."""
+        folder = slot_folder(self.run_folder, slot)
+        try:
+            stat = (folder / "summary.json").stat()
+        except OSError:
+            return None  # not written yet: the worker has not started its run
+        seen = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        cached = self._read.get(slot.label)
+        if cached is not None and cached[0] == seen:
+            return cached[1], cached[2]
+        data = _read_json(folder / "summary.json")
+        if not isinstance(data, dict):
+            return None if cached is None else (cached[1], cached[2])
+        details = _read_json(folder / DETAILS_FILE)
+        details = details if isinstance(details, dict) else {}
+        self._read[slot.label] = (seen, data, details)
+        self.worker_summaries[slot.label] = data
+        return data, details
 
     @property
     def deselected(self) -> int:
@@ -313,6 +343,14 @@ class RigSetSummary(RunSummary):
         ]
 
     def _scenarios(self) -> list[tuple[str, dict[str, Any]]]:
+        made_for = (self._generation, self.status)
+        if self._scenarios_made is not None and self._scenarios_made[0] == made_for:
+            return self._scenarios_made[1]
+        shown = self._merged_scenarios()
+        self._scenarios_made = (made_for, shown)
+        return shown
+
+    def _merged_scenarios(self) -> list[tuple[str, dict[str, Any]]]:
         rigs_of: dict[str, dict[str, None]] = {}
         for run, facts in self.facts.items():
             if run in self.rig_of:

@@ -83,12 +83,16 @@ class SimBiometricSensor:
         self.server = RigEndServer("biometric")
         self._ids = itertools.count(1)
         self._captures = itertools.count(1)
+        # Something may lie on the sensor: set before anything is sent, cleared only by
+        # a lift the terminal took, so put_back lifts exactly when a scenario touched it.
+        self._touched = False
 
     @property
     def address(self) -> str:
         return self.server.address
 
     def _send(self, message: dict[str, object], what: str) -> None:
+        self._touched = True
         if not self.server.wait_connected(self.ack_timeout):
             raise DutError(
                 f"{self.name}: the terminal is not connected to its biometric channel "
@@ -129,10 +133,17 @@ class SimBiometricSensor:
             self._send({"type": "lift", "id": next(self._ids)}, "lift")
 
     def put_back(self) -> None:
-        if self.server.connected:
-            self.server.request(
-                {"type": "lift", "id": next(self._ids)}, key="id", timeout=self.ack_timeout
-            )
+        """Lift whatever a scenario presented; a sensor no scenario touched since the
+        last lift is left alone (a round trip to the terminal saved per scenario)."""
+        if not self._touched:
+            return
+        if not self.server.connected:
+            return  # no terminal to lift it for now: tried again at the next put-back
+        answer = self.server.request(
+            {"type": "lift", "id": next(self._ids)}, key="id", timeout=self.ack_timeout
+        )
+        if answer is not None:
+            self._touched = False
 
     def preflight(self) -> str:
         state = "terminal connected" if self.server.connected else "terminal not connected"

@@ -159,6 +159,13 @@ class _RenderingScreen:
         return frame
 
     def put_back(self) -> None:
+        """The calibration target again, unless it is what the screen shows already
+        (the scenario showed nothing): the same pixels need not be put up twice, nor
+        a new frame number handed to the terminal's camera."""
+        with self._lock:
+            shown = self._shown
+        if shown is not None and shown.calibration:
+            return
         self.blank()
 
     def preflight(self) -> str:

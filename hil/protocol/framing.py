@@ -21,7 +21,7 @@ from __future__ import annotations
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,42 @@ OVERHEAD = HEADER_SIZE + TRAILER_SIZE
 
 _OUTSIDE_RUN = re.compile(rb"[^\x02\x06\x15]+")
 
+# One encoder for every BODY: json.dumps with options builds a new JSONEncoder per call,
+# and JSONEncoder.encode builds a new C encoder per call. Where CPython has its C
+# encoder, it is made once, with the options json.dumps would give it (compact
+# separators, non-ASCII kept, NaN refused) but without the circular-reference check:
+# that check keeps a dict shared by every caller, so one thread's message could be
+# taken for a cycle in another's; a real cycle recurses until RecursionError instead,
+# turned into the ValueError json.dumps raises. tests/unit/test_framing.py checks that
+# both give the same bytes.
+_BODY_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _c_body_encoder() -> Callable[[Any, int], Any] | None:
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    try:
+        encoder: Callable[[Any, int], Any] = make(
+            None,  # markers: no circular-reference check (see above)
+            _BODY_ENCODER.default,
+            json.encoder.encode_basestring,  # ensure_ascii=False
+            None,  # indent
+            ":",
+            ",",
+            False,  # sort_keys
+            False,  # skipkeys
+            False,  # allow_nan
+        )
+    except TypeError:  # another CPython's private signature: the public path then
+        return None
+    return encoder
+
+
+_C_BODY_ENCODER = _c_body_encoder()
+_STX_BYTE = bytes((STX,))
+_ETX_BYTE = bytes((ETX,))
+
 
 def crc16_ccitt_false(data: bytes, crc: int = 0xFFFF) -> int:
     """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, MSB first, xorout 0).
@@ -58,10 +94,16 @@ def dump_body(message: Mapping[str, Any]) -> bytes:
     NaN and infinities are refused because they are not JSON and a strict peer
     would NAK them forever.
     """
-    if not isinstance(message, Mapping):
-        raise TypeError(f"a test-port message is a JSON object, not {type(message).__name__}")
-    text = json.dumps(dict(message), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text.encode("utf-8")
+    if type(message) is not dict:  # a dict (nearly always) is taken as it is
+        if not isinstance(message, Mapping):
+            raise TypeError(f"a test-port message is a JSON object, not {type(message).__name__}")
+        message = dict(message)
+    if _C_BODY_ENCODER is None:
+        return _BODY_ENCODER.encode(message).encode("utf-8")
+    try:
+        return "".join(_C_BODY_ENCODER(message, 0)).encode("utf-8")
+    except RecursionError:
+        raise ValueError("Circular reference detected (or nesting too deep)") from None
 
 
 def encode_body(body: bytes) -> bytes:
@@ -71,8 +113,8 @@ def encode_body(body: bytes) -> bytes:
     if len(body) > MAX_BODY:
         raise ValueError(f"frame body is {len(body)} bytes; at most {MAX_BODY} fit in LEN")
     length = len(body).to_bytes(2, "big")
-    crc = crc16_ccitt_false(length + body)
-    return bytes((STX,)) + length + body + bytes((ETX,)) + crc.to_bytes(2, "big")
+    crc = binascii.crc_hqx(body, binascii.crc_hqx(length, 0xFFFF))
+    return b"".join((_STX_BYTE, length, body, _ETX_BYTE, crc.to_bytes(2, "big")))
 
 
 def encode_frame(message: Mapping[str, Any]) -> bytes:

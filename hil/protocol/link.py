@@ -28,7 +28,7 @@ import queue
 import threading
 import time
 import traceback
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -53,7 +53,7 @@ from hil.protocol.framing import (
     encode_frame,
 )
 from hil.protocol.transcript import Transcript
-from hil.protocol.transport import SerialLike, in_waiting, read_some_of
+from hil.protocol.transport import SerialLike, in_waiting, read_some_of, write_of
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,34 @@ class LinkStats:
         return asdict(self)
 
 
+class OneShot:
+    """``threading.Event``'s set/is_set/wait, for one wait: a lock taken when made and
+    released when set. Made per request or per ACK awaited, it costs a fraction of an
+    Event (a Condition built in Python), and setting it is one release."""
+
+    __slots__ = ("_flag", "_lock")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        """Set it; call from one thread at a time (a second set does nothing)."""
+        if not self._flag:
+            self._flag = True
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def wait(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for ``set``; whether it is set."""
+        if not self._flag and self._lock.acquire(timeout=max(timeout, 0.0)):
+            self._lock.release()  # later waits return at once too
+        return self._flag
+
+
 @dataclass(frozen=True)
 class Answer:
     """What an ``answer`` callback did with a message.
@@ -109,7 +137,7 @@ class _InFlight:
     raw: bytes
     attempts: int
     deadline: float
-    outcomes: Counter[str]
+    outcomes: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -161,7 +189,13 @@ class Link:
         self._stats_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._control = threading.Condition()
+        self._port_write = write_of(port)
+        # Guards _controls, _awaiting, _ack_waiter and _failure. A sender waiting for
+        # its ACK sleeps on its own one-shot lock (_ack_waiter), not on a Condition:
+        # waking it is one release instead of Condition's bookkeeping in Python, on
+        # every request's critical path.
+        self._control = threading.Lock()
+        self._ack_waiter: OneShot | None = None
         self._controls: deque[int] = deque()
         self._awaiting = False
         self._closed = threading.Event()
@@ -170,7 +204,9 @@ class Link:
         self._decoder = FrameDecoder()
         self._last_delivered: tuple[bytes, float] | None = None
         self._refused: deque[RefusedFrame] = deque(maxlen=REFUSED_FRAMES_KEPT)
-        self._last_sent = "nothing sent yet"
+        # What was sent last, for errors: a text, or what makes it (made only if needed).
+        self._last_sent: str | Callable[[], str] = "nothing sent yet"
+        self._reader_ident: int | None = None  # the reader thread's, once it runs
         self._lifecycle = threading.Lock()
         self._reader: threading.Thread | None = None
         self._dispatcher: threading.Thread | None = None
@@ -203,8 +239,7 @@ class Link:
             if self._closed.is_set():
                 return
             self._closed.set()
-        with self._control:
-            self._control.notify_all()
+        self._wake_sender()
         self._inbox.put(None)
         cancel = getattr(self.port, "cancel_read", None)
         if callable(cancel):
@@ -245,13 +280,14 @@ class Link:
         port failed or the link is closed, ValueError/TypeError if the message
         cannot be encoded.
         """
-        self.send_frame(encode_frame(message), describe(message))
+        # Named (describe) only if an error needs it: not on every request's way out.
+        self.send_frame(encode_frame(message), lambda: describe(message))
 
-    def send_frame(self, raw: bytes, what: str) -> None:
+    def send_frame(self, raw: bytes, what: str | Callable[[], str]) -> None:
         """``send`` for a frame the caller has already encoded (``encode_frame``), so a
         message that was encoded to check it is not encoded twice. ``what`` names it in
-        errors (``describe(message)``)."""
-        if threading.current_thread() is self._reader:
+        errors (``describe(message)``), or is called to name it when one needs it."""
+        if threading.get_ident() == self._reader_ident:
             # An inline on_message or an answer callback: it would wait for an ACK
             # that only its own thread reads.
             raise RuntimeError(
@@ -259,31 +295,31 @@ class Link:
                 "an ACK that only that thread reads"
             )
         attempts = self.max_retransmits + 1
-        outcomes: Counter[str] = Counter()
+        outcomes: dict[str, int] = {}  # a plain dict: a Counter costs more to make
         with self._send_lock:
             self._raise_if_unusable()
             self._last_sent = what
-            with self._control:
-                self._awaiting = True
             try:
                 for attempt in range(1, attempts + 1):
                     with self._control:
+                        self._awaiting = True
                         # An ACK left over from an earlier frame must not confirm this one.
                         self._controls.clear()
                     if not self._transmit(raw, attempt, attempts):
-                        outcomes["write timed out"] += 1
+                        _tally(outcomes, "write timed out")
                         continue
                     answer = self._await_control(self.ack_timeout + self._tx_seconds(len(raw)))
                     if answer == ACK:
                         return
-                    outcomes["NAK" if answer == NAK else "no answer"] += 1
+                    _tally(outcomes, "NAK" if answer == NAK else "no answer")
             finally:
                 with self._control:
                     self._awaiting = False
         self._count("send_failures")
         detail = ", ".join(f"{k} x{v}" for k, v in outcomes.items())
         raise ProtocolError(
-            f"test port {self.name!r}: no ACK for {what} after {attempts} attempts ({detail})"
+            f"test port {self.name!r}: no ACK for {_named(what)} after {attempts} attempts "
+            f"({detail})"
         )
 
     def _transmit(self, raw: bytes, attempt: int, attempts: int) -> bool:
@@ -294,15 +330,23 @@ class Link:
 
     def _await_control(self, timeout: float) -> int | None:
         deadline = time.monotonic() + timeout
-        with self._control:
-            while True:
+        while True:
+            with self._control:
                 self._raise_if_unusable()
                 if self._controls:
                     return self._controls.popleft()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
-                self._control.wait(left)
+                waiter = self._ack_waiter = OneShot()
+            waiter.wait(left)
+
+    def _wake_sender(self) -> None:
+        """Wake the sender waiting in ``_await_control``, if one is."""
+        with self._control:
+            waiter, self._ack_waiter = self._ack_waiter, None
+        if waiter is not None:
+            waiter.set()
 
     def _tx_seconds(self, size: int) -> float:
         """Time the frame needs on the wire: pyserial's write returns before it is sent."""
@@ -323,7 +367,7 @@ class Link:
             self.transcript.record("tx", data, note)
         try:
             with self._write_lock:
-                self.port.write(data)
+                self._port_write(data)
         except (TimeoutError, serial.SerialTimeoutException):
             self._count("write_timeouts")
             log.debug("test port %r: write timed out", self.name)
@@ -342,7 +386,7 @@ class Link:
             raise RigError(
                 f"test port {self.name!r} failed: {type(e).__name__}: {e}",
                 instrument=self.name,
-                last_io=f"last sent: {self._last_sent}",
+                last_io=f"last sent: {_named(self._last_sent)}",
             ) from e
         if self._closed.is_set():
             raise RigError(f"test port {self.name!r} is closed", instrument=self.name)
@@ -353,6 +397,14 @@ class Link:
     # -- receiving -------------------------------------------------------------
 
     def _read_loop(self) -> None:
+        # Thread idents are reused once a thread ends: forgotten when this one does.
+        self._reader_ident = threading.get_ident()
+        try:
+            self._read_until_stopped()
+        finally:
+            self._reader_ident = None
+
+    def _read_until_stopped(self) -> None:
         last_rx = time.monotonic()
         # A port that can return whatever is ready in one call saves the in_waiting
         # ioctl and a second read per chunk (pyserial's read(n) waits for all n bytes).
@@ -384,7 +436,7 @@ class Link:
                     last_rx = now
                 in_flight = self._in_flight
                 if in_flight is not None and now >= in_flight.deadline:
-                    in_flight.outcomes["no answer"] += 1
+                    _tally(in_flight.outcomes, "no answer")
                     self._retransmit_in_flight()
             except _WriteFailed:
                 self._drop_in_flight("the port failed")
@@ -415,8 +467,7 @@ class Link:
                 # The sender is woken once, after the whole chunk: an answer that came
                 # with the ACK (one write on the far side) is then delivered already,
                 # and the caller wakes once instead of twice.
-                with self._control:
-                    self._control.notify_all()
+                self._wake_sender()
 
     def _on_other(self, item: Decoded) -> None:
         if isinstance(item, Broken):
@@ -480,9 +531,9 @@ class Link:
             return True
         self._count("frames_tx")
         self._last_sent = answer.what
-        self._in_flight = _InFlight(answer, answer.frame, 1, 0.0, Counter())
+        self._in_flight = _InFlight(answer, answer.frame, 1, 0.0, {})
         if not self._reply_write(bytes((ACK,)) + answer.frame, ""):
-            self._in_flight.outcomes["write timed out"] += 1
+            _tally(self._in_flight.outcomes, "write timed out")
         self._in_flight.deadline = (
             time.monotonic() + self.ack_timeout + self._tx_seconds(len(answer.frame))
         )
@@ -509,7 +560,7 @@ class Link:
         self._count("retransmits")
         note = f"retransmit {in_flight.attempts - 1}/{attempts - 1}"
         if not self._reply_write(in_flight.raw, note):
-            in_flight.outcomes["write timed out"] += 1
+            _tally(in_flight.outcomes, "write timed out")
         in_flight.deadline = (
             time.monotonic() + self.ack_timeout + self._tx_seconds(len(in_flight.raw))
         )
@@ -539,7 +590,7 @@ class Link:
                 self._in_flight = None
                 self._send_lock.release()
             else:
-                in_flight.outcomes["NAK"] += 1
+                _tally(in_flight.outcomes, "NAK")
                 self._retransmit_in_flight()
             return False
         with self._control:
@@ -592,7 +643,7 @@ class Link:
             if self._failure is not None:
                 return
             self._failure = e
-            self._control.notify_all()
+        self._wake_sender()
         log.error("test port %r failed: %s: %s", self.name, type(e).__name__, e)
         if self._on_failure is not None:
             try:
@@ -603,6 +654,14 @@ class Link:
     def _count(self, field: str, n: int = 1) -> None:
         with self._stats_lock:
             setattr(self.stats, field, getattr(self.stats, field) + n)
+
+
+def _tally(outcomes: dict[str, int], what: str) -> None:
+    outcomes[what] = outcomes.get(what, 0) + 1
+
+
+def _named(what: str | Callable[[], str]) -> str:
+    return what if isinstance(what, str) else what()
 
 
 class _WriteFailed(Exception):

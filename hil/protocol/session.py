@@ -22,7 +22,7 @@ from hil.errors import (
 )
 from hil.masking import mask_text
 from hil.protocol.framing import describe
-from hil.protocol.link import Link, LinkStats, RefusedFrame
+from hil.protocol.link import Link, LinkStats, OneShot, RefusedFrame
 from hil.protocol.transcript import Transcript
 from hil.protocol.transport import SerialLike, open_serial
 
@@ -184,9 +184,11 @@ def _matches(event: Event, name: str, where: Callable[[dict[str, Any]], bool] | 
 
 
 class _Pending:
+    __slots__ = ("cmd", "done", "error", "result")
+
     def __init__(self, cmd: str) -> None:
         self.cmd = cmd
-        self.done = threading.Event()
+        self.done = OneShot()  # settled: result or error set
         self.result: dict[str, Any] | None = None
         self.error: HilError | None = None
 

@@ -96,6 +96,33 @@ def read_some_of(port: SerialLike) -> Callable[[int], bytes] | None:
     return read_some
 
 
+def write_of(port: SerialLike) -> Callable[[bytes], object]:
+    """``port.write``, or for pyserial's posix ``Serial`` one that first tries a single
+    ``os.write`` of the whole: pyserial's write then waits in a ``select`` for the
+    port to be writable again even when every byte went out (a system call more per
+    frame and per ACK). Whatever is left (a full buffer) goes through pyserial's own
+    write, with its write timeout and errors; so do the errors of the first try."""
+    if type(port) is not _PosixSerial:
+        return port.write
+    serial_port = cast(serial.Serial, port)
+
+    def write(data: bytes) -> object:
+        fd = serial_port.fd
+        if fd is None:
+            return serial_port.write(data)  # closed: pyserial says so its own way
+        try:
+            written = os.write(fd, data)
+        except BlockingIOError:
+            written = 0
+        except OSError:
+            return serial_port.write(data)
+        if written < len(data):
+            serial_port.write(data[written:])
+        return len(data)
+
+    return write
+
+
 def in_waiting(port: SerialLike) -> int:
     """Bytes ready to read without blocking, or 0 if the port cannot tell."""
     try:

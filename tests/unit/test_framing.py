@@ -537,3 +537,41 @@ def test_published_vectors_match_the_codec() -> None:
             assert last_json is not None
             assert frames(items) == [last_json]
     assert checked == {"hex": 7, "NAK": 5, "dropped": 4}
+
+
+_JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+_JSON_VALUES = st.recursive(
+    _JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(), _JSON_VALUES, max_size=6))
+def test_body_is_what_json_dumps_gives(message: dict[str, Any]) -> None:
+    # The BODY encoder made once (CPython's C encoder, hil.protocol.framing) must give
+    # the very bytes of json.dumps with the documented options.
+    expected = json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    assert encode_frame(message)[3:-3] == expected.encode("utf-8")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_body_refuses_what_is_not_json(value: float) -> None:
+    with pytest.raises(ValueError):
+        encode_frame({"x": value})
+    with pytest.raises(TypeError):
+        encode_frame({"x": object()})
+
+
+def test_body_refuses_a_cycle_with_value_error() -> None:
+    message: dict[str, Any] = {"type": "evt"}
+    message["data"] = message
+    with pytest.raises(ValueError, match="Circular"):
+        encode_frame(message)

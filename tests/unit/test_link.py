@@ -11,13 +11,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import serial
 
 from hil.errors import ProtocolError, RigError
 from hil.masking import contains_full_pan
 from hil.protocol.framing import ACK, NAK, STX, Frame, FrameDecoder, encode_frame
-from hil.protocol.link import Answer, Link
+from hil.protocol.link import Answer, Link, OneShot
 from hil.protocol.transcript import Transcript
-from hil.protocol.transport import FdPort, SerialLike, open_serial, read_some_of
+from hil.protocol.transport import FdPort, SerialLike, open_serial, read_some_of, write_of
 
 WAIT = 3.0  # generous upper bound for anything that should take milliseconds
 REQ7 = {"type": "req", "id": 7, "cmd": "selfcheck.run", "args": {}}
@@ -604,3 +605,42 @@ def test_read_some_takes_a_whole_chunk_from_a_pty() -> None:
         port.close()
         os.close(master)
         os.close(slave)
+
+
+def test_direct_write_sends_everything_even_past_a_full_buffer() -> None:
+    # write_of tries one os.write; what a full pty buffer leaves goes through pyserial.
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    port = open_serial(os.ttyname(slave), timeout=0.5)
+    big = bytes(range(256)) * 2048  # 512 KiB: more than a pty buffers
+    got = bytearray()
+
+    def drain() -> None:
+        while len(got) < len(big):
+            got.extend(os.read(master, 65536))
+
+    reader = threading.Thread(target=drain, daemon=True)
+    try:
+        write = write_of(port)
+        reader.start()
+        write(b"")  # nothing to send is fine too
+        write(big)
+        reader.join(10)
+        assert bytes(got) == big
+        port.close()
+        with pytest.raises(serial.SerialException):
+            write(b"x")  # a closed port: pyserial's own error
+    finally:
+        port.close()
+        os.close(master)
+        os.close(slave)
+
+
+def test_one_shot_wakes_a_waiter_and_stays_set() -> None:
+    flag = OneShot()
+    assert not flag.wait(0.01) and not flag.is_set()
+    threading.Timer(0.05, flag.set).start()
+    assert flag.wait(5.0)
+    assert flag.wait(0) and flag.is_set()  # later waits return at once
+    flag.set()  # a second set does nothing
+    assert flag.is_set()
