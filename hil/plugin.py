@@ -196,8 +196,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # Step modules import each other (common, phrases); mark the whole package so
     # pytest rewrites their asserts whichever is imported first.
     pytest.register_assert_rewrite("hil.steps")
-    for module in step_modules():
-        config.pluginmanager.import_plugin(module)
+    rig_set = _rig_set(config)
+    if rig_set is None or not rig_set.controller:  # the controller of --rigs runs no step
+        for module in step_modules():
+            config.pluginmanager.import_plugin(module)
     try:
         this_run = run_id()
     except ConfigError as e:
@@ -207,7 +209,6 @@ def pytest_configure(config: pytest.Config) -> None:
         rig = config.stash.get(_rig_key, None)
         return {"run_id": this_run, **(rig.environment() if rig is not None else {})}
 
-    rig_set = _rig_set(config)
     summary: RunSummary
     if rig_set is not None and rig_set.controller:
         summary = rigset.RigSetSummary(
