@@ -326,9 +326,17 @@ def run(
         f"--hil-repeat={repeat}",
         *([f"--hil-req-url={req_url}"] if req_url is not None else []),
         *([f"--hil-operator={operator}"] if operator is not None else []),
-        *(_rig_set_args(slots, each) if slots else []),
-        *ctx.args,
     ]
+    if slots:
+        workers = [a for a in ctx.args if a.startswith(("-n", "--numprocesses", "--dist"))]
+        if workers:
+            raise _fail(
+                EXIT_USAGE,
+                f"{workers[0]}: --rigs starts one worker per rig ({len(slots)}); leave it out",
+            )
+        _check_collection(this_run, [*args, *ctx.args], features)
+        args += _rig_set_args(slots, each)
+    args += ctx.args
     watch = _RunWatch(this_run)
     # pytest's own stderr (its usage errors, internal errors) is held and said in
     # hil's words afterwards; hil run's progress goes to stdout.
@@ -370,6 +378,29 @@ def run(
             f"summary: {summary_path}   junit: {junit_path}   allure: {results}", markup=False
         )
     raise typer.Exit(code)
+
+
+def _check_collection(this_run: RunFolder, args: list[str], features: Path) -> None:
+    """Before the rigs' workers start: the features collected here, once, so that a
+    syntax error, an unknown step or tag stops the run with exit 2 and the same one-line
+    messages as on one rig, and no report is touched (in a worker it would end only that
+    worker). Returns when everything collects; exits otherwise."""
+    import pytest
+
+    watch = _RunWatch(this_run)
+    held = io.StringIO()
+    with (
+        _interruptible("before the run started; no report was touched"),
+        contextlib.redirect_stderr(held),
+    ):
+        code = int(pytest.main([*args, "--collect-only"], plugins=[watch]))
+    if code == pytest.ExitCode.OK:
+        return
+    verdict = _run_verdict(watch, code, held.getvalue(), features)
+    from hil.archive import discard_unstarted
+
+    discard_unstarted(this_run)  # the check made Allure's folder: it goes, as on one rig
+    raise typer.Exit(verdict)
 
 
 def _rig_set_args(slots: list[RigSlot], each: bool) -> list[str]:

@@ -123,7 +123,15 @@ def test_each_rig_runs_every_scenario_and_only_the_failing_terminal_is_blamed(
         (["--rigs", "nowhere/*.toml"], "hil: --rigs: 'nowhere/*.toml' matches no rig file"),
         (["--rigs", "{broken}"], "broken.toml: rig: required table missing"),
         (["--", "-n", "2"], "hil: -n: xdist workers need a rig each: use hil run --rigs N"),
-        (["--rigs", "2", "--", "-n", "3"], "hil: -n 3: --rigs starts one worker per rig (2)"),
+        (
+            ["--rigs", "2", "--", "-n", "3"],
+            "hil: -n: --rigs starts one worker per rig (2); leave it out",
+        ),
+        (
+            ["--rigs", "2", "--features", "{features}"],
+            'bad.feature:3: unknown step "Given the terminal is idel"; closest known: "Given '
+            'the terminal is idle"',
+        ),
     ],
 )
 def test_a_bad_rigs_option_is_a_usage_error_that_touches_no_report(
@@ -131,13 +139,18 @@ def test_a_bad_rigs_option_is_a_usage_error_that_touches_no_report(
 ) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text('[dut]\ndriver = "sim"\n', encoding="utf-8")
+    features = tmp_path / "features"
+    features.mkdir()
+    (features / "bad.feature").write_text(
+        "Feature: Bad\n  Scenario: Unknown\n    Given the terminal is idel\n", encoding="utf-8"
+    )
     reports = tmp_path / "reports"
-    args = [a.format(broken=broken) for a in args]
+    args = [a.format(broken=broken, features=features) for a in args]
     done = _hil("run", "--reports", str(reports), *args, cwd=tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and said in lines[0], done.stderr
-    assert not reports.exists()
+    assert not reports.exists() or not any(p.is_file() for p in reports.rglob("*"))
 
 
 def test_a_bench_terminal_another_run_drives_is_a_rig_fault_naming_it(tmp_path: Path) -> None:
