@@ -577,19 +577,16 @@ class RunSummary:
         Every text PAN-masked."""
         # What the suite element needs, not the whole summary (its scenario list was
         # just made for summary.json; making it again costs as much per write).
-        summary = {
-            "started": _iso(self.started),
-            "environment": self.environment(),
-            "duration_s": round(time.time() - self.started, 3),
-        }
-        suite = ET.Element("testsuite", name="pos-hil", timestamp=summary["started"])
+        environment = self.environment()
+        duration_s = round(time.time() - self.started, 3)
+        suite = ET.Element("testsuite", name="pos-hil", timestamp=_iso(self.started))
         suite.set("hostname", socket.gethostname())
         properties = ET.SubElement(suite, "properties")
         facts = {
             "run_id": self.run_id,
             "status": self.status,
             "complete": str(self.complete).lower(),
-            **summary["environment"],
+            **environment,
         }
         for name, value in facts.items():
             ET.SubElement(properties, "property", name=name, value=str(value))
@@ -618,7 +615,7 @@ class RunSummary:
         suite.set("failures", str(failures))
         suite.set("errors", str(errors))
         suite.set("skipped", str(skipped))
-        suite.set("time", f"{summary['duration_s']:.3f}")
+        suite.set("time", f"{duration_s:.3f}")
         root = ET.Element("testsuites", name="pos-hil")
         root.append(suite)
         cases = {id(case) for case in self._junit_cases.values()}
