@@ -126,15 +126,17 @@ class ReconnectingPort:
         return self._read(read_ready)
 
     def write(self, data: bytes) -> int | None:
-        last: OSError | None = None
+        last: Exception | None = None
         for _ in range(WRITE_TRIES):
             port, generation, _ = self._current()
             try:
                 return port.write(data)
             except (TimeoutError, serial.SerialTimeoutException):
                 raise  # the peer is slow, the link is up: the caller's business
-            except OSError as e:  # SerialException is one; so are socket errors
-                if self._closed.is_set():
+            except Exception as e:  # SerialException and socket errors are OSErrors
+                if self._closed.is_set() or not (
+                    isinstance(e, OSError) or self._swapped(generation)
+                ):
                     raise
                 last = e
                 # Written again on the new connection: a frame the peer already had is
@@ -183,12 +185,23 @@ class ReconnectingPort:
         port, generation, reader = self._current()
         try:
             return read(port, reader)
-        except OSError as e:
+        except Exception as e:
             if self._closed.is_set():
                 raise
+            if not (isinstance(e, OSError) or self._swapped(generation)):
+                raise
+            # _recover returns at once (after waiting for it to end) if another thread
+            # met the drop first and is reopening the port.
             self._recover(generation, e)
             # Silence once: the link then drops whatever partial frame the drop cut.
             return b""
+
+    def _swapped(self, generation: int) -> bool:
+        """Whether the port of ``generation`` was closed under its user by a thread that
+        met the drop first: pyserial then fails in its own ways (``socket://`` with a
+        TypeError from select on a closed socket), which is no bug and no new drop."""
+        with self._changed:
+            return self._reconnecting or self._generation != generation
 
     def _recover(self, generation: int, error: BaseException) -> None:
         """Reopen the URL after ``error`` on the port of ``generation``; returns once a
