@@ -24,10 +24,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.integration.ser2net
 
-from hil.instruments.console import PyserialConsole  # noqa: E402
-from hil.protocol.endpoint import TerminalEndpoint  # noqa: E402
-from hil.protocol.transport import FdPort  # noqa: E402
-from tests.integration.ser2net import Ser2net  # noqa: E402
+from hil.instruments.console import PyserialConsole
+from hil.protocol.endpoint import TerminalEndpoint
+from hil.protocol.transport import FdPort
+from tests.integration.ser2net import Ser2net
 
 
 class PingingTerminal:
