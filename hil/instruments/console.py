@@ -3,10 +3,10 @@
 Driver ``pyserial`` (``[console]``): a pty path, ``/dev/tty*``, ``socket://``,
 ``rfc2217://``; ``url = "dut:"`` (the default) means the port a process terminal's dut
 driver created. A network URL (``rfc2217://`` through ser2net, ``socket://``) is
-reopened when its link drops (hil.protocol.reconnect), and its transcript coalesces the
-small reads such links deliver. A console driver for a terminal that speaks another
-protocol builds an instrument implementing ``hil.terminal.TerminalPort`` instead
-(docs/writing-a-driver.md).
+reopened when its link drops (hil.protocol.reconnect); the transcript coalesces the
+small reads such links deliver (``transcript_coalesce_ms``). A console driver for a
+terminal that speaks another protocol builds an instrument implementing
+``hil.terminal.TerminalPort`` instead (docs/writing-a-driver.md).
 """
 
 from __future__ import annotations
