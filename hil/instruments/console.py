@@ -11,7 +11,9 @@ terminal that speaks another protocol builds an instrument implementing
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import Field
@@ -21,7 +23,7 @@ from hil.drivers import BuildContext, Built, Driver, DriverConfig, register
 from hil.errors import CommandTimeout, ProtocolError, RigError
 from hil.instruments.dut import TestPortProvider, runs_as_process
 from hil.protocol.reconnect import ReconnectingPort, is_network_url
-from hil.protocol.session import ConsoleSession, EventLog
+from hil.protocol.session import ConsoleSession, Event, EventLog, EventTimeout
 from hil.protocol.transcript import Transcript, withhold_args
 from hil.protocol.transport import SerialLike, open_serial
 
@@ -82,6 +84,9 @@ class PyserialConsole:
         self._session = ConsoleSession(
             port, name=name, transcript=self.transcript, ack_timeout=ack_timeout
         )
+        if self._network is not None:
+            # Before start: every event goes into the log that knows about drops.
+            self._session.events = LinkAwareEventLog(self._network, name=name)
         self._session.start()
 
     @property
@@ -126,6 +131,62 @@ class PyserialConsole:
 
     def close(self) -> None:
         self._session.close()
+
+
+class LinkAwareEventLog(EventLog):
+    """An event log over a network link that may drop: a wait that times out after the
+    link dropped is a rig fault, not the terminal's silence.
+
+    The awaited event may have been lost with the link at any time since the cursor was
+    taken (``mark``), before the wait began too, so the cursor's time is kept and a
+    drop after it turns ``EventTimeout`` into ``RigError``. A wait resumed from a later
+    position (a caller skipping events it does not want) is judged from the latest
+    cursor at or before that position.
+    """
+
+    MARKS_KEPT = 256
+
+    def __init__(self, port: ReconnectingPort, *, name: str) -> None:
+        super().__init__()
+        self._port = port
+        self._name = name
+        self._marks: dict[int, float] = {}
+        self._marks_lock = threading.Lock()
+
+    def mark(self) -> int:
+        cursor = super().mark()
+        with self._marks_lock:
+            # The latest time: a cursor marked again with no event between belongs to
+            # the newer wait.
+            self._marks[cursor] = time.monotonic()
+            if len(self._marks) > self.MARKS_KEPT:
+                del self._marks[min(self._marks)]
+        return cursor
+
+    def wait_for(
+        self,
+        name: str,
+        *,
+        since: int,
+        timeout: float,
+        where: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> Event:
+        started = time.monotonic()
+        try:
+            return super().wait_for(name, since=since, timeout=timeout, where=where)
+        except EventTimeout as e:
+            with self._marks_lock:
+                marked = [c for c in self._marks if c <= since]
+                cursor_at = self._marks[max(marked)] if marked else started
+            dropped_at = self._port.last_drop_at
+            if dropped_at is None or dropped_at < min(cursor_at, started):
+                raise
+            raise RigError(
+                f"{self._name}: the link to {self._port.url} dropped while the rig waited "
+                f"for {name!r}, which may have been lost with it ({e}); the terminal is "
+                "not blamed",
+                instrument=self._name,
+            ) from e
 
 
 class PyserialConsoleConfig(DriverConfig):

@@ -76,6 +76,8 @@ class ReconnectingPort:
         self.transcript = transcript
         self.drops = 0
         self.reconnects = 0
+        #: time.monotonic() of the latest drop, None before any
+        self.last_drop_at: float | None = None
         self._timeout: float | None = timeout
         self._opener = opener
         self._changed = threading.Condition()
@@ -216,6 +218,7 @@ class ReconnectingPort:
             self._reconnecting = True
             old, self._port = self._port, None
             self.drops += 1
+            self.last_drop_at = time.monotonic()
         try:
             self._reopen(old, error)
         finally:

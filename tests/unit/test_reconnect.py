@@ -15,6 +15,7 @@ from hil.errors import CommandTimeout, DutError, RigError
 from hil.instruments.console import PyserialConsole
 from hil.protocol.framing import ACK, ETX
 from hil.protocol.reconnect import ReconnectingPort, is_network_url
+from hil.protocol.session import EventTimeout
 from hil.protocol.transcript import Transcript
 
 WAIT = 10.0
@@ -264,5 +265,31 @@ def test_an_answer_lost_with_the_link_is_a_rig_fault_not_the_terminals(peer: Pee
         # Without a drop, silence after the ACK is still the terminal's timeout.
         with pytest.raises(CommandTimeout):
             console.request("device.info", timeout=0.5)
+    finally:
+        console.close()
+
+
+def test_an_event_awaited_across_a_drop_is_a_rig_fault_not_the_terminals(peer: Peer) -> None:
+    console = PyserialConsole(peer.url, reconnect_interval=0.05)
+    try:
+        peer.wait_connections(1)
+        events = console.events
+        before = events.mark()
+        # No drop: silence is the terminal's.
+        with pytest.raises(EventTimeout):
+            events.wait_for("sys.ready", since=before, timeout=0.2)
+        peer.hang_up()
+        deadline = time.monotonic() + WAIT
+        while console.link_drops == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        # The cursor was taken before the drop: the event may have been lost with it.
+        with pytest.raises(RigError, match=r"dropped while the rig waited for 'sys\.ready'"):
+            events.wait_for("sys.ready", since=before, timeout=0.2)
+        # A cursor taken after the return: silence is the terminal's again.
+        peer.wait_connections(2)
+        after = events.mark()
+        with pytest.raises(EventTimeout):
+            events.wait_for("sys.ready", since=after, timeout=0.2)
     finally:
         console.close()
