@@ -176,7 +176,7 @@ class ReconnectingPort:
         with self._changed:
             while True:
                 if self._failure is not None:
-                    raise self._failure
+                    raise self._failed()
                 if self._closed.is_set():
                     raise OSError(errno.EBADF, f"test port {self.url} is closed")
                 if self._port is not None and not self._reconnecting:
@@ -212,7 +212,7 @@ class ReconnectingPort:
             while self._reconnecting:
                 self._changed.wait(0.1)
             if self._failure is not None:
-                raise self._failure
+                raise self._failed()
             if self._generation != generation or self._closed.is_set():
                 return  # another thread already reopened it (or we are closing)
             self._reconnecting = True
@@ -269,10 +269,20 @@ class ReconnectingPort:
             f"{last} (is its ser2net server up? console.reconnect_attempts in the rig file)",
             instrument=self.name,
         )
+        failure.__cause__ = last
         self._mark(f"link to {self.url} not re-established after {self.attempts} attempt(s)")
         with self._changed:
             self._failure = failure
         raise failure
+
+    def _failed(self) -> RigError:
+        """The failure to reopen, as a new exception for this thread to raise (one
+        object raised in several threads would collect all their tracebacks)."""
+        failure = self._failure
+        assert failure is not None
+        error = RigError(str(failure), instrument=failure.instrument)
+        error.__cause__ = failure.__cause__
+        return error
 
     def _mark(self, note: str) -> None:
         if self.transcript is not None:
