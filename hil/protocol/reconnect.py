@@ -82,6 +82,7 @@ class ReconnectingPort:
         self._opener = opener
         self._changed = threading.Condition()
         self._closed = threading.Event()
+        self._cancelled = threading.Event()  # set by cancel_read: stop reconnecting
         self._failure: RigError | None = None
         self._reconnecting = False
         self._generation = 0
@@ -152,6 +153,9 @@ class ReconnectingPort:
         ) from last
 
     def cancel_read(self) -> None:
+        """Abort a read under way, and a reconnection under way with it: the link calls
+        this when it closes, and must not wait out the attempts to join its reader."""
+        self._cancelled.set()
         port = self._port
         cancel = getattr(port, "cancel_read", None)
         if callable(cancel):
@@ -160,6 +164,7 @@ class ReconnectingPort:
     def close(self) -> None:
         with self._changed:
             self._closed.set()
+            self._cancelled.set()
             port, self._port = self._port, None
             self._changed.notify_all()
         if port is not None:
@@ -177,7 +182,8 @@ class ReconnectingPort:
             while True:
                 if self._failure is not None:
                     raise self._failed()
-                if self._closed.is_set():
+                given_up = self._cancelled.is_set() and self._port is None
+                if self._closed.is_set() or (given_up and not self._reconnecting):
                     raise OSError(errno.EBADF, f"test port {self.url} is closed")
                 if self._port is not None and not self._reconnecting:
                     return self._port, self._generation, self._reader
@@ -213,7 +219,7 @@ class ReconnectingPort:
                 self._changed.wait(0.1)
             if self._failure is not None:
                 raise self._failed()
-            if self._generation != generation or self._closed.is_set():
+            if self._generation != generation or self._cancelled.is_set():
                 return  # another thread already reopened it (or we are closing)
             self._reconnecting = True
             old, self._port = self._port, None
@@ -240,7 +246,7 @@ class ReconnectingPort:
         started = time.monotonic()
         last: BaseException = error
         for attempt in range(1, self.attempts + 1):
-            if self._closed.wait(self.interval):
+            if self._cancelled.wait(self.interval):
                 return
             try:
                 port = self._open()
@@ -249,7 +255,7 @@ class ReconnectingPort:
                 log.debug("test port %r: reconnection %d failed: %s", self.name, attempt, e)
                 continue
             with self._changed:
-                if self._closed.is_set():
+                if self._cancelled.is_set():
                     port.close()
                     return
                 self._port = port

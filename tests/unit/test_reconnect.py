@@ -293,3 +293,19 @@ def test_an_event_awaited_across_a_drop_is_a_rig_fault_not_the_terminals(peer: P
             events.wait_for("sys.ready", since=after, timeout=0.2)
     finally:
         console.close()
+
+
+def test_closing_the_console_during_a_reconnection_does_not_wait_out_the_attempts(
+    peer: Peer, caplog: pytest.LogCaptureFixture
+) -> None:
+    console = PyserialConsole(peer.url, reconnect_attempts=1000, reconnect_interval=0.05)
+    peer.wait_connections(1)
+    peer.stop()
+    deadline = time.monotonic() + WAIT
+    while console.link_drops == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    console.close()
+    # The link joins its reader for 2 s at most, then says so: the reader must have
+    # left the reconnection at once, not after 1000 attempts.
+    assert "did not stop" not in caplog.text
