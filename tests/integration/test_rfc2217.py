@@ -47,6 +47,17 @@ def ser2net_in_front_of(device: str, folder: Path) -> Ser2net:
     return server
 
 
+def test_a_machine_without_ser2net_fails_with_the_install_hint(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import tests.integration.ser2net as ser2net_module
+
+    monkeypatch.setattr(ser2net_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(ser2net_module.os, "access", lambda path, mode: False)
+    with pytest.raises(pytest.fail.Exception, match=r"ser2net not found.*scripts/setup\.sh"):
+        ser2net_in_front_of("/dev/null", tmp_path)
+
+
 # -- the console instrument alone, against a terminal process ----------------------
 
 
