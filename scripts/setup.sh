@@ -11,9 +11,10 @@ cd "$REPO"
 # Xvfb for the QR screen's window driver test; a CJK font the sim draws its display
 # with and Tesseract with its Chinese and English models (the camera's second OCR);
 # Chromium for the tests that open the HTML report in a real headless browser
-# (tests/integration/test_run_archive.py).
+# (tests/integration/test_run_archive.py); Debian's ser2net, the RFC 2217 server the
+# remote-serial tests put in front of a terminal's port (tests/integration/test_rfc2217.py).
 SYSTEM_PACKAGES=(libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools xvfb fonts-wqy-microhei
-    tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng)
+    tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng ser2net)
 command -v chromium >/dev/null 2>&1 || SYSTEM_PACKAGES+=(chromium)
 command -v node >/dev/null 2>&1 || SYSTEM_PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || SYSTEM_PACKAGES+=(npm)

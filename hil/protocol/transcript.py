@@ -4,6 +4,15 @@ The link records raw chunks as they were written and read. ``render`` decodes ea
 direction again so the text shows the messages next to their bytes, and masks it:
 the transcript is an attachment, and attachments must never show a full PAN.
 
+Reads may be coalesced (``coalesce_window``): a network serial link (RFC 2217 through
+ser2net, ``socket://``) hands the reader a few bytes at a time, and one line per read
+would bury a request among hundreds. Adjacent chunks in the same direction, each within
+the window of the one before and without a note, become one entry (at most
+``HEX_LIMIT`` bytes, so coalescing never hides bytes from the hex column). Chunks are
+withheld and masked exactly as before: key presses per chunk as they are recorded, PANs
+over each direction's whole stream when rendered, so a PAN split over two reads is
+masked whether or not they were coalesced.
+
 Key presses are withheld as they are recorded: a ``keypad.press`` request may carry PIN
 digits, which are never written anywhere, so its digit keys are kept as ``*`` (the frame
 re-encoded, so it still decodes); the count of keys stays.
@@ -55,11 +64,20 @@ class TranscriptEntry:
 class Transcript:
     """Thread-safe, bounded list of port I/O. The link records into it; reports render it."""
 
-    def __init__(self, *, max_entries: int = 100_000) -> None:
+    def __init__(self, *, max_entries: int = 100_000, coalesce_window: float = 0.0) -> None:
+        """``coalesce_window``: seconds within which a chunk joins the entry before it
+        (same direction, neither with a note); 0 keeps one entry per chunk."""
+        if coalesce_window < 0:
+            raise ValueError("coalesce_window must be >= 0")
         self._lock = threading.Lock()
         self._entries: deque[TranscriptEntry] = deque(maxlen=max_entries)
         self._dropped = 0
         self._t0 = time.monotonic()
+        self.coalesce_window = coalesce_window
+        # When the last entry last grew, and whether it may grow: a chunk with a note, a
+        # resync or a marker closes it.
+        self._last_chunk_at = 0.0
+        self._open = False
 
     def record(self, direction: str, data: bytes, note: str = "") -> None:
         """Record one chunk written ("tx") or read ("rx")."""
@@ -72,16 +90,36 @@ class Transcript:
         """
         self._append(direction, b"", note, resync=True)
 
+    def record_marker(self, note: str) -> None:
+        """Record an event of the link itself (dropped, re-established): an entry of its
+        own, after which the receiving decoder starts afresh (a frame cut by the drop
+        is shown as dropped, not glued to the first bytes of the new connection)."""
+        self._append("rx", b"", note, resync=True)
+
     def _append(self, direction: str, data: bytes, note: str, *, resync: bool) -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be 'tx' or 'rx', not {direction!r}")
-        entry = TranscriptEntry(
-            time.monotonic(), direction, withhold_keys(bytes(data)), note, resync
-        )
+        now = time.monotonic()
+        # Withheld per chunk, before any coalescing: withhold_keys recognises a whole
+        # keypad.press frame, not one glued to an ACK.
+        data = withhold_keys(bytes(data))
+        plain = not note and not resync and bool(data)
         with self._lock:
+            if plain and self._open and self._entries:
+                last = self._entries[-1]
+                if (
+                    last.direction == direction
+                    and now - self._last_chunk_at <= self.coalesce_window
+                    and len(last.data) + len(data) <= HEX_LIMIT
+                ):
+                    self._entries[-1] = TranscriptEntry(last.at, direction, last.data + data)
+                    self._last_chunk_at = now
+                    return
             if self._entries.maxlen is not None and len(self._entries) == self._entries.maxlen:
                 self._dropped += 1
-            self._entries.append(entry)
+            self._entries.append(TranscriptEntry(now, direction, data, note, resync))
+            self._last_chunk_at = now
+            self._open = plain and self.coalesce_window > 0
 
     def entries(self) -> list[TranscriptEntry]:
         with self._lock:
@@ -93,6 +131,7 @@ class Transcript:
             self._entries.clear()
             self._dropped = 0
             self._t0 = time.monotonic()
+            self._open = False
 
     def __len__(self) -> int:
         with self._lock:

@@ -11,8 +11,10 @@ lab has on the bench:
 - a flashing station (``flash``, like a vendor's flashing tool): the next power-on
   installs the image first.
 
-    python vendor_bench.py serve --folder DIR --firmware IMAGE --serial SN
+    python vendor_bench.py serve --folder DIR --firmware IMAGE --serial SN [--console pty]
         prints "console socket://127.0.0.1:P", "relay /dev/pts/N", "control DIR/bench.sock"
+        (with ``--console pty``: "console /dev/pts/M", the test port's own serial device,
+        for a test that puts Debian's ser2net in front of it itself)
     python vendor_bench.py flash DIR/bench.sock IMAGE      exit 0 once staged
 
 Every byte the relay board received is appended to DIR/relay.bin, every flash to
@@ -118,7 +120,9 @@ class ScriptedRelayBoard:
         return b""
 
 
-def serve(folder: Path, firmware: Path, serial_number: str, time_scale: float) -> int:
+def serve(
+    folder: Path, firmware: Path, serial_number: str, time_scale: float, console: str = "tcp"
+) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     terminal = TerminalProcess(
         [sys.executable, "-m", "hil.sim"],
@@ -132,7 +136,7 @@ def serve(folder: Path, firmware: Path, serial_number: str, time_scale: float) -
         stderr_path=folder / "terminal-stderr.log",
     )
     terminal.flash(firmware)  # the factory image
-    bridge = PortOverTcp(terminal.port_path)
+    bridge = PortOverTcp(terminal.port_path) if console == "tcp" else None
     board = ScriptedRelayBoard(terminal, folder / "relay.bin")
     control_path = folder / "bench.sock"
     control_path.unlink(missing_ok=True)
@@ -142,8 +146,11 @@ def serve(folder: Path, firmware: Path, serial_number: str, time_scale: float) -
     control.settimeout(0.2)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    host, port = bridge.address
-    print(f"console socket://{host}:{port}", flush=True)
+    if bridge is not None:
+        host, port = bridge.address
+        print(f"console socket://{host}:{port}", flush=True)
+    else:
+        print(f"console {terminal.port_path}", flush=True)
     print(f"relay {board.path}", flush=True)
     print(f"control {control_path}", flush=True)
     flashes = (folder / "flashes.log").open("a", encoding="utf-8")
@@ -188,12 +195,13 @@ def main() -> int:
     serve_args.add_argument("--firmware", type=Path, required=True)
     serve_args.add_argument("--serial", required=True)
     serve_args.add_argument("--time-scale", type=float, default=0.05)
+    serve_args.add_argument("--console", choices=("tcp", "pty"), default="tcp")
     flash_args = commands.add_parser("flash")
     flash_args.add_argument("control", type=Path)
     flash_args.add_argument("image", type=Path)
     args = parser.parse_args()
     if args.command == "serve":
-        return serve(args.folder, args.firmware, args.serial, args.time_scale)
+        return serve(args.folder, args.firmware, args.serial, args.time_scale, args.console)
     with contextlib.suppress(BrokenPipeError):
         return flash(args.control, args.image)
     return 2
