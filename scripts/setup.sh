@@ -11,9 +11,10 @@ cd "$REPO"
 # Xvfb for the QR screen's window driver test; a CJK font the sim draws its display
 # with and Tesseract with its Chinese and English models (the camera's second OCR);
 # Chromium for the tests that open the HTML report in a real headless browser
-# (tests/integration/test_run_archive.py).
+# (tests/integration/test_run_archive.py). ser2net: labgrid's exporter serves a
+# place's serial port with it (tests/integration/test_labgrid.py).
 SYSTEM_PACKAGES=(libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools xvfb fonts-wqy-microhei
-    tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng)
+    tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng ser2net)
 command -v chromium >/dev/null 2>&1 || SYSTEM_PACKAGES+=(chromium)
 command -v node >/dev/null 2>&1 || SYSTEM_PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || SYSTEM_PACKAGES+=(npm)
@@ -43,6 +44,11 @@ if [[ ! -f "$stamp" ]]; then
     echo "setup: installing pos-hil and its dependencies into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e '.[dev]'
+    # pyserial and labgrid's fork pyserial-labgrid (dev installs labgrid) write the
+    # same serial/ files and pip keeps whichever came last: put the fork's (pyserial
+    # 3.5 plus labgrid's RFC 2217 fixes) on disk whatever pip's order was
+    # (docs/labgrid.md, "pyserial and the fork").
+    .venv/bin/python -m pip install -q --force-reinstall --no-deps 'pyserial-labgrid==3.5.0.2'
     rm -f .venv/.pos-hil-*
     touch "$stamp"
 fi
