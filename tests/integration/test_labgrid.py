@@ -379,9 +379,7 @@ def test_a_place_held_by_another_user_is_a_rig_fault_naming_the_holder(
     assert released.returncode == 0, released.stdout + released.stderr
 
 
-def test_an_unknown_place_and_a_coordinator_that_is_down_are_one_line_errors(
-    lab: Lab, tmp_path: Path
-) -> None:
+def test_unknown_place_coordinator_down_and_rig_check(lab: Lab, tmp_path: Path) -> None:
     features = boot_features(tmp_path)
     unknown = labgrid_rig(tmp_path / "unknown.toml", lab.coordinator, place="pos-z")
     run = hil_run(unknown, tmp_path, features)
@@ -393,4 +391,18 @@ def test_an_unknown_place_and_a_coordinator_that_is_down_are_one_line_errors(
     stdout, stderr = run.communicate(timeout=300)
     assert run.returncode == 3, stdout[-3000:] + stderr[-2000:]
     assert "cannot reach the labgrid coordinator" in stdout + stderr
+    assert lab.holder() == "None"
+    # hil rig check names the place, its holder and resources, then lets it go
+    good = labgrid_rig(tmp_path / "good.toml", lab.coordinator)
+    check = subprocess.run(
+        [str(HIL), "rig", "check", "--rig", str(good)],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f"labgrid place {PLACE} held by " in check.stdout, check.stdout
+    assert "NetworkSerialPort" in check.stdout and "NetworkPowerPort" in check.stdout
     assert lab.holder() == "None"
