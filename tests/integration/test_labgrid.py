@@ -18,6 +18,7 @@ import getpass
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -406,3 +407,26 @@ def test_unknown_place_coordinator_down_and_rig_check(lab: Lab, tmp_path: Path) 
     assert f"labgrid place {PLACE} held by " in check.stdout, check.stdout
     assert "NetworkSerialPort" in check.stdout and "NetworkPowerPort" in check.stdout
     assert lab.holder() == "None"
+
+
+def test_ctrl_c_mid_run_releases_the_place(lab: Lab, tmp_path: Path) -> None:
+    rig = labgrid_rig(tmp_path / "place.toml", lab.coordinator)
+    me = f"{socket.gethostname()}/{getpass.getuser()}"
+    run = subprocess.Popen(
+        [str(HIL), "run", "--rig", str(rig), "--features", str(boot_features(tmp_path))],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # CI may run us with SIGINT ignored, which exec keeps; a user's Ctrl-C is not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
+    )
+    try:
+        _wait_for("the run to hold the place", lambda: lab.holder() == me, timeout=120)
+        _wait_for("the terminal to be switched on", lambda: "on" in lab.actions(), timeout=60)
+    finally:
+        run.send_signal(signal.SIGINT)
+    stdout, stderr = run.communicate(timeout=120)
+    assert run.returncode == 130, stdout[-3000:] + stderr[-2000:]
+    assert lab.holder() == "None", "the teardown released the place"
+    assert lab.actions()[-1] == "cut", "and switched the terminal off before that"
