@@ -42,6 +42,10 @@ SERIAL_FORK = "pyserial-labgrid"
 SERIAL_FORK_VERSION = "3.5.0.2"
 #: How long the exporter may take to bring a place's resources up after acquiring.
 RESOURCES_READY_S = 15.0
+#: How long ser2net may take to listen once the exporter published its port.
+SER2NET_LISTEN_S = 5.0
+#: The RFC 2217 option negotiation's limit (labgrid's SerialDriver default: 3 s).
+RFC2217_NEGOTIATION_S = 10.0
 REINSTALL_FORK = f"pip install --force-reinstall --no-deps {SERIAL_FORK}=={SERIAL_FORK_VERSION}"
 
 
@@ -273,9 +277,19 @@ class LabgridPlace:
         self._target = target
         return target
 
-    def _bind(self, driver_name: str, resource_cls: str, what: str, resource: str | None) -> Any:
+    def _bind(
+        self,
+        driver_name: str,
+        resource_cls: str,
+        what: str,
+        resource: str | None,
+        *,
+        options: dict[str, Any] | None = None,
+        retry_s: float = 0.0,
+    ) -> Any:
         """labgrid's ``driver_name`` bound to the place's ``resource_cls`` (the one named
-        ``resource`` when the place has several), activated."""
+        ``resource`` when the place has several), activated; an activation that fails
+        with an OS error (connection refused) is tried again for ``retry_s``."""
         target = self._target_for_drivers()
         candidates = [r for r in target.resources if type(r).__name__ == resource_cls and r.avail]
         if resource is not None:
@@ -294,24 +308,51 @@ class LabgridPlace:
                 ),
                 instrument="place",
             )
-        driver_cls = getattr(self._labgrid.driver, driver_name)
-        try:
-            target.set_binding_map({"port": candidates[0].name})
-            driver = driver_cls(target, name=f"pos-hil-{what}")
-            target.activate(driver)
-        except Exception as e:
-            raise RigError(
-                f"{what}: labgrid {driver_name} on {resource_cls} '{candidates[0].name}' of "
+        chosen = candidates[0]
+
+        def failed(e: Exception) -> RigError:
+            return RigError(
+                f"{what}: labgrid {driver_name} on {resource_cls} '{chosen.name}' of "
                 f"place {self.place} failed: {e}",
                 instrument=what,
-            ) from None
+            )
+
+        driver_cls = getattr(self._labgrid.driver, driver_name)
+        try:
+            target.set_binding_map({"port": chosen.name})
+            driver = driver_cls(target, name=f"pos-hil-{what}", **(options or {}))
+        except Exception as e:
+            raise failed(e) from None
+        deadline = time.monotonic() + retry_s
+        while True:
+            try:
+                target.activate(driver)
+                break
+            except OSError as e:  # pyserial's SerialException is one
+                if time.monotonic() > deadline:
+                    raise failed(e) from None
+                time.sleep(0.2)
+            except Exception as e:
+                raise failed(e) from None
         self._drivers.append(driver)
         return driver
 
     def serial_console(self, resource: str | None = None) -> tuple[Any, str]:
         """labgrid's SerialDriver, active on the place's NetworkSerialPort (its
-        ``serial`` is the open pyserial port), and where it leads."""
-        driver = self._bind("SerialDriver", "NetworkSerialPort", "console", resource)
+        ``serial`` is the open pyserial port), and where it leads.
+
+        The exporter publishes the port half a second after starting ser2net, which
+        on a loaded bench machine may not listen yet: refused connections are retried
+        for a few seconds. The RFC 2217 negotiation gets more time than labgrid's 3 s
+        default for the same reason."""
+        driver = self._bind(
+            "SerialDriver",
+            "NetworkSerialPort",
+            "console",
+            resource,
+            options={"timeout": RFC2217_NEGOTIATION_S},
+            retry_s=SER2NET_LISTEN_S,
+        )
         url = str(driver.serial.port).split("?")[0]
         return driver, url
 

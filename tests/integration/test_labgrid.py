@@ -339,7 +339,8 @@ def test_the_boot_feature_runs_on_a_labgrid_place_which_is_held_during_the_run_o
         seen.add(lab.holder())
         time.sleep(0.3)
     stdout, stderr = run.communicate()
-    assert run.returncode == 0, stdout[-3000:] + stderr[-2000:]
+    exported = lab.exporter_log.read_text()
+    assert run.returncode == 0, stdout[-3000:] + stderr[-2000:] + exported[-1500:]
     summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
     counts = summary["counts"]
     assert counts["passed"] == 5 and sum(counts.values()) == 5, counts
@@ -352,7 +353,6 @@ def test_the_boot_feature_runs_on_a_labgrid_place_which_is_held_during_the_run_o
     assert me in seen, seen
     assert lab.holder() == "None"
     # the test port went through the ser2net the exporter started for the place
-    exported = lab.exporter_log.read_text()
     assert "started ser2net for /dev/pts/" in exported, exported[-2000:]
     # every switch went through labgrid's rest power model to the bench's supply
     puts = [r for r in lab.supply.requests if r.startswith("PUT")]
