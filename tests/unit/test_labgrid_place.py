@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from hil.config import parse_rig
+from hil.config import load_rig, parse_rig
 from hil.errors import ConfigError, RigError
 from hil.labgrid import place as labgrid_place
 from hil.labgrid.drivers import LabgridPlaceDriver
+from hil.suite import DEFAULT_RIG
 
 RIG = """
 [rig]
@@ -126,3 +127,9 @@ def test_pyserial_files_in_place_of_the_fork_are_named_with_the_fix(
     other = _FakeFork(tmp_path, recorded=b"", version="3.5.0.3")
     monkeypatch.setattr(importlib.metadata, "distribution", lambda name: other)
     assert "pins 3.5.0.2" in (labgrid_place.serial_package_problem() or "")
+
+
+def test_the_shipped_example_place_rig_is_valid() -> None:
+    config = load_rig(DEFAULT_RIG.parent / "examples" / "labgrid-place.toml")
+    wired = config.instruments()
+    assert {"place": "labgrid", "console": "labgrid", "power": "labgrid"}.items() <= wired.items()
