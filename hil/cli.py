@@ -313,6 +313,10 @@ def run(
         "no:terminal",
         "-p",
         "no:cacheprovider",
+        # labgrid's own pytest plug-in (installed with pos-hil[labgrid]) needs pytest's
+        # terminal plug-in, off here: a lab's labgrid tests keep it (docs/labgrid.md)
+        "-p",
+        "no:labgrid",
         "--hil-progress",
         "-o",
         "hil_features=true",

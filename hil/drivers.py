@@ -88,6 +88,8 @@ BUILTIN_DRIVER_MODULES = (
     "hil.instruments.camera",
     "hil.instruments.keypad",
     "hil.instruments.manual",
+    # imports labgrid only when a labgrid section is built (extra pos-hil[labgrid])
+    "hil.labgrid.drivers",
 )
 
 #: Sections every rig file must have.

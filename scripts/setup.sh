@@ -12,7 +12,8 @@ cd "$REPO"
 # with and Tesseract with its Chinese and English models (the camera's second OCR);
 # Chromium for the tests that open the HTML report in a real headless browser
 # (tests/integration/test_run_archive.py); Debian's ser2net, the RFC 2217 server the
-# remote-serial tests put in front of a terminal's port (tests/integration/test_rfc2217.py).
+# remote-serial tests put in front of a terminal's port (tests/integration/test_rfc2217.py)
+# and labgrid's exporter serves a place's serial port with (tests/integration/test_labgrid.py).
 SYSTEM_PACKAGES=(libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools xvfb fonts-wqy-microhei
     tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng ser2net)
 command -v chromium >/dev/null 2>&1 || SYSTEM_PACKAGES+=(chromium)
@@ -44,6 +45,11 @@ if [[ ! -f "$stamp" ]]; then
     echo "setup: installing pos-hil and its dependencies into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e '.[dev]'
+    # pyserial and labgrid's fork pyserial-labgrid (dev installs labgrid) write the
+    # same serial/ files and pip keeps whichever came last: put the fork's (pyserial
+    # 3.5 plus labgrid's RFC 2217 fixes) on disk whatever pip's order was
+    # (docs/labgrid.md, "pyserial and the fork").
+    .venv/bin/python -m pip install -q --force-reinstall --no-deps 'pyserial-labgrid==3.5.0.2'
     rm -f .venv/.pos-hil-*
     touch "$stamp"
 fi

@@ -53,12 +53,13 @@ def test_build_order_comes_from_declared_needs() -> None:
         (
             'driver = "sim"\noff',
             'driver = "relay"\noff',
-            "power.driver: unknown driver 'relay' (known: 'devantech-relay', 'manual', 'sim'",
+            "power.driver: unknown driver 'relay' "
+            "(known: 'devantech-relay', 'labgrid', 'manual', 'sim'",
         ),
         (
             'driver = "pyserial"',
             'driver = "usb"',
-            "console.driver: unknown driver 'usb' (known: 'pyserial')",
+            "console.driver: unknown driver 'usb' (known: 'labgrid', 'pyserial')",
         ),
         (
             '[network]\ndriver = "proxy"',

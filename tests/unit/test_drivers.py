@@ -101,7 +101,7 @@ def test_a_plugin_driver_is_listed_among_the_known_ones(
     with pytest.raises(
         ConfigError,
         match=r"power\.driver: unknown driver 'relais' "
-        r"\(known: 'devantech-relay', 'manual', 'relay', 'sim', 'snmp-pdu'\)",
+        r"\(known: 'devantech-relay', 'labgrid', 'manual', 'relay', 'sim', 'snmp-pdu'\)",
     ):
         parse_rig(text, tmp_path / "rig.toml")
 
