@@ -31,9 +31,10 @@ from typing import Any
 
 import pytest
 from pytest_bdd import scenario
+from pytest_bdd.compat import get_fixture_names, getfixturedefs
 from pytest_bdd.exceptions import GherkinParseError
 from pytest_bdd.feature import get_features
-from pytest_bdd.scenario import find_fixturedefs_for_step, scenario_wrapper_template_registry
+from pytest_bdd.scenario import scenario_wrapper_template_registry
 from pytest_bdd.steps import step_function_context_registry
 
 from hil.drivers import display_path
@@ -162,13 +163,30 @@ def known_phrases() -> list[str]:
     )
 
 
+def _step_definitions_seen_by(item: pytest.Item) -> list[Any]:
+    """The step definitions (pytest-bdd's step contexts) visible to ``item``: the same
+    fixtures pytest-bdd's ``find_fixturedefs_for_step`` goes through, by pytest's own
+    visibility rules, listed once."""
+    fixturemanager = item.session._fixturemanager
+    found = []
+    for name in get_fixture_names(fixturemanager):
+        for fixturedef in getfixturedefs(fixturemanager, name, item) or []:
+            context = step_function_context_registry.get(fixturedef.func)
+            if context is not None:
+                found.append(context)
+    return found
+
+
 def unknown_steps(items: Iterable[pytest.Item]) -> list[str]:
     """One line per scenario step that no step definition matches, with the three
     closest known phrasings; each step reported once however many items run it."""
     problems: dict[tuple[str, int], str] = {}
     phrases: list[str] | None = None
-    # Which definitions a node sees depends on its folder (conftest.py files), so a
-    # step text is looked up once per folder: scenarios repeat their steps.
+    # Which definitions a node sees depends on where it is (conftest.py files, a glue
+    # module's own steps): they are listed once per file of scenarios, and each step
+    # text is matched once per file; pytest-bdd's own lookup walks every fixture name
+    # for every step (most of the collection's time on the shipped suite).
+    visible: dict[Path, list[Any]] = {}
     defined: dict[tuple[str, str, Path], bool] = {}
     for item in items:
         template = _scenario_of(item)
@@ -177,12 +195,17 @@ def unknown_steps(items: Iterable[pytest.Item]) -> list[str]:
         callspec = getattr(item, "callspec", None)
         example = callspec.params.get("_pytest_bdd_example", {}) if callspec is not None else {}
         rendered = template.render(example)
-        fixturemanager = item.session._fixturemanager
+        if item.path not in visible:
+            visible[item.path] = _step_definitions_seen_by(item)
         for step in rendered.steps:
             key = (rendered.feature.filename, step.line_number)
-            seen_as = (step.type, step.name, item.path.parent)
+            seen_as = (step.type, step.name, item.path)
             if seen_as not in defined:
-                defined[seen_as] = any(find_fixturedefs_for_step(step, fixturemanager, item))
+                defined[seen_as] = any(
+                    (context.type is None or context.type == step.type)
+                    and context.parser.is_matching(step.name)
+                    for context in visible[item.path]
+                )
             if key in problems or defined[seen_as]:
                 continue
             if phrases is None:
