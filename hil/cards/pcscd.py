@@ -170,11 +170,18 @@ def _stop(pid: int, timeout: float = 5.0) -> None:
 
 @dataclass(frozen=True)
 class VpcdPool:
-    """``size`` vpcd readers named after ``name`` from ``port`` upwards (2 ports each)."""
+    """``size`` vpcd readers named after ``name`` from ``port`` upwards (2 ports each).
+
+    ``driver`` is the vpcd IFD handler a pcscd that hil starts for the pool loads; a
+    pcscd already serving the pool is used with whatever driver it loaded.
+    bench/bench_cards.py sets it to compare a patched driver (docs/cards.md,
+    "Insertion latency: the floor"); rigs always use Debian's.
+    """
 
     name: str
     port: int
     size: int = 4
+    driver: Path = VPCD_DRIVER
 
     def reader(self, index: int) -> VpcdReader:
         # One reader keeps the plain name, so a lab's existing vpcd entry fits as is.
@@ -452,11 +459,9 @@ def _start(pool: VpcdPool, timeout: float) -> None:
             "pcscd is not installed (scripts/setup.sh installs pcscd and vsmartcard-vpcd)",
             instrument="cards",
         )
-    if not VPCD_DRIVER.exists():
-        raise RigError(
-            f"vpcd driver {VPCD_DRIVER} missing (install Debian package vsmartcard-vpcd)",
-            instrument="cards",
-        )
+    if not pool.driver.exists():
+        hint = " (install Debian package vsmartcard-vpcd)" if pool.driver == VPCD_DRIVER else ""
+        raise RigError(f"vpcd driver {pool.driver} missing{hint}", instrument="cards")
     for reader in pool.readers():
         for slot in (0, 1):
             if not _port_free(reader.slot_port(slot)):
@@ -471,7 +476,7 @@ def _start(pool: VpcdPool, timeout: float) -> None:
     for index in range(pool.size):
         copy = pool.driver_copy(index)
         copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(VPCD_DRIVER, copy)
+        shutil.copyfile(pool.driver, copy)
     (config_dir / "hil-vpcd").write_text(pool.config_text(), encoding="ascii")
     log_path = pool.state_dir / "pcscd.log"
     with open(log_path, "wb") as log_file:
