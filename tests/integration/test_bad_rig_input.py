@@ -35,7 +35,7 @@ def _with_plugin(text: str, module: str) -> str:
         (
             lambda t: t.replace('[power]\ndriver = "sim"', '[power]\ndriver = "relay"'),
             "rig.toml: power.driver: unknown driver 'relay' "
-            "(known: 'devantech-relay', 'manual', 'sim', 'snmp-pdu')",
+            "(known: 'devantech-relay', 'labgrid', 'manual', 'sim', 'snmp-pdu')",
         ),
         (
             lambda t: t.replace(
