@@ -120,6 +120,11 @@ class PyserialConsole:
         """How often the network link to the port dropped so far (0 for a local port)."""
         return self._network.drops if self._network is not None else 0
 
+    @property
+    def link_down(self) -> bool:
+        """Whether the network link dropped and could not be re-established."""
+        return self._network is not None and self._network.failure is not None
+
     def put_back(self) -> None:
         return None  # the port stays open across scenarios, like a plugged-in cable
 
@@ -172,9 +177,18 @@ class LinkAwareEventLog(EventLog):
         where: Callable[[dict[str, Any]], bool] | None = None,
     ) -> Event:
         started = time.monotonic()
+        if self._port.failure is not None:
+            # The link is down for good: only an event logged before it went can come.
+            timeout = 0.0
         try:
             return super().wait_for(name, since=since, timeout=timeout, where=where)
         except EventTimeout as e:
+            failure = self._port.failure
+            if failure is not None:  # whenever it went down, nothing could arrive since
+                raise RigError(
+                    f"{self._name}: no {name!r} can arrive: {failure}; the terminal is not blamed",
+                    instrument=self._name,
+                ) from e
             with self._marks_lock:
                 marked = [c for c in self._marks if c <= since]
                 cursor_at = self._marks[max(marked)] if marked else started

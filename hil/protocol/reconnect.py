@@ -281,6 +281,13 @@ class ReconnectingPort:
             self._failure = failure
         raise failure
 
+    @property
+    def failure(self) -> RigError | None:
+        """Why the link is down for good (it dropped and every reconnection failed), as
+        a new exception for the caller to raise; None while it is up or being reopened."""
+        with self._changed:
+            return None if self._failure is None else self._failed()
+
     def _failed(self) -> RigError:
         """The failure to reopen, as a new exception for this thread to raise (one
         object raised in several threads would collect all their tracebacks)."""

@@ -295,6 +295,26 @@ def test_an_event_awaited_across_a_drop_is_a_rig_fault_not_the_terminals(peer: P
         console.close()
 
 
+def test_a_wait_begun_after_the_link_went_for_good_is_a_rig_fault_at_once(peer: Peer) -> None:
+    """The drop came before the cursor (a power cycle after the link died): nothing can
+    arrive, and the wait says so at once instead of blaming the terminal's silence."""
+    console = PyserialConsole(peer.url, reconnect_attempts=2, reconnect_interval=0.05)
+    try:
+        peer.wait_connections(1)
+        peer.stop()
+        deadline = time.monotonic() + WAIT
+        while not console.link_down:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        cursor = console.events.mark()
+        started = time.monotonic()
+        with pytest.raises(RigError, match=r"no 'sys\.ready' can arrive: .*could not be re-e"):
+            console.events.wait_for("sys.ready", since=cursor, timeout=30.0)
+        assert time.monotonic() - started < 29.0  # it did not wait out the terminal's time
+    finally:
+        console.close()
+
+
 def test_closing_the_console_during_a_reconnection_does_not_wait_out_the_attempts(
     peer: Peer, caplog: pytest.LogCaptureFixture
 ) -> None:
