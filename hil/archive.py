@@ -30,9 +30,10 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hil.errors import ConfigError
 from hil.strictjson import StrictJsonError, loads_object
@@ -384,7 +385,7 @@ def merge_results(runs: list[Path], into: Path, root: Path = Path("reports")) ->
     categories = merged[0].folder / "allure-results" / "categories.json"
     if categories.is_file():
         shutil.copyfile(categories, into / "categories.json")
-    lines = [f"{key}={value}" for key, value in sorted(_merged_environment(environments).items())]
+    lines = [f"{key}={value}" for key, value in sorted(merged_environment(environments).items())]
     lines.append(f"merged_runs={', '.join(run.run_id for run in merged)}")
     write_atomically(into / "environment.properties", ("\n".join(lines) + "\n").encode("utf-8"))
     return merged
@@ -401,20 +402,28 @@ def _properties(path: Path) -> dict[str, str]:
     return found
 
 
-def _merged_environment(environments: list[dict[str, str]]) -> dict[str, str]:
-    keys = dict.fromkeys(key for env in environments for key in env)
-    merged: dict[str, str] = {}
-    for key in keys:
-        values = list(dict.fromkeys(env[key] for env in environments if key in env))
-        merged[key] = " | ".join(values)
-    return merged
+def merged_environment(environments: Iterable[Mapping[str, object]]) -> dict[str, str]:
+    """Several runs' (or rigs') environments as one: each value once, the differing
+    values of a key joined with `` | ``, keys in the order first seen."""
+    merged: dict[str, list[str]] = {}
+    for environment in environments:
+        for key, value in environment.items():
+            values = merged.setdefault(key, [])
+            if str(value) not in values:
+                values.append(str(value))
+    return {key: " | ".join(values) for key, values in merged.items()}
+
+
+def rig_as_parameter(result: dict[str, Any], rig: str) -> None:
+    """An Allure result given its rig as a parameter that is part of its history ID,
+    so it stands apart from another rig's result of the same test."""
+    parameters = [p for p in result.get("parameters", []) if p.get("name") != "rig"]
+    result["parameters"] = [*parameters, {"name": "rig", "value": rig}]
+    if result.get("historyId"):
+        result["historyId"] = f"{result['historyId']}@{rig}"
 
 
 def _with_rig(path: Path, rig: str) -> bytes:
-    """A result with its rig as a parameter that keeps it apart from another rig's."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    parameters = [p for p in data.get("parameters", []) if p.get("name") != "rig"]
-    data["parameters"] = [*parameters, {"name": "rig", "value": rig}]
-    if data.get("historyId"):
-        data["historyId"] = f"{data['historyId']}@{rig}"
+    rig_as_parameter(data, rig)
     return json.dumps(data, ensure_ascii=False).encode("utf-8")

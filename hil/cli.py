@@ -266,7 +266,6 @@ def run(
       70   framework bug in pos-hil or a step, never the terminal
       130  interrupted (Ctrl-C, SIGTERM); the rig was torn down, reports say so
     """
-    import pytest
 
     from hil.config import load_rig
     from hil.firmware import image_named
@@ -342,18 +341,11 @@ def run(
         args += _rig_set_args(slots, each)
     args += ctx.args
     watch = _RunWatch(this_run)
-    # pytest's own stderr (its usage errors, internal errors) is held and said in
-    # hil's words afterwards; hil run's progress goes to stdout.
-    held = io.StringIO()
     from hil.instruments.manual import keep_operator_terminal
 
     keep_operator_terminal()  # a manual bench's prompts and answers, before pytest captures
-    with (
-        _interruptible("before the run started; no report was touched"),
-        contextlib.redirect_stderr(held),
-    ):
-        pytest_code = int(pytest.main(args, plugins=[watch]))
-    code = _run_verdict(watch, pytest_code, held.getvalue(), features)
+    pytest_code, held = _pytest_held(args, watch)
+    code = _run_verdict(watch, pytest_code, held, features)
     if not watch.started:
         from hil.archive import discard_unstarted
 
@@ -384,6 +376,21 @@ def run(
     raise typer.Exit(code)
 
 
+def _pytest_held(args: list[str], watch: _RunWatch) -> tuple[int, str]:
+    """pytest.main for ``hil run``: its exit code, and its own stderr (usage errors,
+    internal errors), held to be said in hil's words afterwards; the progress goes to
+    stdout."""
+    import pytest
+
+    held = io.StringIO()
+    with (
+        _interruptible("before the run started; no report was touched"),
+        contextlib.redirect_stderr(held),
+    ):
+        code = int(pytest.main(args, plugins=[watch]))
+    return code, held.getvalue()
+
+
 def _check_collection(this_run: RunFolder, args: list[str], features: Path) -> None:
     """Before the rigs' workers start: the features collected here, once, so that a
     syntax error, an unknown step or tag stops the run with exit 2 and the same one-line
@@ -392,15 +399,10 @@ def _check_collection(this_run: RunFolder, args: list[str], features: Path) -> N
     import pytest
 
     watch = _RunWatch(this_run)
-    held = io.StringIO()
-    with (
-        _interruptible("before the run started; no report was touched"),
-        contextlib.redirect_stderr(held),
-    ):
-        code = int(pytest.main([*args, "--collect-only"], plugins=[watch]))
+    code, held = _pytest_held([*args, "--collect-only"], watch)
     if code == pytest.ExitCode.OK:
         return
-    verdict = _run_verdict(watch, code, held.getvalue(), features)
+    verdict = _run_verdict(watch, code, held, features)
     from hil.archive import discard_unstarted
 
     discard_unstarted(this_run)  # the check made Allure's folder: it goes, as on one rig

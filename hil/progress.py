@@ -93,15 +93,7 @@ class LiveProgress:
         entry = self.summary.results.get(nodeid)
         if entry is None:
             return
-        outcome = entry["outcome"]
-        line = Text.assemble(
-            ("      => ", "bold"),
-            (outcome.upper(), f"bold {_STYLE.get(outcome, 'white')}"),
-            f" in {entry['duration_s']:.2f} s",
-        )
-        if entry["message"]:
-            line.append(f": {entry['message']}")
-        self._print(line)
+        self._print(Text.assemble(("      ", "bold"), _outcome(entry)))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -163,8 +155,6 @@ class RigSetProgress(LiveProgress):
     def __init__(self, config: pytest.Config, summary: RigSetSummary) -> None:
         super().__init__(config, summary)
         self.rigs = summary
-        #: test node ID -> the rig whose worker last reported it
-        self._rig_of: dict[str, str] = {}
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_hil_run_started(self, session: pytest.Session) -> None:
@@ -181,27 +171,31 @@ class RigSetProgress(LiveProgress):
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         """Counted when over: the rigs run several at once."""
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        node = getattr(report, "node", None)
-        if node is not None:
-            self._rig_of[report.nodeid] = self.rigs.label_of_node(node)
-
     def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
-        label = self._rig_of.get(nodeid, "?")
+        label = self.rigs.last_rig.get(nodeid, "?")
         entry = self.rigs.results.get(self.rigs.key(nodeid, label))
         self.index += 1
         if entry is None:
             return
-        outcome = entry["outcome"]
         line = Text.assemble(
             (f"[{self.index}/{self.rigs.total or '?'}] ", "bold cyan"),
             (f"{label}: ", "bold"),
             (f"{entry['feature']}: ", "bold"),
             entry["scenario"],
-            " => ",
-            (outcome.upper(), f"bold {_STYLE.get(outcome, 'white')}"),
-            f" in {entry['duration_s']:.2f} s",
+            " ",
+            _outcome(entry),
         )
-        if entry["message"]:
-            line.append(f": {entry['message']}")
         self._print(line)
+
+
+def _outcome(entry: dict[str, Any]) -> Text:
+    """``=> PASSED in 0.42 s: reason``, as both progress lines end."""
+    outcome = entry["outcome"]
+    line = Text.assemble(
+        ("=> ", "bold"),
+        (outcome.upper(), f"bold {_STYLE.get(outcome, 'white')}"),
+        f" in {entry['duration_s']:.2f} s",
+    )
+    if entry["message"]:
+        line.append(f": {entry['message']}")
+    return line

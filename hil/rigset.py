@@ -35,6 +35,7 @@ from typing import Any
 
 import pytest
 
+from hil.archive import merged_environment, rig_as_parameter
 from hil.errors import ConfigError
 from hil.masking import mask_text
 from hil.summary import RunFacts, RunSummary, pending_entry
@@ -158,6 +159,8 @@ class RigSetSummary(RunSummary):
         self._worker_deselected = 0
         #: run keys set up and not yet torn down on their rig
         self.under_way: set[str] = set()
+        #: test node ID -> the rig whose worker last reported on it
+        self.last_rig: dict[str, str] = {}
         # The reports are rewritten after every scenario: a worker's files are parsed
         # again only when they changed, a pending entry is masked once, and the scenario
         # list is made once per refresh (summary.json, junit and the progress share it).
@@ -189,7 +192,9 @@ class RigSetSummary(RunSummary):
         node = getattr(report, "node", None)
         if node is None:
             return
-        key = self.key(report.nodeid, self.label_of_node(node))
+        label = self.label_of_node(node)
+        self.last_rig[report.nodeid] = label
+        key = self.key(report.nodeid, label)
         if report.when == "setup":
             self.under_way.add(key)
         elif report.when == "teardown":
@@ -381,13 +386,9 @@ class RigSetSummary(RunSummary):
 
     def environment(self) -> dict[str, str]:
         """Each value once; the rigs' differing values joined with `` | ``."""
-        merged: dict[str, list[str]] = {}
-        for data in self.worker_summaries.values():
-            for key, value in data.get("environment", {}).items():
-                values = merged.setdefault(key, [])
-                if str(value) not in values:
-                    values.append(str(value))
-        environment = {key: " | ".join(values) for key, values in merged.items()}
+        environment = merged_environment(
+            data.get("environment", {}) for data in self.worker_summaries.values()
+        )
         own = super().environment()
         for key in ("run_id", "started", "ended"):
             if key in own:
@@ -447,8 +448,5 @@ def _labelled(path: Path, label: str, as_parameter: bool) -> bytes:
     labels = [item for item in data.get("labels", []) if item.get("name") not in ("rig", "thread")]
     data["labels"] = [*labels, {"name": "rig", "value": label}, {"name": "thread", "value": label}]
     if as_parameter:
-        parameters = [p for p in data.get("parameters", []) if p.get("name") != "rig"]
-        data["parameters"] = [*parameters, {"name": "rig", "value": label}]
-        if data.get("historyId"):
-            data["historyId"] = f"{data['historyId']}@{label}"
+        rig_as_parameter(data, label)
     return json.dumps(data, ensure_ascii=False).encode("utf-8")
