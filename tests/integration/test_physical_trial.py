@@ -50,7 +50,12 @@ class VendorBench:
 
 @pytest.fixture
 def vendor_bench(tmp_path: Path) -> Iterator[VendorBench]:
-    folder = tmp_path / "vendor"
+    yield from serve_vendor_bench(tmp_path / "vendor")
+
+
+def serve_vendor_bench(folder: Path, *extra: str) -> Iterator[VendorBench]:
+    """The vendor bench (vendor_bench.py serve, ``extra`` its options) while the caller
+    uses it; stopped afterwards."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -62,6 +67,7 @@ def vendor_bench(tmp_path: Path) -> Iterator[VendorBench]:
             str(FIRMWARE),
             "--serial",
             "SIM8A0000001",
+            *extra,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -76,11 +82,21 @@ def vendor_bench(tmp_path: Path) -> Iterator[VendorBench]:
         process.wait(timeout=15)
 
 
-def trial_rig(path: Path, bench: VendorBench, *, dut_extra: str = "") -> Path:
+def trial_rig(
+    path: Path,
+    bench: VendorBench,
+    *,
+    dut_extra: str = "",
+    name: str = "vendor-bench",
+    console_url: str | None = None,
+    console_extra: str = "",
+) -> Path:
+    """The bench's rig file: its test port (or ``console_url`` in front of it), its
+    relay as the supply, the sim's other instruments."""
     path.write_text(
         f"""
 [rig]
-name = "vendor-bench"
+name = "{name}"
 
 [dut]
 driver = "physical"
@@ -94,7 +110,8 @@ boot_timeout_s = 20.0
 
 [console]
 driver = "pyserial"
-url = "{bench.console}"
+url = "{console_url or bench.console}"
+{console_extra}
 
 [power]
 driver = "devantech-relay"

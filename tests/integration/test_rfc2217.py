@@ -13,9 +13,7 @@ would let a CI machine call the RFC 2217 path proven without running it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -31,7 +29,13 @@ from hil.suite import FEATURES
 from hil.terminal_process import TerminalProcess
 from tests.conftest import REPO
 from tests.integration.ser2net import Ser2net, Ser2netMissing
-from tests.integration.test_physical_trial import BENCH, FIRMWARE, VendorBench, run_hil
+from tests.integration.test_physical_trial import (
+    FIRMWARE,
+    VendorBench,
+    run_hil,
+    serve_vendor_bench,
+    trial_rig,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -186,82 +190,18 @@ def test_a_link_that_stays_down_is_a_rig_fault_after_the_attempts(
 def pty_bench(tmp_path: Path) -> Iterator[VendorBench]:
     """The vendor bench (tests/integration/vendor_bench.py) offering its terminal's test
     port as a serial device, with no TCP bridge of its own: ser2net is the only way in."""
-    folder = tmp_path / "vendor"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(BENCH),
-            "serve",
-            "--folder",
-            str(folder),
-            "--firmware",
-            str(FIRMWARE),
-            "--serial",
-            "SIM8A0000001",
-            "--console",
-            "pty",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    assert process.stdout is not None
-    lines = dict(process.stdout.readline().split() for _ in range(3))
-    try:
-        yield VendorBench(folder, lines["console"], lines["relay"], Path(lines["control"]))
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    yield from serve_vendor_bench(tmp_path / "vendor", "--console", "pty")
 
 
 def rfc2217_rig(path: Path, bench: VendorBench, url: str, console_extra: str = "") -> Path:
-    path.write_text(
-        f"""
-[rig]
-name = "rfc2217-bench"
-
-[dut]
-driver = "physical"
-wiring = "config"
-model = "POS-SIM-A8"
-serial_number = "SIM8A0000001"
-terminal_id = "T0000001"
-merchant_id = "898310058120001"
-boot_timeout_s = 20.0
-firmware = "{FIRMWARE}"
-
-[console]
-driver = "pyserial"
-url = "{url}"
-{console_extra}
-
-[power]
-driver = "devantech-relay"
-url = "{bench.relay}"
-relay = 1
-settle_s = 0.1
-
-[host]
-driver = "sim"
-
-[network]
-driver = "proxy"
-
-[qr_screen]
-driver = "sim"
-
-[faultlines]
-driver = "sim"
-
-[magstripe]
-driver = "sim"
-
-[limits]
-boot_selfcheck_s = 10.0
-""",
-        encoding="utf-8",
+    return trial_rig(
+        path,
+        bench,
+        dut_extra=f'firmware = "{FIRMWARE}"',
+        name="rfc2217-bench",
+        console_url=url,
+        console_extra=console_extra,
     )
-    return path
 
 
 def features_folder(tmp_path: Path, *names: str) -> Path:
