@@ -36,6 +36,17 @@ def parse_address(value: str) -> tuple[str, int] | None:
     return host, int(port)
 
 
+def still_open(sock: socket.socket) -> bool:
+    """Whether the peer has neither closed nor reset ``sock``, without reading from it:
+    a peek that does not wait."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+    except BlockingIOError:
+        return True  # open, nothing to read
+    except OSError:
+        return False  # reset, or closed under us
+
+
 class TerminalEndClient:
     """Keeps the terminal connected to the rig's end of one channel and answers it."""
 
@@ -53,7 +64,12 @@ class TerminalEndClient:
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        """Whether the channel is up now. A link the rig cut (a harness unplugged) is
+        down from that moment: the reset is already in this end's socket, whether or
+        not the reading thread has woken to it yet (on a loaded machine it may not
+        have, and a self-check would read the inputs of a harness that is out)."""
+        sock = self._sock
+        return self._connected.is_set() and sock is not None and still_open(sock)
 
     def start(self) -> None:
         if self.address is None or self._thread is not None:
