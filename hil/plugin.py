@@ -813,6 +813,8 @@ class RigSetReports(RunReports):
         super().__init__(config, summary, outputs)
         self.rigs = summary
         self.session: pytest.Session | None = None
+        alluredir = outputs.alluredir
+        self.allure = rigset.AllureMerge(summary, alluredir) if alluredir is not None else None
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session = session
@@ -848,13 +850,15 @@ class RigSetReports(RunReports):
         if self.rigs.status == "running":
             self.rigs.refresh()
             self.write()
+            if self.allure is not None:
+                self.allure.sweep()
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
         if self.rigs.status == "not started":
             return
-        if self.outputs.alluredir is not None:
-            rigset.merge_allure_results(self.rigs, self.outputs.alluredir)
+        if self.allure is not None:
+            self.allure.sweep(final=True)
         self.write()
 
 

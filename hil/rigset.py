@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -47,6 +48,8 @@ RIGS_FOLDER = "rigs"
 #: Per worker: the full failure text of each test (junit.xml's detail), masked.
 DETAILS_FILE = "details.json"
 _DISPLAY_SEPARATOR = "\0"
+#: A worker's run-wide Allure files: the run writes its own.
+_RUN_WIDE_FILES = frozenset(("environment.properties", "categories.json", "executor.json"))
 
 
 @dataclass(frozen=True)
@@ -415,32 +418,82 @@ class RigSetSummary(RunSummary):
         return outcome, case
 
 
-def merge_allure_results(summary: RigSetSummary, into: Path) -> int:
-    """Copy every worker's Allure results into the run's folder, each result labelled
-    with its rig (``rig``, and its timeline lane); with ``--each`` the rig is also a
-    parameter, so each rig's result of a scenario stands on its own. Returns how many
-    results were copied. The workers' run-wide files (environment, categories, their
-    "incomplete" marker) are not copied: the run writes its own."""
-    from hil.reporting import run_marker_path, write_atomically
+class AllureMerge:
+    """Every worker's Allure results into the run's folder, as the run goes: each result
+    labelled with its rig (``rig``, and its timeline lane); with ``--each`` the rig is
+    also a parameter, so each rig's result of a scenario stands on its own. The workers'
+    run-wide files (environment, categories, their "incomplete" marker) are not taken:
+    the run writes its own.
 
-    into.mkdir(parents=True, exist_ok=True)
-    copied = 0
-    for slot in summary.slots:
-        results = slot_folder(summary.run_folder, slot) / "allure-results"
-        if not results.is_dir():
-            continue
-        marker = run_marker_path(results, summary.run_id).name
-        for path in results.iterdir():
-            if not path.is_file() or path.name == marker:
-                continue
-            if path.name in ("environment.properties", "categories.json", "executor.json"):
-                continue
-            if path.name.endswith("-result.json"):
-                write_atomically(into / path.name, _labelled(path, slot.label, summary.each))
-                copied += 1
-            else:
-                shutil.copyfile(path, into / path.name)
-    return copied
+    ``sweep()`` after each scenario takes what is new (a killed run's folder holds what
+    had ended, and the end of the run has little left to do); ``sweep(final=True)`` at
+    the end also takes again what changed since (a result restated by its worker).
+    Attachments are hard links where the file system allows (written once, already
+    masked by the worker's gate, and often most of the bytes), copies elsewhere."""
+
+    def __init__(self, summary: RigSetSummary, into: Path) -> None:
+        self.summary = summary
+        self.into = into
+        #: worker file (its path) -> (inode, size, mtime) when it was taken: the workers
+        #: write every file anew (hil.reporting.write_atomically), so a change is a new inode
+        self._taken: dict[str, tuple[int, int, int]] = {}
+        self._results = 0
+
+    def sweep(self, *, final: bool = False) -> int:
+        """Take what is new (and, ``final``, what changed); returns how many test results
+        the run's folder holds from the workers."""
+        from hil.reporting import run_marker_path
+
+        self.into.mkdir(parents=True, exist_ok=True)
+        for slot in self.summary.slots:
+            results = slot_folder(self.summary.run_folder, slot) / "allure-results"
+            try:
+                entries = list(os.scandir(results))
+            except OSError:
+                continue  # the worker has written nothing yet
+            marker = run_marker_path(results, self.summary.run_id).name
+            for entry in entries:
+                if entry.name in _RUN_WIDE_FILES or entry.name == marker:
+                    continue
+                taken = self._taken.get(entry.path)
+                if taken is not None and not final:
+                    continue
+                try:
+                    stat = entry.stat()
+                except OSError:
+                    continue
+                seen = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+                if not entry.is_file() or taken == seen:
+                    continue
+                if self._take(Path(entry.path), slot.label, first=taken is None):
+                    self._taken[entry.path] = seen
+        return self._results
+
+    def _take(self, path: Path, label: str, *, first: bool) -> bool:
+        from hil.reporting import write_atomically
+
+        target = self.into / path.name
+        if path.name.endswith("-result.json"):
+            try:
+                labelled = _labelled(path, label, self.summary.each)
+            except (OSError, ValueError):
+                return False  # not readable as it stands: taken at a later sweep
+            if first:
+                self._results += 1
+            write_atomically(target, labelled)
+            return True
+        target.unlink(missing_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:  # another file system, or links not allowed: a copy
+            shutil.copyfile(path, target)
+        return True
+
+
+def merge_allure_results(summary: RigSetSummary, into: Path) -> int:
+    """Every worker's Allure results into ``into`` at once (``AllureMerge``); returns
+    how many test results it holds."""
+    return AllureMerge(summary, into).sweep(final=True)
 
 
 def _labelled(path: Path, label: str, as_parameter: bool) -> bytes:

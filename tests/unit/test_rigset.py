@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from hil.errors import ConfigError
+from hil.reporting import write_atomically
 from hil.rigset import (
+    AllureMerge,
     RigSetSummary,
     RigSlot,
     decode_slots,
@@ -246,3 +248,36 @@ def test_allure_results_are_merged_with_the_rig_as_label(tmp_path: Path) -> None
     assert {"name": "thread", "value": "r2"} in merged["labels"]
     assert merged["parameters"] == [{"name": "rig", "value": "r2"}]
     assert merged["historyId"] == "h1@r2"
+
+
+def test_allure_results_are_merged_as_the_run_goes(tmp_path: Path) -> None:
+    """What has ended is in the run's folder after each sweep (a killed run keeps it);
+    a result not readable yet waits for a later sweep; one restated by its worker is
+    taken again at the end; attachments are links to the worker's (masked) file."""
+    summary = _summary(tmp_path)
+    r1 = slot_folder(tmp_path, summary.slots[0]) / "allure-results"
+    r1.mkdir(parents=True)
+    into = tmp_path / "allure-results"
+    merge = AllureMerge(summary, into)
+    assert merge.sweep() == 0  # nothing yet, and r2 has no folder at all
+
+    def result(name: str, status: str) -> None:
+        text = json.dumps({"uuid": name, "status": status, "labels": []})
+        write_atomically(r1 / f"{name}-result.json", text.encode())  # as the worker's gate
+
+    result("a", "passed")
+    (r1 / "a-attachment.txt").write_text("transcript", encoding="utf-8")
+    (r1 / "b-result.json").write_text('{"uuid": "b", "sta', encoding="utf-8")  # being written
+    assert merge.sweep() == 1
+    assert sorted(p.name for p in into.iterdir()) == ["a-attachment.txt", "a-result.json"]
+    assert (into / "a-attachment.txt").stat().st_ino == (r1 / "a-attachment.txt").stat().st_ino
+
+    result("b", "failed")
+    result("a", "broken")  # restated after it was taken
+    assert merge.sweep() == 2
+    assert json.loads((into / "b-result.json").read_text())["status"] == "failed"
+    assert json.loads((into / "a-result.json").read_text())["status"] == "passed"
+    assert merge.sweep(final=True) == 2
+    merged = json.loads((into / "a-result.json").read_text(encoding="utf-8"))
+    assert merged["status"] == "broken"
+    assert {"name": "rig", "value": "r1"} in merged["labels"]
