@@ -337,7 +337,6 @@ def run(
                 EXIT_USAGE,
                 f"{workers[0]}: --rigs starts one worker per rig ({len(slots)}); leave it out",
             )
-        _check_collection(this_run, [*args, *ctx.args], features)
         args += _rig_set_args(slots, each)
     args += ctx.args
     watch = _RunWatch(this_run)
@@ -389,24 +388,6 @@ def _pytest_held(args: list[str], watch: _RunWatch) -> tuple[int, str]:
     ):
         code = int(pytest.main(args, plugins=[watch]))
     return code, held.getvalue()
-
-
-def _check_collection(this_run: RunFolder, args: list[str], features: Path) -> None:
-    """Before the rigs' workers start: the features collected here, once, so that a
-    syntax error, an unknown step or tag stops the run with exit 2 and the same one-line
-    messages as on one rig, and no report is touched (in a worker it would end only that
-    worker). Returns when everything collects; exits otherwise."""
-    import pytest
-
-    watch = _RunWatch(this_run)
-    code, held = _pytest_held([*args, "--collect-only"], watch)
-    if code == pytest.ExitCode.OK:
-        return
-    verdict = _run_verdict(watch, code, held, features)
-    from hil.archive import discard_unstarted
-
-    discard_unstarted(this_run)  # the check made Allure's folder: it goes, as on one rig
-    raise typer.Exit(verdict)
 
 
 def _rig_set_args(slots: list[RigSlot], each: bool) -> list[str]:

@@ -197,9 +197,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # pytest rewrites their asserts whichever is imported first.
     pytest.register_assert_rewrite("hil.steps")
     rig_set = _rig_set(config)
-    if rig_set is None or not rig_set.controller:  # the controller of --rigs runs no step
-        for module in step_modules():
-            config.pluginmanager.import_plugin(module)
+    # The controller of --rigs runs no step, but checks every step is known (rigset).
+    for module in step_modules():
+        config.pluginmanager.import_plugin(module)
     try:
         this_run = run_id()
     except ConfigError as e:

@@ -182,8 +182,22 @@ class RigSetSummary(RunSummary):
             self.collected = list(ids)
             self.total = len(ids) * (len(self.slots) if self.each else 1)
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> None:
+        """The controller collects the features too, while the workers start (xdist has
+        spawned them by now): a syntax error, an unknown step or tag, or a selection
+        that matches nothing stops the run here with the single-rig messages and exit 2,
+        before any rig starts or any report is touched. Its items are not run; the
+        workers' own collections are what the scenarios are handed out from."""
+        session.perform_collect()
+        if session.testsfailed:
+            raise session.Interrupted(f"{session.testsfailed} error(s) during collection")
+        if not session.items:
+            raise session.Interrupted("no scenario selected")
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """The controller collects nothing: the workers do."""
+        """The controller's own collection is a check; the run's count and fingerprint
+        come from the workers."""
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         if error is not None:
@@ -301,7 +315,9 @@ class RigSetSummary(RunSummary):
 
     @property
     def deselected(self) -> int:
-        return self._worker_deselected
+        # The controller's own collection knows it too when no worker has said it yet
+        # (a selection that matched nothing stops the run before they do).
+        return max(self._worker_deselected, super().deselected)
 
     # --- the run's life -----------------------------------------------------------------
 

@@ -132,6 +132,14 @@ def test_each_rig_runs_every_scenario_and_only_the_failing_terminal_is_blamed(
             'bad.feature:3: unknown step "Given the terminal is idel"; closest known: "Given '
             'the terminal is idle"',
         ),
+        (
+            ["--rigs", "2", "--features", "{syntax}"],
+            "bad.feature:4: Gherkin syntax error: ",
+        ),
+        (
+            ["--rigs", "2", "--features", "{good}", "--tags", "slow"],
+            "hil: no scenario matches --tags 'slow' (1 deselected)",
+        ),
     ],
 )
 def test_a_bad_rigs_option_is_a_usage_error_that_touches_no_report(
@@ -144,8 +152,20 @@ def test_a_bad_rigs_option_is_a_usage_error_that_touches_no_report(
     (features / "bad.feature").write_text(
         "Feature: Bad\n  Scenario: Unknown\n    Given the terminal is idel\n", encoding="utf-8"
     )
+    syntax = tmp_path / "syntax"
+    syntax.mkdir()
+    (syntax / "bad.feature").write_text(
+        "Feature: Bad\n  Scenario: Good\n    Given the terminal is idle\n  Scenaro: oops\n",
+        encoding="utf-8",
+    )
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / "good.feature").write_text(
+        "Feature: Good\n  Scenario: Idle\n    Given the terminal is idle\n", encoding="utf-8"
+    )
     reports = tmp_path / "reports"
-    args = [a.format(broken=broken, features=features) for a in args]
+    folders = {"broken": broken, "features": features, "syntax": syntax, "good": good}
+    args = [a.format(**folders) for a in args]
     done = _hil("run", "--reports", str(reports), *args, cwd=tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
