@@ -5,8 +5,9 @@ runs), then `hil run --rigs 2` and `hil run --rigs 4` (one pytest-xdist worker p
 rig, the scenarios shared out, one merged report). Every run must exit 0 with a complete
 summary that lists every scenario once: a run that lost scenarios is not faster, it is
 wrong, and the bench stops. Prints each side's median wall time and the speed-up over
-one rig, and the CPU seconds each used (the sim rigs share this machine's cores: more
-rigs than the CPU can carry cannot go faster).
+one rig, with the CPU seconds each used and how busy that kept the machine's cores: the sim
+rigs (terminals included) share them, and more rigs than the CPU can carry cannot go
+faster.
 
     .venv/bin/python bench/bench_rigs.py                # the whole shipped suite
     .venv/bin/python bench/bench_rigs.py --tags smoke --rounds 3
@@ -70,12 +71,14 @@ def main() -> None:
                 cpus[n].append(cpu)
                 print(f"round {round_number + 1}: {n} rig(s): {wall:.1f} s wall, {cpu:.1f} s CPU")
     base = statistics.median(walls[counts[0]])
-    print(f"\n{scenarios} scenarios, {os.cpu_count()} CPUs, {args.rounds} round(s), medians:")
+    cores = os.cpu_count() or 1
+    print(f"\n{scenarios} scenarios, {cores} CPUs, {args.rounds} round(s), medians:")
     for n in counts:
         wall = statistics.median(walls[n])
+        cpu = statistics.median(cpus[n])
         print(
-            f"  {n} rig(s): {wall:6.1f} s  ({statistics.median(cpus[n]):.1f} s CPU)  "
-            f"speed-up over {counts[0]} rig: {base / wall:.2f}x"
+            f"  {n} rig(s): {wall:6.1f} s  ({cpu:.1f} s CPU, the {cores} cores "
+            f"{cpu / (wall * cores):.0%} busy)  speed-up over {counts[0]} rig: {base / wall:.2f}x"
         )
 
 
