@@ -247,8 +247,10 @@ class TerminalEndpoint:
             self.stats.requests += 1
             seq_before = self._seq
         response = self._respond(message)
-        with self._cond:
-            emitted = self._seq
+        # Read without the lock: an event the handler emitted (on this thread) is
+        # counted by now, and one emitted elsewhere a moment later could as well have
+        # come after the check with the lock too.
+        emitted = self._seq
         if emitted != seq_before:
             self._pool.submit(self._send_response, message, response, emitted)
             return Answer(None)

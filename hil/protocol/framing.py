@@ -76,6 +76,7 @@ def _c_body_encoder() -> Callable[[Any, int], Any] | None:
 _C_BODY_ENCODER = _c_body_encoder()
 _STX_BYTE = bytes((STX,))
 _ETX_BYTE = bytes((ETX,))
+_CONTROL_BYTES = {ACK: bytes((ACK,)), NAK: bytes((NAK,))}
 
 
 def crc16_ccitt_false(data: bytes, crc: int = 0xFFFF) -> int:
@@ -214,8 +215,16 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[Decoded]:
         """Add ``data`` and return every item it completes. Never raises."""
-        self._buf += data
         out: list[Decoded] = []
+        if not self._buf and type(data) is bytes:
+            # Nearly every chunk is whole frames and ACK/NAK bytes: those are taken
+            # straight from ``data``; the buffer takes over at the first byte that
+            # is anything else (it then decides what that is, as without this path).
+            taken = self._take_whole(data, out)
+            if taken == len(data):
+                return out
+            data = data[taken:]
+        self._buf += data
         while self._buf:
             if self._buf[0] != STX:
                 self._take_outside(out)
@@ -223,6 +232,42 @@ class FrameDecoder:
             if not self._take_frame(out):
                 break  # the frame at the head needs more bytes
         return out
+
+    @staticmethod
+    def _take_whole(data: bytes, out: list[Decoded]) -> int:
+        """Append the ACK/NAK bytes and intact frames at the start of ``data`` to
+        ``out``; how many bytes they took. It stops at the first byte that is neither,
+        or at a candidate that is not an intact frame of a strict JSON object: what
+        ``_take_frame`` would make of those items is left to it, with the rest."""
+        end_of_data = len(data)
+        at = 0
+        while at < end_of_data:
+            byte = data[at]
+            if byte in (ACK, NAK):
+                out.append(Control(byte, _CONTROL_BYTES[byte]))
+                at += 1
+                continue
+            if byte != STX or end_of_data - at < OVERHEAD:
+                break
+            etx_at = at + HEADER_SIZE + ((data[at + 1] << 8) | data[at + 2])
+            end = etx_at + TRAILER_SIZE
+            if (
+                end > end_of_data
+                or etx_at - at - HEADER_SIZE < MIN_BODY
+                or data[etx_at] != ETX
+                or data.find(_STX_BYTE, at + HEADER_SIZE, etx_at) >= 0
+                or data.find(_ETX_BYTE, at + HEADER_SIZE, etx_at) >= 0
+                or binascii.crc_hqx(data[at + 1 : etx_at], 0xFFFF)
+                != ((data[etx_at + 1] << 8) | data[etx_at + 2])
+            ):
+                break
+            try:
+                parsed = strictjson.loads_object(data[at + HEADER_SIZE : etx_at])
+            except strictjson.StrictJsonError:
+                break  # refused: _take_frame says why
+            out.append(Frame(parsed, data[at:end]))
+            at = end
+        return at
 
     def pending(self) -> bool:
         """True while a frame has started but not all its announced bytes are here."""

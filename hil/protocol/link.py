@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 DEFAULT_READ_TIMEOUT = 0.05
 REFUSED_FRAMES_KEPT = 16
 READ_CHUNK = 65536
+_ACK_BYTE = bytes((ACK,))
+_NAK_BYTE = bytes((NAK,))
 
 
 @dataclass
@@ -299,22 +301,27 @@ class Link:
         with self._send_lock:
             self._raise_if_unusable()
             self._last_sent = what
+            wait = self.ack_timeout + self._tx_seconds(len(raw))
             try:
                 for attempt in range(1, attempts + 1):
                     with self._control:
                         self._awaiting = True
                         # An ACK left over from an earlier frame must not confirm this one.
                         self._controls.clear()
+                        # Ready before the write: an ACK read before this thread waits
+                        # sets it, and the wait then returns at once.
+                        waiter = self._ack_waiter = OneShot()
                     if not self._transmit(raw, attempt, attempts):
                         _tally(outcomes, "write timed out")
                         continue
-                    answer = self._await_control(self.ack_timeout + self._tx_seconds(len(raw)))
+                    answer = self._await_control(wait, waiter)
                     if answer == ACK:
                         return
                     _tally(outcomes, "NAK" if answer == NAK else "no answer")
             finally:
                 with self._control:
                     self._awaiting = False
+                    self._ack_waiter = None
         self._count("send_failures")
         detail = ", ".join(f"{k} x{v}" for k, v in outcomes.items())
         raise ProtocolError(
@@ -324,12 +331,18 @@ class Link:
 
     def _transmit(self, raw: bytes, attempt: int, attempts: int) -> bool:
         """Write one transmission; False if the write timed out."""
-        self._count("frames_tx" if attempt == 1 else "retransmits")
-        note = "" if attempt == 1 else f"retransmit {attempt - 1}/{attempts - 1}"
-        return self._write(raw, note)
+        if attempt == 1:
+            with self._stats_lock:
+                self.stats.frames_tx += 1
+            return self._write(raw, "")
+        self._count("retransmits")
+        return self._write(raw, f"retransmit {attempt - 1}/{attempts - 1}")
 
-    def _await_control(self, timeout: float) -> int | None:
+    def _await_control(self, timeout: float, waiter: OneShot) -> int | None:
+        """The ACK or NAK for the frame just written, or None after ``timeout``.
+        ``waiter`` was made (as ``_ack_waiter``) before the frame was written."""
         deadline = time.monotonic() + timeout
+        waiter.wait(timeout)
         while True:
             with self._control:
                 self._raise_if_unusable()
@@ -471,7 +484,7 @@ class Link:
 
     def _on_other(self, item: Decoded) -> None:
         if isinstance(item, Broken):
-            self._count("broken_frames")
+            self._count_read("broken_frames")
             log.debug("test port %r: NAK for broken frame: %s", self.name, item.reason)
             if item.well_delimited:
                 body = item.raw[HEADER_SIZE:-TRAILER_SIZE]
@@ -481,18 +494,18 @@ class Link:
         elif isinstance(item, NotAFrame):
             # Noise, not a frame the peer sent: a NAK would make the peer resend (and
             # count against) whatever frame of its own is waiting for an ACK.
-            self._count("false_starts")
+            self._count_read("false_starts")
             log.debug("test port %r: STX started no frame: %s", self.name, item.reason)
         elif isinstance(item, Skipped):
-            self._count("skipped_bytes", len(item.raw))
+            self._count_read("skipped_bytes", len(item.raw))
 
     def _on_frame(self, frame: Frame) -> None:
-        self._count("frames_rx")
+        self.stats.frames_rx += 1  # a reader-only counter: see _count_read
         now = time.monotonic()
         last = self._last_delivered
         if last is not None and last[0] == frame.raw and now - last[1] <= self.duplicate_window:
             # Our ACK for it was lost and the peer retransmitted: confirm, do not deliver twice.
-            self._count("duplicates")
+            self._count_read("duplicates")
             self._reply(ACK, "ACK sent (duplicate, not delivered)")
             return
         if self._answer is not None and self._answer_at_once(frame, now):
@@ -524,15 +537,15 @@ class Link:
             self._send_lock.release()
             return False
         self._last_delivered = (frame.raw, now)
-        self._count("acks_tx")
+        self.stats.acks_tx += 1
         if answer.frame is None:
             self._send_lock.release()
-            self._reply_write(bytes((ACK,)), "")
+            self._reply_write(_ACK_BYTE, "")
             return True
         self._count("frames_tx")
         self._last_sent = answer.what
         self._in_flight = _InFlight(answer, answer.frame, 1, 0.0, {})
-        if not self._reply_write(bytes((ACK,)) + answer.frame, ""):
+        if not self._reply_write(_ACK_BYTE + answer.frame, ""):
             _tally(self._in_flight.outcomes, "write timed out")
         self._in_flight.deadline = (
             time.monotonic() + self.ack_timeout + self._tx_seconds(len(answer.frame))
@@ -583,7 +596,10 @@ class Link:
 
     def _on_control(self, byte: int) -> bool:
         """Act on an ACK/NAK; True if a waiting sender must be woken (by ``_handle``)."""
-        self._count("acks_rx" if byte == ACK else "naks_rx")
+        if byte == ACK:
+            self.stats.acks_rx += 1  # a reader-only counter: see _count_read
+        else:
+            self.stats.naks_rx += 1
         in_flight = self._in_flight
         if in_flight is not None:
             if byte == ACK:
@@ -597,13 +613,17 @@ class Link:
             if self._awaiting:
                 self._controls.append(byte)
                 return True
-        self._count("stray_controls")
+        self._count_read("stray_controls")
         log.debug("test port %r: stray 0x%02X with no frame outstanding", self.name, byte)
         return False
 
     def _reply(self, byte: int, note: str) -> None:
-        self._count("acks_tx" if byte == ACK else "naks_tx")
-        self._reply_write(bytes((byte,)), note)
+        if byte == ACK:
+            self.stats.acks_tx += 1  # a reader-only counter: see _count_read
+            self._reply_write(_ACK_BYTE, note)
+        else:
+            self._count_read("naks_tx")
+            self._reply_write(_NAK_BYTE, note)
 
     def _reply_write(self, data: bytes, note: str) -> bool:
         """``_write`` from the reader thread: a port error stops the reader."""
@@ -654,6 +674,12 @@ class Link:
     def _count(self, field: str, n: int = 1) -> None:
         with self._stats_lock:
             setattr(self.stats, field, getattr(self.stats, field) + n)
+
+    def _count_read(self, field: str, n: int = 1) -> None:
+        """``_count`` for the counters only the reader thread changes (frames, ACKs and
+        NAKs received, ACKs and NAKs sent, noise, duplicates, strays): nothing else
+        writes them, so no increment can be lost and the lock is not needed."""
+        setattr(self.stats, field, getattr(self.stats, field) + n)
 
 
 def _tally(outcomes: dict[str, int], what: str) -> None:

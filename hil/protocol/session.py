@@ -301,7 +301,7 @@ class ConsoleSession:
             request_id = next(_request_ids)
             pending = _Pending(cmd)
             self._pending[request_id] = pending
-        message = {"type": "req", "id": request_id, "cmd": cmd, "args": dict(args or {})}
+        message = {"type": "req", "id": request_id, "cmd": cmd, "args": dict(args) if args else {}}
         sent_at = time.monotonic()
         try:
             self.link.send(message)
