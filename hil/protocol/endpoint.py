@@ -97,7 +97,10 @@ class TerminalEndpoint:
         started = time.monotonic()
         self._clock_ms = clock_ms or (lambda: int((time.monotonic() - started) * 1000))
         self._max_queued = max_queued_events
-        self._cond = threading.Condition()
+        # The condition's own lock, taken directly where nothing waits or is notified
+        # (the quick answer's check): Condition's __enter__ is a Python call.
+        self._state = threading.RLock()
+        self._cond = threading.Condition(self._state)
         # (seq, frame, description): each event is encoded once, when it is emitted.
         self._events: deque[tuple[int, bytes, str]] = deque()
         self._seq = 0
@@ -241,7 +244,7 @@ class TerminalEndpoint:
         """
         if message.get("type") != "req" or message.get("cmd") not in self._quick:
             return None
-        with self._cond:
+        with self._state:
             if self._events or self._stopping:
                 return None
             self.stats.requests += 1

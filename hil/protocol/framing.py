@@ -120,7 +120,12 @@ def encode_body(body: bytes) -> bytes:
 
 def encode_frame(message: Mapping[str, Any]) -> bytes:
     """Encode one message as a complete frame. Raises ValueError/TypeError if it cannot be."""
-    return encode_body(dump_body(message))
+    body = dump_body(message)
+    if not MIN_BODY <= len(body) <= MAX_BODY:
+        return encode_body(body)  # which says what is wrong with it
+    length = len(body).to_bytes(2, "big")
+    crc = binascii.crc_hqx(body, binascii.crc_hqx(length, 0xFFFF))
+    return b"".join((_STX_BYTE, length, body, _ETX_BYTE, crc.to_bytes(2, "big")))
 
 
 @dataclass(frozen=True)

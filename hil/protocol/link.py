@@ -31,7 +31,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import serial
 
@@ -116,14 +116,14 @@ class OneShot:
         return self._flag
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     """What an ``answer`` callback did with a message.
 
     ``frame`` (encoded with ``encode_frame``) is written right behind the message's
     ACK, in the same write. None: the callback took the message and answers later
     itself (with ``send``), so only the ACK goes out now. ``on_given_up`` is called on
-    the reader thread if the frame is never ACKed.
+    the reader thread if the frame is never ACKed. (A named tuple, not a frozen
+    dataclass: one is made per quick answer, and a tuple costs a fraction to make.)
     """
 
     frame: bytes | None
@@ -131,7 +131,7 @@ class Answer:
     on_given_up: Callable[[], None] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _InFlight:
     """An answer frame the reader thread wrote and waits to see ACKed."""
 
@@ -192,6 +192,7 @@ class Link:
         self._send_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._port_write = write_of(port)
+        self._has_baudrate = hasattr(port, "baudrate")
         # Guards _controls, _awaiting, _ack_waiter and _failure. A sender waiting for
         # its ACK sleeps on its own one-shot lock (_ack_waiter), not on a Condition:
         # waking it is one release instead of Condition's bookkeeping in Python, on
@@ -363,6 +364,8 @@ class Link:
 
     def _tx_seconds(self, size: int) -> float:
         """Time the frame needs on the wire: pyserial's write returns before it is sent."""
+        if not self._has_baudrate:  # asked once: a missing attribute costs an exception
+            return 0.0
         baudrate = getattr(self.port, "baudrate", None)
         if isinstance(baudrate, int) and baudrate > 0:
             return size * 10 / baudrate
@@ -422,7 +425,8 @@ class Link:
         # A port that can return whatever is ready in one call saves the in_waiting
         # ioctl and a second read per chunk (pyserial's read(n) waits for all n bytes).
         read_some = read_some_of(self.port)
-        while not self._closed.is_set():
+        closed = self._closed.is_set
+        while not closed():
             try:
                 if read_some is not None:
                     data = read_some(READ_CHUNK)
