@@ -346,9 +346,9 @@ class Link:
         waiter.wait(timeout)
         while True:
             with self._control:
-                self._raise_if_unusable()
-                if self._controls:
+                if self._controls:  # the answer came, even if the link stopped since
                     return self._controls.popleft()
+                self._raise_if_unusable()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None

@@ -21,7 +21,7 @@ from hil.errors import (
     TerminalCommandError,
 )
 from hil.masking import mask_text
-from hil.protocol.framing import describe
+from hil.protocol.framing import describe, encode_frame
 from hil.protocol.link import Link, LinkStats, OneShot, RefusedFrame
 from hil.protocol.transcript import Transcript
 from hil.protocol.transport import SerialLike, open_serial
@@ -304,7 +304,8 @@ class ConsoleSession:
         message = {"type": "req", "id": request_id, "cmd": cmd, "args": dict(args) if args else {}}
         sent_at = time.monotonic()
         try:
-            self.link.send(message)
+            # Link.send without the call in between: named only if an error needs it.
+            self.link.send_frame(encode_frame(message), lambda: describe(message))
             pending.done.wait(timeout)
         finally:
             with self._lock:

@@ -73,17 +73,18 @@ def read_some_of(port: SerialLike) -> Callable[[int], bytes] | None:
     # A poll object made once per descriptor pair (select builds its sets on every
     # call); made again if pyserial reopened the port under other descriptors.
     poller = select.poll()
-    watched: tuple[int | None, int | None] = (None, None)
+    watched_fd: int | None = None
+    watched_abort: int | None = None
 
     def read_some(size: int) -> bytes:
-        nonlocal poller, watched
+        nonlocal poller, watched_fd, watched_abort
         fd = serial_port.fd
         abort = serial_port.pipe_abort_read_r
-        if (fd, abort) != watched:
+        if fd != watched_fd or abort != watched_abort:
             poller = select.poll()
             poller.register(fd, select.POLLIN)
             poller.register(abort, select.POLLIN)
-            watched = (fd, abort)
+            watched_fd, watched_abort = fd, abort
         timeout = serial_port.timeout
         try:
             ready = poller.poll(None if timeout is None else timeout * 1000)
