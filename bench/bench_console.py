@@ -37,6 +37,7 @@ import serial
 from hil.protocol.endpoint import TerminalEndpoint
 from hil.protocol.framing import ACK, encode_frame
 from hil.protocol.session import ConsoleSession
+from hil.protocol.transcript import Transcript
 from hil.protocol.transport import FdPort, open_serial
 
 REQUEST = b'{"type":"req","id":1,"cmd":"sys.ping","args":{}}'
@@ -120,9 +121,11 @@ class RawEcho:
 class Framework:
     """ConsoleSession on the slave, TerminalEndpoint on the master."""
 
-    def __init__(self, far_end: str = "thread") -> None:
+    def __init__(self, far_end: str = "thread", transcript: bool = False) -> None:
         self.master, self.slave, path = _pty()
-        self.session = ConsoleSession(open_serial(path), name="bench")
+        # A rig's console records every chunk (hil.instruments.console: 10 ms window).
+        recorder = Transcript(coalesce_window=0.01) if transcript else None
+        self.session = ConsoleSession(open_serial(path), name="bench", transcript=recorder)
         self.session.start()
         self.process: subprocess.Popen[bytes] | None = None
         if far_end == "process":
@@ -265,12 +268,17 @@ def main() -> None:
         help="the echo and the endpoint as threads here, or as child processes",
     )
     parser.add_argument(
+        "--transcript",
+        action="store_true",
+        help="the rig's session records a transcript, as a rig's console does",
+    )
+    parser.add_argument(
         "--floor",
         action="store_true",
         help="also time the structure floor: hil's threads and writes without its Python",
     )
     options = parser.parse_args()
-    raw, framework = RawEcho(options.far_end), Framework(options.far_end)
+    raw, framework = RawEcho(options.far_end), Framework(options.far_end, options.transcript)
     floor = StructureFloor(options.far_end) if options.floor else None
     raw_times: list[float] = []
     framework_times: list[float] = []
@@ -295,6 +303,7 @@ def main() -> None:
     framework_ms = statistics.median(framework_times) * 1000
     print(f"blocks x rounds per side:  {options.blocks} x {options.rounds} (alternating)")
     print(f"far ends (echo, endpoint): {options.far_end}")
+    print(f"transcript on the rig:     {'yes' if options.transcript else 'no'}")
     print(f"raw pyserial echo median:  {raw_ms * 1000:.0f} us")
     print(f"hil request/response:      {framework_ms * 1000:.0f} us (framing, CRC, ACK x2, JSON)")
     print(f"ratio framework / raw:     {framework_ms / raw_ms:.1f}x")
