@@ -333,8 +333,9 @@ class Link:
     def _transmit(self, raw: bytes, attempt: int, attempts: int) -> bool:
         """Write one transmission; False if the write timed out."""
         if attempt == 1:
-            with self._stats_lock:
-                self.stats.frames_tx += 1
+            # frames_tx changes only under the send lock (held here, and by the reader
+            # while an answer of its own is in flight): no increment can be lost.
+            self.stats.frames_tx += 1
             return self._write(raw, "")
         self._count("retransmits")
         return self._write(raw, f"retransmit {attempt - 1}/{attempts - 1}")
@@ -546,7 +547,7 @@ class Link:
             self._send_lock.release()
             self._reply_write(_ACK_BYTE, "")
             return True
-        self._count("frames_tx")
+        self.stats.frames_tx += 1  # under the send lock: see _transmit
         self._last_sent = answer.what
         self._in_flight = _InFlight(answer, answer.frame, 1, 0.0, {})
         if not self._reply_write(_ACK_BYTE + answer.frame, ""):
