@@ -97,7 +97,10 @@ class TerminalEndpoint:
         started = time.monotonic()
         self._clock_ms = clock_ms or (lambda: int((time.monotonic() - started) * 1000))
         self._max_queued = max_queued_events
-        self._cond = threading.Condition()
+        # The condition's own lock, taken directly where nothing waits or is notified
+        # (the quick answer's check): Condition's __enter__ is a Python call.
+        self._state = threading.RLock()
+        self._cond = threading.Condition(self._state)
         # (seq, frame, description): each event is encoded once, when it is emitted.
         self._events: deque[tuple[int, bytes, str]] = deque()
         self._seq = 0
@@ -241,14 +244,16 @@ class TerminalEndpoint:
         """
         if message.get("type") != "req" or message.get("cmd") not in self._quick:
             return None
-        with self._cond:
+        with self._state:
             if self._events or self._stopping:
                 return None
             self.stats.requests += 1
             seq_before = self._seq
         response = self._respond(message)
-        with self._cond:
-            emitted = self._seq
+        # Read without the lock: an event the handler emitted (on this thread) is
+        # counted by now, and one emitted elsewhere a moment later could as well have
+        # come after the check with the lock too.
+        emitted = self._seq
         if emitted != seq_before:
             self._pool.submit(self._send_response, message, response, emitted)
             return Answer(None)

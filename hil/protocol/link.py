@@ -31,7 +31,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import serial
 
@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 DEFAULT_READ_TIMEOUT = 0.05
 REFUSED_FRAMES_KEPT = 16
 READ_CHUNK = 65536
+_ACK_BYTE = bytes((ACK,))
+_NAK_BYTE = bytes((NAK,))
 
 
 @dataclass
@@ -114,14 +116,14 @@ class OneShot:
         return self._flag
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     """What an ``answer`` callback did with a message.
 
     ``frame`` (encoded with ``encode_frame``) is written right behind the message's
     ACK, in the same write. None: the callback took the message and answers later
     itself (with ``send``), so only the ACK goes out now. ``on_given_up`` is called on
-    the reader thread if the frame is never ACKed.
+    the reader thread if the frame is never ACKed. (A named tuple, not a frozen
+    dataclass: one is made per quick answer, and a tuple costs a fraction to make.)
     """
 
     frame: bytes | None
@@ -129,7 +131,7 @@ class Answer:
     on_given_up: Callable[[], None] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _InFlight:
     """An answer frame the reader thread wrote and waits to see ACKed."""
 
@@ -190,6 +192,7 @@ class Link:
         self._send_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._port_write = write_of(port)
+        self._has_baudrate = hasattr(port, "baudrate")
         # Guards _controls, _awaiting, _ack_waiter and _failure. A sender waiting for
         # its ACK sleeps on its own one-shot lock (_ack_waiter), not on a Condition:
         # waking it is one release instead of Condition's bookkeeping in Python, on
@@ -299,22 +302,27 @@ class Link:
         with self._send_lock:
             self._raise_if_unusable()
             self._last_sent = what
+            wait = self.ack_timeout + self._tx_seconds(len(raw))
             try:
                 for attempt in range(1, attempts + 1):
                     with self._control:
                         self._awaiting = True
                         # An ACK left over from an earlier frame must not confirm this one.
                         self._controls.clear()
+                        # Ready before the write: an ACK read before this thread waits
+                        # sets it, and the wait then returns at once.
+                        waiter = self._ack_waiter = OneShot()
                     if not self._transmit(raw, attempt, attempts):
                         _tally(outcomes, "write timed out")
                         continue
-                    answer = self._await_control(self.ack_timeout + self._tx_seconds(len(raw)))
+                    answer = self._await_control(wait, waiter)
                     if answer == ACK:
                         return
                     _tally(outcomes, "NAK" if answer == NAK else "no answer")
             finally:
                 with self._control:
                     self._awaiting = False
+                    self._ack_waiter = None
         self._count("send_failures")
         detail = ", ".join(f"{k} x{v}" for k, v in outcomes.items())
         raise ProtocolError(
@@ -324,17 +332,24 @@ class Link:
 
     def _transmit(self, raw: bytes, attempt: int, attempts: int) -> bool:
         """Write one transmission; False if the write timed out."""
-        self._count("frames_tx" if attempt == 1 else "retransmits")
-        note = "" if attempt == 1 else f"retransmit {attempt - 1}/{attempts - 1}"
-        return self._write(raw, note)
+        if attempt == 1:
+            # frames_tx changes only under the send lock (held here, and by the reader
+            # while an answer of its own is in flight): no increment can be lost.
+            self.stats.frames_tx += 1
+            return self._write(raw, "")
+        self._count("retransmits")
+        return self._write(raw, f"retransmit {attempt - 1}/{attempts - 1}")
 
-    def _await_control(self, timeout: float) -> int | None:
+    def _await_control(self, timeout: float, waiter: OneShot) -> int | None:
+        """The ACK or NAK for the frame just written, or None after ``timeout``.
+        ``waiter`` was made (as ``_ack_waiter``) before the frame was written."""
         deadline = time.monotonic() + timeout
+        waiter.wait(timeout)
         while True:
             with self._control:
-                self._raise_if_unusable()
-                if self._controls:
+                if self._controls:  # the answer came, even if the link stopped since
                     return self._controls.popleft()
+                self._raise_if_unusable()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
@@ -350,6 +365,8 @@ class Link:
 
     def _tx_seconds(self, size: int) -> float:
         """Time the frame needs on the wire: pyserial's write returns before it is sent."""
+        if not self._has_baudrate:  # asked once: a missing attribute costs an exception
+            return 0.0
         baudrate = getattr(self.port, "baudrate", None)
         if isinstance(baudrate, int) and baudrate > 0:
             return size * 10 / baudrate
@@ -409,7 +426,8 @@ class Link:
         # A port that can return whatever is ready in one call saves the in_waiting
         # ioctl and a second read per chunk (pyserial's read(n) waits for all n bytes).
         read_some = read_some_of(self.port)
-        while not self._closed.is_set():
+        closed = self._closed.is_set
+        while not closed():
             try:
                 if read_some is not None:
                     data = read_some(READ_CHUNK)
@@ -471,7 +489,7 @@ class Link:
 
     def _on_other(self, item: Decoded) -> None:
         if isinstance(item, Broken):
-            self._count("broken_frames")
+            self._count_read("broken_frames")
             log.debug("test port %r: NAK for broken frame: %s", self.name, item.reason)
             if item.well_delimited:
                 body = item.raw[HEADER_SIZE:-TRAILER_SIZE]
@@ -481,18 +499,18 @@ class Link:
         elif isinstance(item, NotAFrame):
             # Noise, not a frame the peer sent: a NAK would make the peer resend (and
             # count against) whatever frame of its own is waiting for an ACK.
-            self._count("false_starts")
+            self._count_read("false_starts")
             log.debug("test port %r: STX started no frame: %s", self.name, item.reason)
         elif isinstance(item, Skipped):
-            self._count("skipped_bytes", len(item.raw))
+            self._count_read("skipped_bytes", len(item.raw))
 
     def _on_frame(self, frame: Frame) -> None:
-        self._count("frames_rx")
+        self.stats.frames_rx += 1  # a reader-only counter: see _count_read
         now = time.monotonic()
         last = self._last_delivered
         if last is not None and last[0] == frame.raw and now - last[1] <= self.duplicate_window:
             # Our ACK for it was lost and the peer retransmitted: confirm, do not deliver twice.
-            self._count("duplicates")
+            self._count_read("duplicates")
             self._reply(ACK, "ACK sent (duplicate, not delivered)")
             return
         if self._answer is not None and self._answer_at_once(frame, now):
@@ -524,15 +542,15 @@ class Link:
             self._send_lock.release()
             return False
         self._last_delivered = (frame.raw, now)
-        self._count("acks_tx")
+        self.stats.acks_tx += 1
         if answer.frame is None:
             self._send_lock.release()
-            self._reply_write(bytes((ACK,)), "")
+            self._reply_write(_ACK_BYTE, "")
             return True
-        self._count("frames_tx")
+        self.stats.frames_tx += 1  # under the send lock: see _transmit
         self._last_sent = answer.what
         self._in_flight = _InFlight(answer, answer.frame, 1, 0.0, {})
-        if not self._reply_write(bytes((ACK,)) + answer.frame, ""):
+        if not self._reply_write(_ACK_BYTE + answer.frame, ""):
             _tally(self._in_flight.outcomes, "write timed out")
         self._in_flight.deadline = (
             time.monotonic() + self.ack_timeout + self._tx_seconds(len(answer.frame))
@@ -583,7 +601,10 @@ class Link:
 
     def _on_control(self, byte: int) -> bool:
         """Act on an ACK/NAK; True if a waiting sender must be woken (by ``_handle``)."""
-        self._count("acks_rx" if byte == ACK else "naks_rx")
+        if byte == ACK:
+            self.stats.acks_rx += 1  # a reader-only counter: see _count_read
+        else:
+            self.stats.naks_rx += 1
         in_flight = self._in_flight
         if in_flight is not None:
             if byte == ACK:
@@ -597,13 +618,17 @@ class Link:
             if self._awaiting:
                 self._controls.append(byte)
                 return True
-        self._count("stray_controls")
+        self._count_read("stray_controls")
         log.debug("test port %r: stray 0x%02X with no frame outstanding", self.name, byte)
         return False
 
     def _reply(self, byte: int, note: str) -> None:
-        self._count("acks_tx" if byte == ACK else "naks_tx")
-        self._reply_write(bytes((byte,)), note)
+        if byte == ACK:
+            self.stats.acks_tx += 1  # a reader-only counter: see _count_read
+            self._reply_write(_ACK_BYTE, note)
+        else:
+            self._count_read("naks_tx")
+            self._reply_write(_NAK_BYTE, note)
 
     def _reply_write(self, data: bytes, note: str) -> bool:
         """``_write`` from the reader thread: a port error stops the reader."""
@@ -654,6 +679,12 @@ class Link:
     def _count(self, field: str, n: int = 1) -> None:
         with self._stats_lock:
             setattr(self.stats, field, getattr(self.stats, field) + n)
+
+    def _count_read(self, field: str, n: int = 1) -> None:
+        """``_count`` for the counters only the reader thread changes (frames, ACKs and
+        NAKs received, ACKs and NAKs sent, noise, duplicates, strays): nothing else
+        writes them, so no increment can be lost and the lock is not needed."""
+        setattr(self.stats, field, getattr(self.stats, field) + n)
 
 
 def _tally(outcomes: dict[str, int], what: str) -> None:

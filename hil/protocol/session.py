@@ -21,7 +21,7 @@ from hil.errors import (
     TerminalCommandError,
 )
 from hil.masking import mask_text
-from hil.protocol.framing import describe
+from hil.protocol.framing import describe, encode_frame
 from hil.protocol.link import Link, LinkStats, OneShot, RefusedFrame
 from hil.protocol.transcript import Transcript
 from hil.protocol.transport import SerialLike, open_serial
@@ -301,10 +301,11 @@ class ConsoleSession:
             request_id = next(_request_ids)
             pending = _Pending(cmd)
             self._pending[request_id] = pending
-        message = {"type": "req", "id": request_id, "cmd": cmd, "args": dict(args or {})}
+        message = {"type": "req", "id": request_id, "cmd": cmd, "args": dict(args) if args else {}}
         sent_at = time.monotonic()
         try:
-            self.link.send(message)
+            # Link.send without the call in between: named only if an error needs it.
+            self.link.send_frame(encode_frame(message), lambda: describe(message))
             pending.done.wait(timeout)
         finally:
             with self._lock:

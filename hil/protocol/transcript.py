@@ -26,8 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from hil.masking import mask_text
 from hil.protocol.framing import (
@@ -52,8 +51,9 @@ HEX_LIMIT = 512  # bytes of hex shown per chunk; decoded JSON carries the conten
 _DIGIT_RUN = re.compile(rb"(?<![0-9])[0-9](?:[ -]?[0-9]){12,}(?![0-9])")
 
 
-@dataclass(frozen=True)
-class TranscriptEntry:
+class TranscriptEntry(NamedTuple):
+    """One recorded chunk (a named tuple: one is made per write and read of the port)."""
+
     at: float  # time.monotonic()
     direction: str
     data: bytes
@@ -100,9 +100,13 @@ class Transcript:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be 'tx' or 'rx', not {direction!r}")
         now = time.monotonic()
+        if type(data) is not bytes:
+            data = bytes(data)
         # Withheld per chunk, before any coalescing: withhold_keys recognises a whole
-        # keypad.press frame, not one glued to an ACK.
-        data = withhold_keys(bytes(data))
+        # keypad.press frame, not one glued to an ACK. (Its test inline: every chunk
+        # of the port passes here.)
+        if b"keypad.press" in data:
+            data = withhold_keys(data)
         plain = not note and not resync and bool(data)
         with self._lock:
             if plain and self._open and self._entries:

@@ -70,17 +70,30 @@ def read_some_of(port: SerialLike) -> Callable[[int], bytes] | None:
     if type(port) is not _PosixSerial:
         return None
     serial_port = cast(serial.Serial, port)
+    # A poll object made once per descriptor pair (select builds its sets on every
+    # call); made again if pyserial reopened the port under other descriptors.
+    poller = select.poll()
+    watched_fd: int | None = None
+    watched_abort: int | None = None
 
     def read_some(size: int) -> bytes:
+        nonlocal poller, watched_fd, watched_abort
         fd = serial_port.fd
         abort = serial_port.pipe_abort_read_r
+        if fd != watched_fd or abort != watched_abort:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            poller.register(abort, select.POLLIN)
+            watched_fd, watched_abort = fd, abort
+        timeout = serial_port.timeout
         try:
-            ready, _, _ = select.select([fd, abort], [], [], serial_port.timeout)
-            if abort in ready:
-                os.read(abort, 1000)
-                return b""
+            ready = poller.poll(None if timeout is None else timeout * 1000)
             if not ready:
                 return b""
+            for ready_fd, _ in ready:
+                if ready_fd == abort:
+                    os.read(abort, 1000)
+                    return b""
             data = os.read(fd, size)
         except OSError as e:
             if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
@@ -155,7 +168,11 @@ class FdPort:
         self.write_timeout = write_timeout
         self._close_fd = close_fd
         self._closed = threading.Event()
+        self._open = True  # what _closed says, read without a call on every read/write
         os.set_blocking(fd, False)
+        # Made once: select builds its descriptor sets on every call.
+        self._poller = select.poll()
+        self._poller.register(fd, select.POLLIN)
 
     @property
     def in_waiting(self) -> int:
@@ -166,14 +183,14 @@ class FdPort:
         return int(struct.unpack("i", buf)[0])
 
     def read(self, size: int = 1) -> bytes:
-        if self._closed.is_set():
+        if not self._open:
             raise OSError(errno.EBADF, "port is closed")
-        try:
-            ready, _, _ = select.select([self.fd], [], [], self.timeout)
-        except ValueError as e:  # fd closed underneath us
-            raise OSError(errno.EBADF, str(e)) from e
+        timeout = self.timeout
+        ready = self._poller.poll(None if timeout is None else timeout * 1000)
         if not ready:
             return b""
+        if ready[0][1] & select.POLLNVAL:  # fd closed underneath us
+            raise OSError(errno.EBADF, f"file descriptor {self.fd} is not open")
         try:
             data = os.read(self.fd, size)
         except BlockingIOError:
@@ -184,7 +201,7 @@ class FdPort:
             data = b""
         if not data:
             # EIO/EOF stays "readable"; waiting keeps the reader from spinning.
-            self._closed.wait(self.timeout if self.timeout is not None else 0.05)
+            self._closed.wait(timeout if timeout is not None else 0.05)
         return data
 
     def read_some(self, size: int) -> bytes:
@@ -193,27 +210,32 @@ class FdPort:
         return self.read(size)
 
     def write(self, data: bytes) -> int:
-        if self._closed.is_set():
+        if not self._open:
             raise OSError(errno.EBADF, "port is closed")
-        view = memoryview(data)
+        try:
+            written = os.write(self.fd, data)
+        except BlockingIOError:
+            written = 0
+        if written == len(data):  # nearly always: a frame or an ACK fits in one write
+            return written
+        view = memoryview(data)[written:]
         deadline = None if self.write_timeout is None else time.monotonic() + self.write_timeout
         while view:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError(f"write timed out with {len(view)} of {len(data)} bytes unsent")
+            select.select([], [self.fd], [], left)
             try:
                 written = os.write(self.fd, view)
             except BlockingIOError:
                 written = 0
             view = view[written:]
-            if not view:
-                break
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise TimeoutError(f"write timed out with {len(view)} of {len(data)} bytes unsent")
-            select.select([], [self.fd], [], left)
         return len(data)
 
     def close(self) -> None:
         if self._closed.is_set():
             return
+        self._open = False
         self._closed.set()
         if self._close_fd:
             os.close(self.fd)

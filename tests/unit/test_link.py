@@ -8,7 +8,7 @@ import threading
 import time
 import tty
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import serial
@@ -644,3 +644,63 @@ def test_one_shot_wakes_a_waiter_and_stays_set() -> None:
     assert flag.wait(0) and flag.is_set()  # later waits return at once
     flag.set()  # a second set does nothing
     assert flag.is_set()
+
+
+def test_read_some_returns_on_cancel_and_follows_a_reopened_port() -> None:
+    # The poll object watches pyserial's descriptor and abort pipe; cancel_read writes
+    # the pipe, and a port closed and opened again has new descriptors to watch.
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    port = open_serial(os.ttyname(slave), timeout=5.0)
+    serial_port = cast(serial.Serial, port)
+    try:
+        read_some = read_some_of(port)
+        assert read_some is not None
+        threading.Timer(0.05, serial_port.cancel_read).start()
+        started = time.monotonic()
+        assert read_some(4096) == b""
+        assert time.monotonic() - started < 4.0  # the cancel, not the 5 s timeout
+        serial_port.close()
+        serial_port.open()
+        os.write(master, b"after reopen")
+        got = b""
+        while len(got) < 12:
+            got += read_some(4096)
+        assert got == b"after reopen"
+    finally:
+        port.close()
+        os.close(master)
+        os.close(slave)
+
+
+def test_fdport_read_of_a_descriptor_closed_underneath_is_ebadf() -> None:
+    a, b = socket.socketpair()
+    port = FdPort(os.dup(a.fileno()), timeout=0.5)
+    os.close(port.fd)
+    with pytest.raises(OSError) as caught:
+        port.read(10)
+    assert caught.value.errno == errno.EBADF
+    a.close()
+    b.close()
+
+
+def test_fdport_write_finishes_past_a_full_buffer_and_times_out_when_nobody_reads() -> None:
+    a, b = socket.socketpair()
+    big = bytes(range(256)) * 4096  # 1 MiB: more than a socket buffers
+    got = bytearray()
+
+    def drain() -> None:
+        while len(got) < len(big):
+            got.extend(b.recv(65536))
+
+    port = FdPort(a.fileno(), write_timeout=10.0)
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    assert port.write(big) == len(big)
+    reader.join(10)
+    assert bytes(got) == big
+    port.write_timeout = 0.2
+    with pytest.raises(TimeoutError, match="unsent"):
+        port.write(big)  # b reads no more
+    a.close()
+    b.close()

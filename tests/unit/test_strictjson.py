@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hil import strictjson
 from hil.strictjson import StrictJsonError, loads, loads_object
 
 
@@ -105,3 +106,46 @@ def test_a_raw_surrogate_in_text_given_as_str_is_refused() -> None:
 @given(st.dictionaries(st.text(), json_values), st.booleans())
 def test_anything_json_dumps_writes_loads_back(value: dict[str, Any], ascii_only: bool) -> None:
     assert loads_object(json.dumps(value, ensure_ascii=ascii_only)) == value
+
+
+# -- the direct path (the scanner without JSONDecoder.decode around it) ------------
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON, st.sampled_from(["", " ", "\n\t"]))
+def test_direct_path_reads_what_the_full_decoder_reads(value: Any, space: str) -> None:
+    for ensure_ascii in (True, False):
+        text = space + json.dumps({"v": value}, ensure_ascii=ensure_ascii) + space
+        assert loads(text) == {"v": value}
+        assert loads_object(text.encode("utf-8")) == {"v": value}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"ok":true,"ok":false}',
+        b'{"a":[{"k":1,"k":1}]}',
+        b'{"a":NaN}',
+        b'{"a":1e400}',
+        b'{"a":"x\\ud800"}',
+        b'{"a":1} x',
+        b'{"a":',
+    ],
+)
+def test_direct_path_refuses_with_the_full_paths_words(body: bytes) -> None:
+    with pytest.raises(StrictJsonError) as direct:
+        loads_object(body)  # bytes opening an object: the direct path first
+    with pytest.raises(StrictJsonError) as full:
+        strictjson._full(body.decode("utf-8"))
+        strictjson._check_surrogates(json.loads(body))
+    assert str(direct.value) == str(full.value)
