@@ -30,12 +30,21 @@ repeat's own outcome kept. junit.xml keeps one test case per run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    Collection,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -94,6 +103,7 @@ _SPLICE = (
 _DECIDING_BLAMES = ("config", "framework", "rig", "terminal", None)
 # Stand for junit.xml's run properties and test cases while the rest is serialised: XML
 # names of letters only, random as _SPLICE is.
+_ENVIRONMENT_SPLICE = "<environment-" + _SPLICE[11:]
 _PROPERTIES_SPLICE = "hil-properties-" + _SPLICE[11:-1]
 _CASES_SPLICE = "hil-cases-" + _SPLICE[11:-1]
 #: What a run's outcome counts as in junit.xml's totals.
@@ -447,6 +457,10 @@ class RunSummary:
         self._properties_made: tuple[tuple[tuple[str, str], ...], str] | None = None
         self._deselected_made: tuple[tuple[int, int, int], int] | None = None
         self._hostname: str | None = None
+        self._holding_environment = False
+        self._environment_held: dict[str, str] | None = None
+        # summary.json's environment, masked and encoded, with what it was made of
+        self._environment_made: tuple[tuple[tuple[str, str], ...], str] | None = None
         self.started = time.time()
         #: tests to run: scenarios x repeats
         self.total = 0
@@ -480,7 +494,24 @@ class RunSummary:
         times = {"started": _iso(self.started)}
         if self.ended is not None:
             times["ended"] = _iso(self.ended)
-        return {**self._environment(), **self._suite, **self.run_facts, **times}
+        rig = self._environment_held
+        if rig is None:
+            rig = dict(self._environment())
+            if self._holding_environment:
+                self._environment_held = rig
+        return {**rig, **self._suite, **self.run_facts, **times}
+
+    @contextlib.contextmanager
+    def environment_held(self) -> Iterator[None]:
+        """Within it, the rig is asked for its facts once: the reports written together
+        (summary.json, junit.xml, Allure's environment) state the same, at the cost of
+        one."""
+        self._holding_environment = True
+        try:
+            yield
+        finally:
+            self._holding_environment = False
+            self._environment_held = None
 
     @property
     def results(self) -> dict[str, dict[str, Any]]:
@@ -920,8 +951,10 @@ class RunSummary:
             shown = self._scenarios()
             data = self._as_dict(shown)
             entries = [self._masked_and_text(("scenario", n), e)[1] for n, e in shown]
-        head = mask_data({**data, "scenarios": _SPLICE})
+        environment = data["environment"]
+        head = mask_data({**data, "environment": _ENVIRONMENT_SPLICE, "scenarios": _SPLICE})
         text = json.dumps(head, ensure_ascii=False, indent=2)
+        text = text.replace(json.dumps(_ENVIRONMENT_SPLICE), self._environment_text(environment), 1)
         listed = "[\n" + ",\n".join(entries) + "\n  ]" if entries else "[]"
         text = text.replace(json.dumps(_SPLICE), listed, 1) + "\n"
         reporting.write_atomically(path, text.encode("utf-8"))
@@ -994,6 +1027,15 @@ class RunSummary:
         if cases:
             text = text.replace(f"<{_CASES_SPLICE} />", "\n    ".join(cases), 1)
         reporting.write_atomically(path, (text + "\n").encode("utf-8"))
+
+    def _environment_text(self, environment: Mapping[str, Any]) -> str:
+        """summary.json's environment, masked, as it stands in the file; made again only
+        when it changed (a few times a run)."""
+        items = tuple((str(key), str(value)) for key, value in environment.items())
+        if self._environment_made is None or self._environment_made[0] != items:
+            text = json.dumps(mask_data(dict(environment)), ensure_ascii=False, indent=2)
+            self._environment_made = (items, text.replace("\n", "\n  "))
+        return self._environment_made[1]
 
     def _properties_text(self, facts: Mapping[str, object]) -> str:
         """junit.xml's <properties> of the run, masked, as text; made again only when
