@@ -19,7 +19,6 @@ import contextlib
 import functools
 import json
 import os
-import sys
 import threading
 import time
 import uuid
@@ -371,8 +370,12 @@ def write_allure_categories(alluredir: Path) -> None:
 
 def run_marker_path(alluredir: Path, run_id: str) -> Path:
     """Where the result that stands for the run itself is written (one per run ID)."""
-    marker = uuid.uuid5(uuid.NAMESPACE_URL, f"pos-hil:run:{run_id}")
-    return alluredir / f"{marker}-result.json"
+    return alluredir / f"{_run_marker_uuid(run_id)}-result.json"
+
+
+@functools.lru_cache(maxsize=16)
+def _run_marker_uuid(run_id: str) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"pos-hil:run:{run_id}")
 
 
 def write_run_marker(alluredir: Path, run_id: str, reason: str, started_ms: int) -> None:
@@ -405,13 +408,11 @@ def write_atomically(path: Path, data: bytes) -> None:
     """Write ``path`` in one step (a temporary file, then a rename): a reader, or a run
     killed at that moment, sees the old file or the new one, never half of one.
 
-    An existing file is replaced by exchanging it with the new one (Linux's
-    ``renameat2(RENAME_EXCHANGE)``), then the old one is removed: as atomic for a reader
-    as a rename over it, and without the block allocation ext4 forces on a rename over an
-    existing file (its ``auto_da_alloc``), which made each of the reports rewritten after
-    every scenario cost a quarter of a millisecond. Like the rename, this does not make
-    the file durable across a power cut (pos-hil never syncs; docs/decisions.md). Where
-    the exchange is not available, a plain rename (``os.replace``).
+    A rename over the file, not an exchange of names (Linux's ``renameat2``), though the
+    exchange costs a quarter of a millisecond less on ext4 for each report rewritten
+    after every scenario: ext4 treats a rename over a file as a replacement and writes
+    the new file's blocks out with it, so after a power cut the report is the old or the
+    new one; after an exchange it can be empty (docs/decisions.md).
     """
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
@@ -419,54 +420,4 @@ def write_atomically(path: Path, data: bytes) -> None:
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial.write_bytes(data)
-    if not _exchanged(partial, path):
-        os.replace(partial, path)
-
-
-#: ``renameat2``'s flag: swap the two names atomically (both must exist).
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _exchanged(partial: Path, path: Path) -> bool:
-    """Swap ``partial`` (the new content) and ``path`` and remove what is now at
-    ``partial``; False (nothing done) if ``path`` does not exist or the system or the
-    filesystem cannot exchange."""
-    renameat2 = _find_renameat2()
-    if renameat2 is None:
-        return False
-    old, new = os.fsencode(partial), os.fsencode(path)
-    done = renameat2(_AT_FDCWD, old, _AT_FDCWD, new, _RENAME_EXCHANGE)
-    if done != 0:
-        return False  # no such file yet (ENOENT), or not supported here (EINVAL)
-    try:
-        os.unlink(partial)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        # Not a file that was there (a folder): put it back; the rename will say why.
-        renameat2(_AT_FDCWD, old, _AT_FDCWD, new, _RENAME_EXCHANGE)
-        return False
-    return True
-
-
-@functools.cache
-def _find_renameat2() -> Any:
-    """glibc's ``renameat2`` (2.28 and later), or None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    try:
-        function = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_uint,
-    ]
-    function.restype = ctypes.c_int
-    return function
+    os.replace(partial, path)

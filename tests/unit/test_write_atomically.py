@@ -1,5 +1,4 @@
-"""hil.reporting.write_atomically: a report is replaced in one step, whichever way the
-system allows (an exchange of names on Linux, else a rename)."""
+"""hil.reporting.write_atomically: a report is replaced in one step."""
 
 from __future__ import annotations
 
@@ -15,12 +14,7 @@ def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".partial"))
 
 
-@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "rename"])
-def test_a_file_is_created_then_replaced_whole(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool
-) -> None:
-    if not exchange:
-        monkeypatch.setattr(reporting, "_find_renameat2", lambda: None)
+def test_a_file_is_created_then_replaced_whole(tmp_path: Path) -> None:
     target = tmp_path / "new" / "summary.json"  # the folder is made too
     reporting.write_atomically(target, b"first, longer content")
     assert target.read_bytes() == b"first, longer content"
@@ -29,17 +23,6 @@ def test_a_file_is_created_then_replaced_whole(
         assert reader.read() == b"first, longer content"
     assert target.read_bytes() == b"second"
     assert _leftovers(target.parent) == []
-
-
-def test_the_exchange_is_used_where_the_system_has_it(tmp_path: Path) -> None:
-    if reporting._find_renameat2() is None:
-        pytest.skip("no renameat2 here: the plain rename is used")
-    target = tmp_path / "junit.xml"
-    target.write_bytes(b"old")
-    inode = target.stat().st_ino
-    reporting.write_atomically(target, b"new")
-    assert target.read_bytes() == b"new" and target.stat().st_ino != inode
-    assert _leftovers(tmp_path) == []
 
 
 def test_a_folder_in_the_way_is_an_error_and_stays(tmp_path: Path) -> None:
