@@ -739,6 +739,7 @@ class RunReports:
         # with every scenario, so it is written only when it did.
         self._allure_environment: dict[str, Any] | None = None
         self._details_written: str | None = None
+        self._marker_written: str | None = None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
@@ -803,13 +804,17 @@ class RunReports:
                 self._allure_environment = environment
             if summary.complete:
                 reporting.run_marker_path(outputs.alluredir, summary.run_id).unlink(missing_ok=True)
-            else:
+                self._marker_written = None
+                return
+            # Written when its text changes (the run starts, the run ends), not after
+            # every scenario: each scenario over is a result beside it, and summary.json
+            # and junit.xml count them (docs/decisions.md).
+            reason = summary.incomplete_reason(counted=summary.status != "running")
+            if reason != self._marker_written:
                 reporting.write_run_marker(
-                    outputs.alluredir,
-                    summary.run_id,
-                    summary.incomplete_reason(),
-                    outputs.started_ms,
+                    outputs.alluredir, summary.run_id, reason, outputs.started_ms
                 )
+                self._marker_written = reason
 
 
 class RigSetReports(RunReports):

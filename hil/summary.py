@@ -1096,16 +1096,19 @@ class RunSummary:
             ET.SubElement(case, "skipped", message=reason)
         return case
 
-    def incomplete_reason(self) -> str:
-        """One line: why this run is not complete (empty when it is)."""
+    def incomplete_reason(self, *, counted: bool = True) -> str:
+        """One line: why this run is not complete (empty when it is). ``counted=False``:
+        while the run runs, without how many scenarios are over (which changes with
+        every scenario; the Allure run marker is written only when its text changes)."""
         done = self._count_runs_over()
         progress = f"{done} of {self.total} scenarios over"
         if self.repeat > 1:
             progress = f"{done} of {self.total} scenario runs over, {self.repeat} per scenario"
         if self.status == "running":
+            said = f" ({progress})" if counted else ""
             return (
                 f"Run incomplete: run {self.run_id} had not finished when this was "
-                f"written ({progress}); if it is no longer running, it was killed"
+                f"written{said}; if it is no longer running, it was killed"
             )
         if self.status in ("interrupted", "stopped"):
             under_way = self.results.get(self._under_way_at_end or "")
