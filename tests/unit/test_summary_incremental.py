@@ -50,8 +50,9 @@ def _frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _pair(items: list[_Item], *, listed: bool = True) -> tuple[RunSummary, RunSummary]:
     """The same run twice: tracked (remade where it changed) and from scratch."""
-    tracked = RunSummary("run-1", lambda: {"rig": "sim"})
-    scratch = RunSummary("run-1", lambda: {"rig": "sim"})
+    # A card number in the rig's facts too: the environment is spliced in as well.
+    tracked = RunSummary("run-1", lambda: {"rig": "sim", "note": f"card {PAN}"})
+    scratch = RunSummary("run-1", lambda: {"rig": "sim", "note": f"card {PAN}"})
     scratch.results = scratch.results  # entries that do not tell: made from scratch
     for summary in (tracked, scratch):
         summary.repeat = 2
