@@ -435,6 +435,7 @@ class RunSummary:
         # junit.xml's <testcase> per run node ID, masked, with the facts it was made of.
         self._junit_made: dict[str, tuple[str, ET.Element]] = {}
         self._junit_cases: dict[str, ET.Element] = {}
+        self._untracked_cases: dict[str, tuple[ET.Element, str]] = {}
         # The tracked way (``_sync_scenarios``, ``_sync_cases``): per scenario its entry,
         # masked JSON text and what it counts as; per run its <testcase> text.
         self._list_made = _Made(changed=self._changed_for[0])
@@ -997,10 +998,7 @@ class RunSummary:
                 if made is None:
                     continue  # not over yet: the run-level entry below says so
                 outcome, case = made
-                ET.indent(case, level=2)
-                tail, case.tail = case.tail, None
-                cases.append(ET.tostring(case, encoding="unicode"))
-                case.tail = tail
+                cases.append(self._untracked_case_text(nodeid, case))
                 tests += 1
                 kind = _CASE_KINDS.get(outcome, "passed")
                 failures += kind == "failure"
@@ -1036,6 +1034,18 @@ class RunSummary:
             text = json.dumps(mask_data(dict(environment)), ensure_ascii=False, indent=2)
             self._environment_made = (items, text.replace("\n", "\n  "))
         return self._environment_made[1]
+
+    def _untracked_case_text(self, nodeid: str, case: ET.Element) -> str:
+        """A <testcase> as text, serialised again only when it is another element (its
+        run changed: ``_junit_case`` makes a new one)."""
+        cached = self._untracked_cases.get(nodeid)
+        if cached is not None and cached[0] is case:
+            return cached[1]
+        ET.indent(case, level=2)
+        case.tail = None
+        text = ET.tostring(case, encoding="unicode")
+        self._untracked_cases[nodeid] = (case, text)
+        return text
 
     def _properties_text(self, facts: Mapping[str, object]) -> str:
         """junit.xml's <properties> of the run, masked, as text; made again only when
