@@ -12,13 +12,15 @@ Each project runs with few rows and with many, the two sides alternating round b
 round. A small plugin clocks each run from the end of collection to the end of the
 session, and the cost per scenario is the slope: (time with many - time with few) /
 (many - few), so interpreter start-up, collection and the rig's boot cancel out.
-Prints the median slope of each and the ratio; run with
+Prints the median slope of each and the ratio, then the same for the pytest process's
+CPU time (steadier on a shared machine; the sim terminal's process is not in it); run with
 `.venv/bin/python bench/bench_scenario.py` (`--few 20 --many 220 --rounds 3`).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import statistics
 import subprocess
@@ -80,18 +82,21 @@ CLOCK_PLUGIN = textwrap.dedent(
 
 
     def pytest_collection_finish(session):
-        _started.append(time.perf_counter())
+        _started.append((time.perf_counter(), time.process_time()))
 
 
     def pytest_sessionfinish(session, exitstatus):
+        wall, cpu = _started[0]
         with open(os.environ["BENCH_CLOCK_FILE"], "w") as out:
-            out.write(repr(time.perf_counter() - _started[0]))
+            out.write(repr((time.perf_counter() - wall, time.process_time() - cpu)))
     """
 )
 
 
-def _timed(command: list[str], cwd: Path) -> float:
-    """Seconds from the end of collection to the end of the session."""
+def _timed(command: list[str], cwd: Path) -> tuple[float, float]:
+    """Seconds from the end of collection to the end of the session: wall clock, and
+    the pytest process's CPU time (less moved by other work on a shared machine; the
+    sim terminal's own process is not in it)."""
     clock = cwd / "clock.txt"
     clock.unlink(missing_ok=True)
     path = os.pathsep.join(p for p in (str(cwd.parent), os.environ.get("PYTHONPATH")) if p)
@@ -99,16 +104,17 @@ def _timed(command: list[str], cwd: Path) -> float:
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0 or not clock.exists():
         sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-3000:]}")
-    return float(clock.read_text())
+    wall, cpu = ast.literal_eval(clock.read_text())
+    return float(wall), float(cpu)
 
 
-def _floor(folder: Path) -> float:
+def _floor(folder: Path) -> tuple[float, float]:
     command = [str(BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
     command += ["-p", "no:hil", "-p", "benchclock", "--alluredir", str(folder / "allure")]
     return _timed(command, folder)
 
 
-def _hil(folder: Path) -> float:
+def _hil(folder: Path) -> tuple[float, float]:
     command = [str(BIN / "hil"), "run", "--features", "features", "--reports", "reports"]
     return _timed([*command, "--no-html", "--", "-p", "benchclock"], folder)
 
@@ -122,6 +128,8 @@ def main() -> None:
     extra = options.many - options.few
     floor_slopes: list[float] = []
     hil_slopes: list[float] = []
+    floor_cpu: list[float] = []
+    hil_cpu: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-scenario-") as temp:
         root = Path(temp)
         (root / "benchclock.py").write_text(CLOCK_PLUGIN)
@@ -135,16 +143,24 @@ def main() -> None:
         for _ in range(options.rounds):
             few = _floor(projects["floor", options.few])
             many = _floor(projects["floor", options.many])
-            floor_slopes.append((many - few) / extra)
+            floor_slopes.append((many[0] - few[0]) / extra)
+            floor_cpu.append((many[1] - few[1]) / extra)
             few = _hil(projects["hil", options.few])
             many = _hil(projects["hil", options.many])
-            hil_slopes.append((many - few) / extra)
+            hil_slopes.append((many[0] - few[0]) / extra)
+            hil_cpu.append((many[1] - few[1]) / extra)
     floor_ms = statistics.median(floor_slopes) * 1000
     hil_ms = statistics.median(hil_slopes) * 1000
     print(f"scenarios per run:         {options.few} and {options.many}, {options.rounds} rounds")
     print(f"pytest-bdd + allure floor: {floor_ms:.2f} ms per scenario (empty step)")
     print(f"hil run on {env_note}: {hil_ms:.2f} ms per scenario (device-info step)")
     print(f"ratio hil / floor:         {hil_ms / floor_ms:.1f}x")
+    floor_cpu_ms = statistics.median(floor_cpu) * 1000
+    hil_cpu_ms = statistics.median(hil_cpu) * 1000
+    print(
+        f"CPU of the pytest process:  floor {floor_cpu_ms:.2f} ms, hil {hil_cpu_ms:.2f} ms "
+        f"per scenario, {hil_cpu_ms / floor_cpu_ms:.1f}x"
+    )
 
 
 if __name__ == "__main__":

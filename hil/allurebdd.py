@@ -101,12 +101,8 @@ def add_measurements(
 def typed_arguments(step: Any, step_func: Any) -> dict[str, str]:
     """The arguments the step's phrase parses out of the Gherkin text, as typed (before
     any converter): the step function's fixtures are not among them."""
-    from pytest_bdd.steps import step_function_context_registry
-
     text = str(step.name)
-    for context in list(step_function_context_registry.values()):
-        if context.step_func is not step_func:
-            continue
+    for context in _step_contexts.of(step_func):
         parser = context.parser
         if not parser.is_matching(text):
             continue
@@ -120,6 +116,30 @@ def typed_arguments(step: Any, step_func: Any) -> dict[str, str]:
             for name, value in typed.items()
         }
     return {}
+
+
+class _StepContexts:
+    """Step function -> its pytest-bdd step contexts (one per phrase): looked up for
+    every Gherkin step, among hundreds of steps; indexed again when steps are
+    registered or go."""
+
+    def __init__(self) -> None:
+        self._size = -1
+        self._by_function: dict[int, list[Any]] = {}
+
+    def of(self, step_func: Any) -> list[Any]:
+        from pytest_bdd.steps import step_function_context_registry as registry
+
+        if len(registry) != self._size:
+            by_function: dict[int, list[Any]] = {}
+            for context in list(registry.values()):
+                by_function.setdefault(id(context.step_func), []).append(context)
+            self._by_function, self._size = by_function, len(registry)
+        known = self._by_function.get(id(step_func), [])
+        return [context for context in known if context.step_func is step_func]
+
+
+_step_contexts = _StepContexts()
 
 
 def _as_typed(parser: Any, text: str) -> dict[str, str]:

@@ -738,6 +738,8 @@ class RunReports:
         # The Allure environment as last written: it changes a few times a run, not
         # with every scenario, so it is written only when it did.
         self._allure_environment: dict[str, Any] | None = None
+        self._details_written: str | None = None
+        self._marker_written: str | None = None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
@@ -779,14 +781,22 @@ class RunReports:
 
     def write(self) -> None:
         """summary.json, junit.xml and the Allure run files as the run stands now."""
+        with self.summary.environment_held():
+            self._write()
+
+    def _write(self) -> None:
         summary, outputs = self.summary, self.outputs
         if outputs.summary is not None:
             summary.write(outputs.summary)
         if outputs.junit is not None:
             summary.write_junit(outputs.junit)
         if outputs.details is not None:
+            # Written when it changed (a scenario failed), and before the run's first
+            # scenario: the controller reads it with each new summary.json.
             text = json.dumps(summary.details, ensure_ascii=False)
-            reporting.write_atomically(outputs.details, text.encode("utf-8"))
+            if text != self._details_written:
+                reporting.write_atomically(outputs.details, text.encode("utf-8"))
+                self._details_written = text
         if outputs.alluredir is not None:
             environment = {**summary.environment(), "run_status": summary.status}
             if environment != self._allure_environment:
@@ -794,13 +804,17 @@ class RunReports:
                 self._allure_environment = environment
             if summary.complete:
                 reporting.run_marker_path(outputs.alluredir, summary.run_id).unlink(missing_ok=True)
-            else:
+                self._marker_written = None
+                return
+            # Written when its text changes (the run starts, the run ends), not after
+            # every scenario: each scenario over is a result beside it, and summary.json
+            # and junit.xml count them (docs/decisions.md).
+            reason = summary.incomplete_reason(counted=summary.status != "running")
+            if reason != self._marker_written:
                 reporting.write_run_marker(
-                    outputs.alluredir,
-                    summary.run_id,
-                    summary.incomplete_reason(),
-                    outputs.started_ms,
+                    outputs.alluredir, summary.run_id, reason, outputs.started_ms
                 )
+                self._marker_written = reason
 
 
 class RigSetReports(RunReports):

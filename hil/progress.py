@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -46,16 +47,31 @@ class LiveProgress:
         # Steps run while pytest captures output; print around the capture, as
         # pytest's own live logging does, so progress is live and not swallowed.
         self._capture = config.pluginmanager.getplugin("capturemanager")
+        # No colour and a fixed width (a log, CI): a line that fits is written as it is,
+        # which is what rich writes for it, without rich's rendering (a fifth of a
+        # millisecond a line, three lines a scenario).
+        plain = not self._console.is_terminal and self._console.color_system is None
+        self._plain_width = self._console.width if plain else None
         self.index = 0
         self.started = time.monotonic()
 
     def _print(self, *renderables: Any) -> None:
         if self._capture is None:
-            self._console.print(*renderables)
+            self._write(renderables)
             return
         with self._capture.global_and_fixture_disabled():
-            self._console.print(*renderables)
+            self._write(renderables)
             self._console.file.flush()
+
+    def _write(self, renderables: tuple[Any, ...]) -> None:
+        if self._plain_width is not None and len(renderables) == 1:
+            (line,) = renderables
+            if isinstance(line, Text) and line.end == "\n":
+                text = line.plain
+                if text.isprintable() and cell_len(text) <= self._plain_width:
+                    self._console.file.write(text + "\n")
+                    return
+        self._console.print(*renderables)
 
     @pytest.hookimpl(optionalhook=True)  # hil's own hook (hil.plugin.HilHookSpecs)
     def pytest_hil_run_started(self, session: pytest.Session) -> None:

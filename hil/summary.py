@@ -30,12 +30,21 @@ repeat's own outcome kept. junit.xml keeps one test case per run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    Collection,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -92,6 +101,43 @@ _SPLICE = (
     "<scenarios-" + uuid.uuid4().hex.translate(str.maketrans("0123456789", "ghijklmnop")) + ">"
 )
 _DECIDING_BLAMES = ("config", "framework", "rig", "terminal", None)
+# Stand for junit.xml's run properties and test cases while the rest is serialised: XML
+# names of letters only, random as _SPLICE is.
+_ENVIRONMENT_SPLICE = "<environment-" + _SPLICE[11:]
+_PROPERTIES_SPLICE = "hil-properties-" + _SPLICE[11:-1]
+_CASES_SPLICE = "hil-cases-" + _SPLICE[11:-1]
+#: What a run's outcome counts as in junit.xml's totals.
+_CASE_KINDS = {
+    "failed": "failure",
+    "broken": "error",
+    "interrupted": "error",
+    "skipped": "skipped",
+    "not run": "skipped",
+}
+
+
+def _tally_of(entry: Mapping[str, Any]) -> tuple[str, bool, bool, bool]:
+    """What a scenario's entry counts as in summary.json: its outcome, and whether it is
+    a rig fault, a configuration error, a framework error."""
+    return (
+        entry["outcome"],
+        bool(entry["rig_fault"]),
+        bool(entry["config_error"]),
+        bool(entry["framework_error"]),
+    )
+
+
+def _add_tally(tally: dict[str, int], counted: tuple[str, bool, bool, bool], sign: int) -> None:
+    outcome, rig_fault, config_error, framework_error = counted
+    for name, counts in (
+        (outcome, True),
+        ("rig_faults", rig_fault),
+        ("config_errors", config_error),
+        ("framework_errors", framework_error),
+    ):
+        if counts:
+            tally[name] = tally.get(name, 0) + sign
+
 
 #: Exceptions that mean a feature file or a step module is wrong, not the terminal.
 _AUTHORING_ERRORS: tuple[type[BaseException], ...] = (
@@ -251,14 +297,136 @@ def pending_entry(nodeid: str, name: str) -> dict[str, Any]:
     }
 
 
+class _TrackedEntry(dict[str, Any]):
+    """One run's entry in ``RunSummary.results``: tells its summary when it changes, so
+    the reports written after every scenario remake only what changed. Change an entry
+    by assigning (``entry[key] = value``, ``update``), never a value in place."""
+
+    __slots__ = ("_nodeid", "_touched")
+
+    def __init__(self, nodeid: str, touched: Callable[[str], None], data: Mapping[str, Any]):
+        super().__init__(data)
+        self._nodeid = nodeid
+        self._touched = touched
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._touched(self._nodeid)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._touched(self._nodeid)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._touched(self._nodeid)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self._touched(self._nodeid)
+        return super().setdefault(key, default)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self._touched(self._nodeid)
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        self._touched(self._nodeid)
+        return super().popitem()
+
+    def clear(self) -> None:
+        super().clear()
+        self._touched(self._nodeid)
+
+    def __ior__(self, other: Any) -> _TrackedEntry:  # type: ignore[override,misc]
+        super().__ior__(other)
+        self._touched(self._nodeid)
+        return self
+
+
+class _TrackedDetails(dict[str, str]):
+    """``RunSummary.details``: tells its summary which run's failure text changed."""
+
+    __slots__ = ("_touched",)
+
+    def __init__(self, touched: Callable[[str], None]) -> None:
+        super().__init__()
+        self._touched = touched
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key, value)
+        self._touched(key)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._touched(key)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        before = dict(self)
+        super().update(*args, **kwargs)
+        for key in self:
+            if before.get(key) != self[key]:
+                self._touched(key)
+
+    def setdefault(self, key: str, default: str = "") -> str:
+        self._touched(key)
+        return super().setdefault(key, default)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self._touched(key)
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[str, str]:
+        key, value = super().popitem()
+        self._touched(key)
+        return key, value
+
+    def clear(self) -> None:
+        keys = list(self)
+        super().clear()
+        for key in keys:
+            self._touched(key)
+
+    def __ior__(self, other: Any) -> _TrackedDetails:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+
+@dataclass
+class _Made:
+    """What the reports were last made of, kept between writes (RunSummary._sync)."""
+
+    #: what, changed, remakes every entry: the run's status, the run under way at its
+    #: end, the facts (their identity and size)
+    key: tuple[object, ...] = ()
+    #: how many runs were listed when the order was last made
+    listed: int = -1
+    #: runs changed since this was made
+    changed: set[str] | None = None
+
+
 class RunSummary:
-    """Per-scenario outcomes, written as summary.json and junit.xml, shown by ``hil run``."""
+    """Per-scenario outcomes, written as summary.json and junit.xml, shown by ``hil run``.
+
+    summary.json and junit.xml are written after every scenario, so what a write costs
+    must not grow with the scenarios already written: each run's entry tells the summary
+    when it changes (``_TrackedEntry``), and a write remakes (aggregates, masks,
+    encodes) only the scenarios and test cases whose runs changed; the counts are kept
+    as they change. A subclass that makes its entries another way (hil.rigset, which
+    replaces ``results`` as a whole) is written the plain way, remade from the entries.
+    """
 
     def __init__(self, run_id: str, environment: Callable[[], Mapping[str, str]] = dict) -> None:
         self.run_id = run_id
-        self.results: dict[str, dict[str, Any]] = {}
-        #: full failure text per scenario (masked), for junit.xml
-        self.details: dict[str, str] = {}
+        # Runs changed since each consumer last looked: the scenario list, junit's
+        # test cases, the count of runs over.
+        self._changed_for: tuple[set[str], set[str], set[str]] = (set(), set(), set())
+        self._results: dict[str, dict[str, Any]] = {}
+        self._details: dict[str, str] = _TrackedDetails(self._touch)
+        # Whether the entries tell their changes (see the class docstring).
+        self._tracked = all(
+            getattr(type(self), name) is getattr(RunSummary, name)
+            for name in ("_shown", "_scenarios", "_junit_case", "_as_dict")
+        )
         #: per test node ID: which scenario and repeat it runs, its requirements and tags
         self.facts: dict[str, RunFacts] = {}
         #: (kind, node ID) -> (the entry as JSON, the entry masked): the reports are
@@ -267,6 +435,33 @@ class RunSummary:
         # junit.xml's <testcase> per run node ID, masked, with the facts it was made of.
         self._junit_made: dict[str, tuple[str, ET.Element]] = {}
         self._junit_cases: dict[str, ET.Element] = {}
+        self._untracked_cases: dict[str, tuple[ET.Element, str]] = {}
+        # The tracked way (``_sync_scenarios``, ``_sync_cases``): per scenario its entry,
+        # masked JSON text and what it counts as; per run its <testcase> text.
+        self._list_made = _Made(changed=self._changed_for[0])
+        self._scenario_of: dict[str, str] = {}
+        self._runs_of: dict[str, list[str]] = {}
+        self._scenario_list: list[tuple[str, dict[str, Any]]] = []
+        self._scenario_at: dict[str, int] = {}
+        self._scenario_texts: list[str] = []
+        self._scenario_tally: dict[str, tuple[str, bool, bool, bool]] = {}
+        self._tally: dict[str, int] = {}
+        self._cases_made = _Made(changed=self._changed_for[1])
+        self._case_at: dict[str, int] = {}
+        self._case_texts: list[str | None] = []
+        self._case_text_of: dict[str, str | None] = {}
+        self._case_kind: dict[str, str | None] = {}
+        self._case_counts: dict[str | None, int] = {}
+        self._runs_listed: tuple[tuple[int, int], dict[str, list[str]]] | None = None
+        self._run_over: dict[str, bool] = {}
+        self._runs_over = 0
+        self._properties_made: tuple[tuple[tuple[str, str], ...], str] | None = None
+        self._deselected_made: tuple[tuple[int, int, int], int] | None = None
+        self._hostname: str | None = None
+        self._holding_environment = False
+        self._environment_held: dict[str, str] | None = None
+        # summary.json's environment, masked and encoded, with what it was made of
+        self._environment_made: tuple[tuple[tuple[str, str], ...], str] | None = None
         self.started = time.time()
         #: tests to run: scenarios x repeats
         self.total = 0
@@ -300,7 +495,49 @@ class RunSummary:
         times = {"started": _iso(self.started)}
         if self.ended is not None:
             times["ended"] = _iso(self.ended)
-        return {**self._environment(), **self._suite, **self.run_facts, **times}
+        rig = self._environment_held
+        if rig is None:
+            rig = dict(self._environment())
+            if self._holding_environment:
+                self._environment_held = rig
+        return {**rig, **self._suite, **self.run_facts, **times}
+
+    @contextlib.contextmanager
+    def environment_held(self) -> Iterator[None]:
+        """Within it, the rig is asked for its facts once: the reports written together
+        (summary.json, junit.xml, Allure's environment) state the same, at the cost of
+        one."""
+        self._holding_environment = True
+        try:
+            yield
+        finally:
+            self._holding_environment = False
+            self._environment_held = None
+
+    @property
+    def results(self) -> dict[str, dict[str, Any]]:
+        """Every run (test) by node ID: its entry (``pending_entry``'s keys)."""
+        return self._results
+
+    @results.setter
+    def results(self, results: dict[str, dict[str, Any]]) -> None:
+        # Entries that do not tell their changes: the reports are remade from them.
+        self._results = results
+        self._tracked = False
+
+    @property
+    def details(self) -> dict[str, str]:
+        """Full failure text per run (masked), for junit.xml."""
+        return self._details
+
+    @details.setter
+    def details(self, details: dict[str, str]) -> None:
+        self._details = details
+        self._tracked = False
+
+    def _touch(self, nodeid: str) -> None:
+        for changed in self._changed_for:
+            changed.add(nodeid)
 
     @property
     def interrupted(self) -> bool:
@@ -311,10 +548,11 @@ class RunSummary:
         return self.status == "finished"
 
     def _entry(self, nodeid: str, name: str) -> dict[str, Any]:
-        entry = self.results.get(nodeid)
+        entry = self._results.get(nodeid)
         if entry is None:
-            entry = pending_entry(nodeid, name)
-            self.results[nodeid] = entry
+            entry = _TrackedEntry(nodeid, self._touch, pending_entry(nodeid, name))
+            self._results[nodeid] = entry
+            self._touch(nodeid)
         return entry
 
     # --- the run's life -------------------------------------------------------------
@@ -417,8 +655,11 @@ class RunSummary:
     @property
     def deselected(self) -> int:
         """Scenarios no run of which was selected."""
-        selected = {facts.scenario for facts in self.facts.values()}
-        return len(self._deselected - selected)
+        made_for = (id(self.facts), len(self.facts), len(self._deselected))
+        if self._deselected_made is None or self._deselected_made[0] != made_for:
+            selected = {facts.scenario for facts in self.facts.values()}
+            self._deselected_made = (made_for, len(self._deselected - selected))
+        return self._deselected_made[1]
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -470,21 +711,22 @@ class RunSummary:
 
     def _shown(self) -> list[tuple[str, dict[str, Any]]]:
         """Every run (test) as it stands, by node ID."""
-        if self.status in ("running", "not started"):
-            return list(self.results.items())
-        shown = []
-        for nodeid, entry in self.results.items():
-            if entry["outcome"] != "pending":
-                shown.append((nodeid, entry))
-                continue
-            interrupted = self.status == "interrupted" and nodeid == self._under_way_at_end
-            shown.append(
-                (nodeid, {**entry, "outcome": "interrupted" if interrupted else "not run"})
-            )
-        return shown
+        return [(nodeid, self._shown_entry(nodeid)) for nodeid in self._results]
+
+    def _shown_entry(self, nodeid: str) -> dict[str, Any]:
+        """One run as it stands: once the run is over, a run that never finished is
+        ``interrupted`` (the one under way when the run was interrupted) or ``not run``."""
+        entry = self._results[nodeid]
+        if self.status in ("running", "not started") or entry["outcome"] != "pending":
+            return entry
+        interrupted = self.status == "interrupted" and nodeid == self._under_way_at_end
+        return {**entry, "outcome": "interrupted" if interrupted else "not run"}
 
     def _scenarios(self) -> list[tuple[str, dict[str, Any]]]:
         """Every scenario, by node ID without the repeat, in the order they run."""
+        if self._tracked:
+            self._sync_scenarios()
+            return list(self._scenario_list)
         runs: dict[str, list[tuple[RunFacts, dict[str, Any]]]] = {}
         for nodeid, entry in self._shown():
             facts = self.facts.get(nodeid) or RunFacts(scenario=nodeid, repeat=1)
@@ -494,23 +736,164 @@ class RunSummary:
             for scenario, its_runs in runs.items()
         ]
 
+    # --- the tracked way: remade where runs changed -------------------------------------
+
+    def _facts_of(self, nodeid: str) -> RunFacts:
+        return self.facts.get(nodeid) or RunFacts(scenario=nodeid, repeat=1)
+
+    def _sync_scenarios(self) -> None:
+        """The scenario list, its JSON texts and counts, remade for the runs changed
+        since the last time (all of them when the run's status or facts changed)."""
+        made = self._list_made
+        assert made.changed is not None
+        key = (self.status, self._under_way_at_end, id(self.facts), len(self.facts))
+        if key != made.key:
+            made.key, made.listed = key, -1
+            made.changed.update(self._results)
+        if not made.changed and made.listed == len(self._results):
+            return
+        regroup = made.listed != len(self._results)
+        if regroup:
+            runs_of: dict[str, list[str]] = {}
+            scenario_of: dict[str, str] = {}
+            for nodeid in self._results:
+                scenario = self._facts_of(nodeid).scenario
+                runs_of.setdefault(scenario, []).append(nodeid)
+                scenario_of[nodeid] = scenario
+            for runs in runs_of.values():
+                if len(runs) > 1:
+                    runs.sort(key=lambda nodeid: self._facts_of(nodeid).repeat)
+            self._runs_of, self._scenario_of = runs_of, scenario_of
+        dirty = {self._scenario_of[n] for n in made.changed if n in self._scenario_of}
+        made.changed.clear()
+        if regroup:
+            kept = {
+                scenario: (self._scenario_list[index][1], self._scenario_texts[index])
+                for scenario, index in self._scenario_at.items()
+                if scenario not in dirty and scenario in self._runs_of
+            }
+            self._scenario_list, self._scenario_texts, self._scenario_at = [], [], {}
+            self._scenario_tally = {}
+            for scenario in self._runs_of:
+                entry, text = kept.get(scenario) or self._make_scenario(scenario)
+                self._scenario_at[scenario] = len(self._scenario_list)
+                self._scenario_list.append((scenario, entry))
+                self._scenario_texts.append(text)
+                self._scenario_tally[scenario] = _tally_of(entry)
+            self._tally = {}
+            for tally in self._scenario_tally.values():
+                _add_tally(self._tally, tally, 1)
+            made.listed = len(self._results)
+            return
+        for scenario in dirty:
+            entry, text = self._make_scenario(scenario)
+            index = self._scenario_at[scenario]
+            self._scenario_list[index] = (scenario, entry)
+            self._scenario_texts[index] = text
+            _add_tally(self._tally, self._scenario_tally[scenario], -1)
+            self._scenario_tally[scenario] = _tally_of(entry)
+            _add_tally(self._tally, self._scenario_tally[scenario], 1)
+
+    def _make_scenario(self, scenario: str) -> tuple[dict[str, Any], str]:
+        """One scenario's entry and its masked JSON as it stands in summary.json."""
+        runs = [(self._facts_of(n), self._shown_entry(n)) for n in self._runs_of[scenario]]
+        entry = scenario_entry(scenario, runs)
+        text = json.dumps(mask_data(entry), ensure_ascii=False, indent=2)
+        return entry, "    " + text.replace("\n", "\n    ")
+
+    def _sync_cases(self) -> None:
+        """junit.xml's test cases as text, remade for the runs changed since the last
+        time (all of them when the run's status or end changed)."""
+        made = self._cases_made
+        assert made.changed is not None
+        key = (self.status, self.ended_by, self._under_way_at_end)
+        if key != made.key:
+            made.key, made.listed = key, -1
+            made.changed.update(self._results)
+        changed = [n for n in made.changed if n in self._results]
+        made.changed.clear()
+        for nodeid in changed:
+            kind, text = self._case_text(nodeid)
+            if nodeid in self._case_kind:
+                self._case_counts[self._case_kind[nodeid]] -= 1
+            self._case_kind[nodeid] = kind
+            self._case_counts[kind] = self._case_counts.get(kind, 0) + 1
+            self._case_text_of[nodeid] = text
+            index = self._case_at.get(nodeid)
+            if index is not None:
+                self._case_texts[index] = text
+        if made.listed != len(self._results):
+            self._case_at = {nodeid: index for index, nodeid in enumerate(self._results)}
+            self._case_texts = [self._case_text_of.get(nodeid) for nodeid in self._results]
+            made.listed = len(self._results)
+
+    def _case_text(self, nodeid: str) -> tuple[str | None, str | None]:
+        """What a run counts as in junit.xml (``failure``, ``error``, ``skipped``,
+        ``passed``) and its <testcase> as text, indented as in the file; None while it
+        is pending."""
+        entry = mask_data(self._shown_entry(nodeid))
+        if entry["outcome"] == "pending":
+            return None, None
+        case = self._build_case(entry, self._details.get(nodeid, ""))
+        _mask_elements(case)
+        ET.indent(case, level=2)
+        return _CASE_KINDS.get(entry["outcome"], "passed"), ET.tostring(case, encoding="unicode")
+
+    def _count_runs_over(self) -> int:
+        """How many runs are over (not pending), kept as they change."""
+        if not self._tracked:
+            return sum(1 for e in self._results.values() if e["outcome"] != "pending")
+        changed = self._changed_for[2]
+        for nodeid in changed:
+            entry = self._results.get(nodeid)
+            over = entry is not None and entry["outcome"] != "pending"
+            if over != self._run_over.get(nodeid, False):
+                self._runs_over += 1 if over else -1
+                self._run_over[nodeid] = over
+        changed.clear()
+        return self._runs_over
+
+    # --- what the reports say, either way -------------------------------------------------
+
     def scenario_runs(self, nodeid: str) -> tuple[str, list[str]]:
         """The scenario a test runs, and the node IDs of all its runs (repeats)."""
         facts = self.facts.get(nodeid)
         if facts is None:
             return nodeid, [nodeid]
-        return facts.scenario, [n for n, f in self.facts.items() if f.scenario == facts.scenario]
+        made_for = (id(self.facts), len(self.facts))
+        if self._runs_listed is None or self._runs_listed[0] != made_for:
+            listed: dict[str, list[str]] = {}
+            for run, its_facts in self.facts.items():
+                listed.setdefault(its_facts.scenario, []).append(run)
+            self._runs_listed = (made_for, listed)
+        return facts.scenario, list(self._runs_listed[1].get(facts.scenario, [nodeid]))
 
     def scenario_result(self, scenario: str) -> dict[str, Any] | None:
         """One scenario's entry as the reports show it now."""
+        if self._tracked:
+            self._sync_scenarios()
+            index = self._scenario_at.get(scenario)
+            return None if index is None else self._scenario_list[index][1]
         return dict(self._scenarios()).get(scenario)
 
     def as_dict(self) -> dict[str, Any]:
         return self._as_dict(self._scenarios())
 
     def _as_dict(self, scenarios: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        return self._summary_dict(scenarios)
+
+    def _summary_dict(
+        self,
+        scenarios: list[tuple[str, dict[str, Any]]],
+        tally: Mapping[str, int] | None = None,
+    ) -> dict[str, Any]:
+        """The summary; ``tally``: the scenarios' counts, when kept (else counted)."""
         results = [entry for _, entry in scenarios]
-        counts = {k: sum(1 for r in results if r["outcome"] == k) for k in OUTCOMES}
+        if tally is None:
+            counted: dict[str, int] = {}
+            for entry in results:
+                _add_tally(counted, _tally_of(entry), 1)
+            tally = counted
         return {
             "run_id": self.run_id,
             "status": self.status,
@@ -527,10 +910,10 @@ class RunSummary:
             "collected": len(results) if self.status != "not started" else self.total,
             "runs": self.total,
             "deselected": self.deselected,
-            "counts": counts,
-            "rig_faults": sum(1 for r in results if r["rig_fault"]),
-            "config_errors": sum(1 for r in results if r["config_error"]),
-            "framework_errors": sum(1 for r in results if r["framework_error"]),
+            "counts": {k: tally.get(k, 0) for k in OUTCOMES},
+            "rig_faults": tally.get("rig_faults", 0),
+            "config_errors": tally.get("config_errors", 0),
+            "framework_errors": tally.get("framework_errors", 0),
             "environment": self.environment(),
             "scenarios": results,
         }
@@ -543,7 +926,7 @@ class RunSummary:
         self, key: tuple[str, str], entry: dict[str, Any]
     ) -> tuple[dict[str, Any], str]:
         """``entry`` masked, and its JSON as it stands in summary.json's scenario list;
-        both made again only when the entry changed."""
+        both made again only when the entry changed (the untracked way)."""
         seen = json.dumps(entry, sort_keys=True, default=str)
         cached = self._masked.get(key)
         if cached is None or cached[0] != seen:
@@ -561,11 +944,18 @@ class RunSummary:
         scenario's JSON is made once (json's indented encoder is pure Python) and
         spliced in; the text is the same as ``json.dumps(..., indent=2)`` of the whole.
         """
-        shown = self._scenarios()
-        data = self._as_dict(shown)
-        entries = [self._masked_and_text(("scenario", n), e)[1] for n, e in shown]
-        head = mask_data({**data, "scenarios": _SPLICE})
+        if self._tracked:
+            self._sync_scenarios()
+            data = self._summary_dict(self._scenario_list, self._tally)
+            entries = self._scenario_texts
+        else:
+            shown = self._scenarios()
+            data = self._as_dict(shown)
+            entries = [self._masked_and_text(("scenario", n), e)[1] for n, e in shown]
+        environment = data["environment"]
+        head = mask_data({**data, "environment": _ENVIRONMENT_SPLICE, "scenarios": _SPLICE})
         text = json.dumps(head, ensure_ascii=False, indent=2)
+        text = text.replace(json.dumps(_ENVIRONMENT_SPLICE), self._environment_text(environment), 1)
         listed = "[\n" + ",\n".join(entries) + "\n  ]" if entries else "[]"
         text = text.replace(json.dumps(_SPLICE), listed, 1) + "\n"
         reporting.write_atomically(path, text.encode("utf-8"))
@@ -574,36 +964,48 @@ class RunSummary:
         """junit.xml for CI: one test case per scenario run (each repeat its own, named by
         its node ID) that has an outcome, and while the run is not complete one more, an
         error naming why (so a killed or interrupted run never reads as a green one).
-        Every text PAN-masked."""
-        # What the suite element needs, not the whole summary (its scenario list was
-        # just made for summary.json; making it again costs as much per write).
+        Every text PAN-masked.
+
+        Written after every scenario: each test case is made (masked, serialised) again
+        only when its run changed, and the run's properties only when they did; both
+        are spliced into the file, whose text is ElementTree's of the whole."""
         environment = self.environment()
         duration_s = round(time.time() - self.started, 3)
-        suite = ET.Element("testsuite", name="pos-hil", timestamp=_iso(self.started))
-        suite.set("hostname", socket.gethostname())
-        properties = ET.SubElement(suite, "properties")
+        if self._hostname is None:
+            self._hostname = socket.gethostname()
+        root = ET.Element("testsuites", name="pos-hil")
+        suite = ET.SubElement(root, "testsuite", name="pos-hil", timestamp=_iso(self.started))
+        suite.set("hostname", self._hostname)
         facts = {
             "run_id": self.run_id,
             "status": self.status,
             "complete": str(self.complete).lower(),
             **environment,
         }
-        for name, value in facts.items():
-            ET.SubElement(properties, "property", name=name, value=str(value))
+        ET.SubElement(suite, _PROPERTIES_SPLICE)
         tests = failures = errors = skipped = 0
-        for nodeid, recorded in self._shown():
-            made = self._junit_case(nodeid, recorded)
-            if made is None:
-                continue  # not over yet: the run-level entry below says so
-            outcome, case = made
-            suite.append(case)
-            tests += 1
-            if outcome == "failed":
-                failures += 1
-            elif outcome in ("broken", "interrupted"):
-                errors += 1
-            elif outcome in ("skipped", "not run"):
-                skipped += 1
+        if self._tracked:
+            self._sync_cases()
+            cases = [text for text in self._case_texts if text is not None]
+            tests = len(cases)
+            failures = self._case_counts.get("failure", 0)
+            errors = self._case_counts.get("error", 0)
+            skipped = self._case_counts.get("skipped", 0)
+        else:
+            cases = []
+            for nodeid, recorded in self._shown():
+                made = self._junit_case(nodeid, recorded)
+                if made is None:
+                    continue  # not over yet: the run-level entry below says so
+                outcome, case = made
+                cases.append(self._untracked_case_text(nodeid, case))
+                tests += 1
+                kind = _CASE_KINDS.get(outcome, "passed")
+                failures += kind == "failure"
+                errors += kind == "error"
+                skipped += kind == "skipped"
+        if cases:
+            ET.SubElement(suite, _CASES_SPLICE)
         if not self.complete:
             tests += 1
             errors += 1
@@ -616,20 +1018,51 @@ class RunSummary:
         suite.set("errors", str(errors))
         suite.set("skipped", str(skipped))
         suite.set("time", f"{duration_s:.3f}")
-        root = ET.Element("testsuites", name="pos-hil")
-        root.append(suite)
-        cases = {id(case) for case in self._junit_cases.values()}
-        _mask_elements(root, skip=lambda element: id(element) in cases)
+        _mask_elements(root)
         ET.indent(root)
         text = ET.tostring(root, encoding="unicode", xml_declaration=True)
+        text = text.replace(f"<{_PROPERTIES_SPLICE} />", self._properties_text(facts), 1)
+        if cases:
+            text = text.replace(f"<{_CASES_SPLICE} />", "\n    ".join(cases), 1)
         reporting.write_atomically(path, (text + "\n").encode("utf-8"))
 
-    def _junit_case(self, nodeid: str, recorded: dict[str, Any]) -> tuple[str, ET.Element] | None:
-        """The masked <testcase> of one run and its outcome; None while it is pending.
+    def _environment_text(self, environment: Mapping[str, Any]) -> str:
+        """summary.json's environment, masked, as it stands in the file; made again only
+        when it changed (a few times a run)."""
+        items = tuple((str(key), str(value)) for key, value in environment.items())
+        if self._environment_made is None or self._environment_made[0] != items:
+            text = json.dumps(mask_data(dict(environment)), ensure_ascii=False, indent=2)
+            self._environment_made = (items, text.replace("\n", "\n  "))
+        return self._environment_made[1]
 
-        junit.xml is written after every scenario: each case is built and masked once
-        and again only when its entry changed, so the cost of a write does not grow
-        with the cases already written."""
+    def _untracked_case_text(self, nodeid: str, case: ET.Element) -> str:
+        """A <testcase> as text, serialised again only when it is another element (its
+        run changed: ``_junit_case`` makes a new one)."""
+        cached = self._untracked_cases.get(nodeid)
+        if cached is not None and cached[0] is case:
+            return cached[1]
+        ET.indent(case, level=2)
+        case.tail = None
+        text = ET.tostring(case, encoding="unicode")
+        self._untracked_cases[nodeid] = (case, text)
+        return text
+
+    def _properties_text(self, facts: Mapping[str, object]) -> str:
+        """junit.xml's <properties> of the run, masked, as text; made again only when
+        the facts changed (a few times a run)."""
+        items = tuple((name, str(value)) for name, value in facts.items())
+        if self._properties_made is None or self._properties_made[0] != items:
+            properties = ET.Element("properties")
+            for name, value in items:
+                ET.SubElement(properties, "property", name=name, value=value)
+            _mask_elements(properties)
+            ET.indent(properties, level=2)
+            self._properties_made = (items, ET.tostring(properties, encoding="unicode"))
+        return self._properties_made[1]
+
+    def _junit_case(self, nodeid: str, recorded: dict[str, Any]) -> tuple[str, ET.Element] | None:
+        """The masked <testcase> of one run and its outcome; None while it is pending
+        (the untracked way: made again only when its entry changed)."""
         entry = self._masked_entry(("run", nodeid), recorded)
         outcome = entry["outcome"]
         if outcome == "pending":
@@ -639,6 +1072,15 @@ class RunSummary:
         cached = self._junit_made.get(nodeid)
         if cached is not None and cached[0] == key:
             return outcome, cached[1]
+        case = self._build_case(entry, detail)
+        _mask_elements(case)
+        self._junit_made[nodeid] = (key, case)
+        self._junit_cases[nodeid] = case
+        return outcome, case
+
+    def _build_case(self, entry: Mapping[str, Any], detail: str) -> ET.Element:
+        """A run's <testcase> from its masked entry (not masked itself yet)."""
+        outcome = entry["outcome"]
         # Jenkins and GitLab group by classname and show the name: the feature and
         # the scenario as the Gherkin titles them, an outline row's values and the
         # repeat in brackets as in the node ID; the file stays in the "file" attribute.
@@ -662,21 +1104,21 @@ class RunSummary:
         elif outcome in ("skipped", "not run"):
             reason = entry["message"] if outcome == "skipped" else f"not run: {self.ended_by}"
             ET.SubElement(case, "skipped", message=reason)
-        _mask_elements(case)
-        self._junit_made[nodeid] = (key, case)
-        self._junit_cases[nodeid] = case
-        return outcome, case
+        return case
 
-    def incomplete_reason(self) -> str:
-        """One line: why this run is not complete (empty when it is)."""
-        done = sum(1 for e in self.results.values() if e["outcome"] != "pending")
+    def incomplete_reason(self, *, counted: bool = True) -> str:
+        """One line: why this run is not complete (empty when it is). ``counted=False``:
+        while the run runs, without how many scenarios are over (which changes with
+        every scenario; the Allure run marker is written only when its text changes)."""
+        done = self._count_runs_over()
         progress = f"{done} of {self.total} scenarios over"
         if self.repeat > 1:
             progress = f"{done} of {self.total} scenario runs over, {self.repeat} per scenario"
         if self.status == "running":
+            said = f" ({progress})" if counted else ""
             return (
                 f"Run incomplete: run {self.run_id} had not finished when this was "
-                f"written ({progress}); if it is no longer running, it was killed"
+                f"written{said}; if it is no longer running, it was killed"
             )
         if self.status in ("interrupted", "stopped"):
             under_way = self.results.get(self._under_way_at_end or "")
