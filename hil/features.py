@@ -25,7 +25,8 @@ import difflib
 import hashlib
 import re
 import types
-from collections.abc import Iterable
+import weakref
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ from pytest_bdd.steps import step_function_context_registry
 from hil.drivers import display_path
 
 INI_OPTION = "hil_features"
+#: pytest-bdd's step lookup (pytest_bdd.scenario), which StepLookup stands in for
+LOOKUP = "find_fixturedefs_for_step"
 
 
 class FeatureFile(pytest.Module):
@@ -175,6 +178,71 @@ def _step_definitions_seen_by(item: pytest.Item) -> list[Any]:
             if context is not None:
                 found.append(context)
     return found
+
+
+class StepLookup:
+    """pytest-bdd's ``find_fixturedefs_for_step`` with its work done once where it can be.
+
+    pytest-bdd finds the definitions of each step of each scenario it runs by walking
+    every fixture name in the session (hundreds: each step definition is one) and
+    asking pytest which of them the scenario sees, then trying every parser: about
+    1.4 ms a step, 1.2-1.4 s of a run of the shipped suite, on the run's critical path.
+    The answer depends only on the step (its type and text), on where the scenario is
+    (which definitions it sees: conftest.py files, a glue module's own steps) and on
+    which fixtures exist. So the definitions a place sees are listed once per place
+    (as ``unknown_steps`` does), and each step's answer is kept; both start again when a
+    fixture is registered. Same definitions, in the same order, as pytest-bdd's own
+    (a test compares them)."""
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+        # Per fixture manager (one per session; weak, so a finished session's goes).
+        self._known: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], list[Any]]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __call__(self, step: Any, fixturemanager: Any, node: pytest.Item) -> Iterator[Any]:
+        names = get_fixture_names(fixturemanager)
+        # A registration adds a name at the end (pytest-bdd's own injection is undone
+        # before the next step is looked up): the count and the last name tell it.
+        fixtures = (len(names), names[-1] if names else "")
+        place = node.parent.nodeid if node.parent is not None else node.nodeid
+        known = self._known.setdefault(fixturemanager, {})
+        answer = known.get((fixtures, place, step.type, step.name))
+        if answer is None:
+            seen = known.get((fixtures, place))
+            if seen is None:
+                seen = known[(fixtures, place)] = [
+                    (fixturedef, context)
+                    for name in names
+                    for fixturedef in getfixturedefs(fixturemanager, name, node) or []
+                    if (context := step_function_context_registry.get(fixturedef.func)) is not None
+                ]
+            answer = known[(fixtures, place, step.type, step.name)] = [
+                fixturedef
+                for fixturedef, context in seen
+                if (context.type is None or context.type == step.type)
+                and context.parser.is_matching(step.name)
+            ]
+        return iter(answer)
+
+
+def install_step_lookup(config: pytest.Config) -> None:
+    """Put ``StepLookup`` in place of pytest-bdd's step lookup for this session; the
+    original is back when the session ends. A pytest-bdd without that function (a
+    version that finds steps another way) is left as it is."""
+    import importlib
+
+    module = importlib.import_module("pytest_bdd.scenario")
+    original = getattr(module, LOOKUP, None)
+    if original is None or isinstance(original, StepLookup):
+        return
+    setattr(module, LOOKUP, StepLookup(original))
+
+    def restore() -> None:
+        setattr(module, LOOKUP, original)
+
+    config.add_cleanup(restore)
 
 
 def unknown_steps(items: Iterable[pytest.Item]) -> list[str]:

@@ -196,6 +196,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # Step modules import each other (common, phrases); mark the whole package so
     # pytest rewrites their asserts whichever is imported first.
     pytest.register_assert_rewrite("hil.steps")
+    if config.getini(features.INI_OPTION) or config.getoption("rig"):
+        features.install_step_lookup(config)  # a hil session: the step lookup, once
     rig_set = _rig_set(config)
     # The controller of --rigs runs no step, but checks every step is known (rigset).
     for module in step_modules():

@@ -140,3 +140,52 @@ def test_hil_run_blames_the_feature_files_with_exit_2(
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
+
+
+VALUE_STEPS = """
+from pytest_bdd import given, then
+
+@given("a value", target_fixture="value")
+def {name}_value():
+    return "{name}"
+
+@then("the value is {name}")
+def is_{name}(value):
+    assert value == "{name}"
+"""
+
+# Each step, looked up again by pytest-bdd's own lookup, twice by hil's (the second time
+# from what it kept): the same definitions in the same order.
+COMPARE_LOOKUPS = """
+import importlib
+
+from hil.features import StepLookup
+
+def pytest_bdd_before_step(request, feature, scenario, step, step_func):
+    lookup = importlib.import_module("pytest_bdd.scenario").find_fixturedefs_for_step
+    assert isinstance(lookup, StepLookup)
+    manager, node = request._fixturemanager, request.node
+    for _ in range(2):
+        kept = list(lookup(step=step, fixturemanager=manager, node=node))
+        own = list(lookup.original(step=step, fixturemanager=manager, node=node))
+        assert kept == own and kept, step.name
+"""
+
+
+def test_the_step_lookup_sees_what_pytest_bdd_sees_from_each_folder(
+    pytester: pytest.Pytester,
+) -> None:
+    """hil's step lookup (hil.features.StepLookup, kept per place and step) finds the same
+    definitions as pytest-bdd's own, in the same order, for every step it runs: a folder's
+    conftest.py overrides a phrase for its own scenarios only, and a step seen again is
+    answered as the first time."""
+    pytester.makeconftest(VALUE_STEPS.format(name="top") + COMPARE_LOOKUPS)
+    feature = "Feature: F\n  Scenario: S{n}\n    Given a value\n    Then the value is {v}\n"
+    inner = pytester.path / "features" / "inner"
+    inner.mkdir(parents=True)
+    for n in (1, 2):
+        (pytester.path / "features" / f"top{n}.feature").write_text(feature.format(n=n, v="top"))
+        (inner / f"in{n}.feature").write_text(feature.format(n=n, v="inner"))
+    (inner / "conftest.py").write_text(VALUE_STEPS.format(name="inner"))
+    result = pytester.runpytest("features", "-o", "hil_features=true", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
