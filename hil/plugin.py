@@ -231,6 +231,7 @@ def pytest_configure(config: pytest.Config) -> None:
     summary.tags = selection.tags.text if selection.tags is not None else None
     if rig_set is not None and rig_set.worker is not None:
         summary.run_facts["rig_slot"] = rig_set.worker.label
+        rigset.end_worker_at_exit()
     config.stash[_summary_key] = summary
     config.pluginmanager.register(summary, "hil-summary")
     if config.getoption("hil_progress"):
