@@ -199,9 +199,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getini(features.INI_OPTION) or config.getoption("rig"):
         features.install_step_lookup(config)  # a hil session: the step lookup, once
     rig_set = _rig_set(config)
-    # The controller of --rigs runs no step, but checks every step is known (rigset).
-    for module in step_modules():
-        config.pluginmanager.import_plugin(module)
+    # The controller of --rigs runs no step, but checks every step is known: it imports
+    # the step library when it collects, after xdist has started the workers (rigset).
+    if rig_set is None or not rig_set.controller:
+        import_step_library(config)
     try:
         this_run = run_id()
     except ConfigError as e:
@@ -637,6 +638,12 @@ def _marker_lookup(item: pytest.Item) -> tags.MarkerLookup:
 
 
 _ABSENT = object()
+
+
+def import_step_library(config: pytest.Config) -> None:
+    """pos-hil's step modules, as plug-ins of this session (their steps are fixtures)."""
+    for module in step_modules():
+        config.pluginmanager.import_plugin(module)
 
 
 def step_modules() -> list[str]:

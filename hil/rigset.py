@@ -213,7 +213,12 @@ class RigSetSummary(RunSummary):
         spawned them by now): a syntax error, an unknown step or tag, or a selection
         that matches nothing stops the run here with the single-rig messages and exit 2,
         before any rig starts or any report is touched. Its items are not run; the
-        workers' own collections are what the scenarios are handed out from."""
+        workers' own collections are what the scenarios are handed out from. The step
+        library is imported here, not when the session was configured, so the workers
+        were started that much sooner."""
+        from hil.plugin import import_step_library
+
+        import_step_library(session.config)
         session.perform_collect()
         if session.testsfailed:
             raise session.Interrupted(f"{session.testsfailed} error(s) during collection")
