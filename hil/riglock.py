@@ -32,7 +32,7 @@ from hil.lifecycle import notice
 from hil.runinfo import run_id
 from hil.runtime import private_dir, runtime_root
 
-LOCK_FOLDER = "rig-locks"
+LOCK_FOLDER = "terminal-locks"
 #: How often a waiting run tries again (a lock file gives no wake-up to wait on).
 _RETRY_S = 0.2
 

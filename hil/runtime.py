@@ -38,6 +38,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import select
 import shutil
 import signal
@@ -55,6 +56,10 @@ log = logging.getLogger(__name__)
 
 RUNTIME_DIR_ENV = "HIL_RUNTIME_DIR"
 WORK_PREFIX = "rig-"
+#: A work folder's name: WORK_PREFIX and mkdtemp's eight characters. Only these are ever
+#: cleaned up as a dead run's: anything else in the runtime folder (the terminal locks,
+#: pcscd's folder) is not a work folder, whatever its name starts with.
+_WORK_FOLDER_NAME = re.compile(re.escape(WORK_PREFIX) + r"[a-z0-9_]{8}")
 OWNER_FILE = "owner.json"
 LOCK_FILE = "owner.lock"
 STARTED_DIR = "started"
@@ -295,12 +300,17 @@ class WorkFolder:
             self._lock_fd = -1
 
 
+def is_work_folder_name(name: str) -> bool:
+    """Whether ``name`` is a run's work folder (``WorkFolder.create`` makes them)."""
+    return _WORK_FOLDER_NAME.fullmatch(name) is not None
+
+
 def remove_dead_work_folders(root: Path | None = None) -> None:
     """Remove every work folder under ``root`` whose owner is dead, stopping the
     processes it recorded first."""
     root = runtime_root() if root is None else root
     for entry in sorted(root.iterdir()):
-        if entry.name.startswith(WORK_PREFIX):
+        if is_work_folder_name(entry.name):
             clean_up_if_dead(entry)
 
 
@@ -331,7 +341,7 @@ def stop_left_behind(folder: Path) -> list[StartedProcess]:
     """The process that owned ``folder`` is known to be dead (a card reader claim says
     so): stop what it recorded there, and remove the folder if it is a work folder of
     ours. Returns the recorded processes still running ([] when all are gone)."""
-    if folder.parent == runtime_root() and folder.name.startswith(WORK_PREFIX):
+    if folder.parent == runtime_root() and is_work_folder_name(folder.name):
         return clean_up_if_dead(folder)
     # A folder the caller chose (Rig(work_dir=...)): not ours to remove.
     return [p for p in ProcessLedger(folder).entries() if not stop_process(p)]

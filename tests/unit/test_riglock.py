@@ -69,3 +69,28 @@ def test_a_holder_killed_with_sigkill_leaves_the_terminal_free(tmp_path: Path) -
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     _take(tmp_path).release()
+
+
+def test_a_runs_clean_up_of_dead_work_folders_leaves_the_locks_alone(tmp_path: Path) -> None:
+    """Every run starts by removing dead runs' work folders from the runtime folder. The
+    locks live there too: cleaning up must not take a held lock away (it did, once the
+    lock folder was a minute old: a second run then drove a terminal in use)."""
+    from hil.runtime import remove_dead_work_folders
+
+    held = _take(tmp_path)
+    try:
+        for entry in tmp_path.iterdir():  # the lock folder, long since made
+            os.utime(entry, (time.time() - 3600, time.time() - 3600))
+        remove_dead_work_folders(tmp_path)
+        with pytest.raises(RigError, match="is in use by run "):
+            _take(tmp_path, rig="bench-b")
+    finally:
+        held.release()
+
+
+def test_only_a_work_folders_name_is_taken_for_one() -> None:
+    from hil.runtime import is_work_folder_name
+
+    assert is_work_folder_name("rig-a1b2_c3d")
+    for name in ("rig-locks", "terminal-locks", "rig-a1b2_c3d4", "hil-pcscd-35990"):
+        assert not is_work_folder_name(name), name
