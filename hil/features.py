@@ -166,18 +166,23 @@ def known_phrases() -> list[str]:
     )
 
 
-def _step_definitions_seen_by(item: pytest.Item) -> list[Any]:
-    """The step definitions (pytest-bdd's step contexts) visible to ``item``: the same
-    fixtures pytest-bdd's ``find_fixturedefs_for_step`` goes through, by pytest's own
-    visibility rules, listed once."""
-    fixturemanager = item.session._fixturemanager
-    found = []
-    for name in get_fixture_names(fixturemanager):
-        for fixturedef in getfixturedefs(fixturemanager, name, item) or []:
-            context = step_function_context_registry.get(fixturedef.func)
-            if context is not None:
-                found.append(context)
-    return found
+def _step_definitions_seen_by(fixturemanager: Any, node: pytest.Item) -> list[tuple[Any, Any]]:
+    """The step definitions visible to ``node``, each as (its fixture definition, its
+    pytest-bdd step context): the same fixtures pytest-bdd's ``find_fixturedefs_for_step``
+    goes through, by pytest's own visibility rules, listed once."""
+    return [
+        (fixturedef, context)
+        for name in get_fixture_names(fixturemanager)
+        for fixturedef in getfixturedefs(fixturemanager, name, node) or []
+        if (context := step_function_context_registry.get(fixturedef.func)) is not None
+    ]
+
+
+def _defines(context: Any, step: Any) -> bool:
+    """Whether the step definition (its pytest-bdd context) matches ``step``."""
+    return (context.type is None or context.type == step.type) and bool(
+        context.parser.is_matching(step.name)
+    )
 
 
 class StepLookup:
@@ -212,17 +217,9 @@ class StepLookup:
         if answer is None:
             seen = known.get((fixtures, place))
             if seen is None:
-                seen = known[(fixtures, place)] = [
-                    (fixturedef, context)
-                    for name in names
-                    for fixturedef in getfixturedefs(fixturemanager, name, node) or []
-                    if (context := step_function_context_registry.get(fixturedef.func)) is not None
-                ]
+                seen = known[(fixtures, place)] = _step_definitions_seen_by(fixturemanager, node)
             answer = known[(fixtures, place, step.type, step.name)] = [
-                fixturedef
-                for fixturedef, context in seen
-                if (context.type is None or context.type == step.type)
-                and context.parser.is_matching(step.name)
+                fixturedef for fixturedef, context in seen if _defines(context, step)
             ]
         return iter(answer)
 
@@ -254,7 +251,7 @@ def unknown_steps(items: Iterable[pytest.Item]) -> list[str]:
     # module's own steps): they are listed once per file of scenarios, and each step
     # text is matched once per file; pytest-bdd's own lookup walks every fixture name
     # for every step (most of the collection's time on the shipped suite).
-    visible: dict[Path, list[Any]] = {}
+    visible: dict[Path, list[tuple[Any, Any]]] = {}
     defined: dict[tuple[str, str, Path], bool] = {}
     for item in items:
         template = _scenario_of(item)
@@ -264,16 +261,12 @@ def unknown_steps(items: Iterable[pytest.Item]) -> list[str]:
         example = callspec.params.get("_pytest_bdd_example", {}) if callspec is not None else {}
         rendered = template.render(example)
         if item.path not in visible:
-            visible[item.path] = _step_definitions_seen_by(item)
+            visible[item.path] = _step_definitions_seen_by(item.session._fixturemanager, item)
         for step in rendered.steps:
             key = (rendered.feature.filename, step.line_number)
             seen_as = (step.type, step.name, item.path)
             if seen_as not in defined:
-                defined[seen_as] = any(
-                    (context.type is None or context.type == step.type)
-                    and context.parser.is_matching(step.name)
-                    for context in visible[item.path]
-                )
+                defined[seen_as] = any(_defines(context, step) for _, context in visible[item.path])
             if key in problems or defined[seen_as]:
                 continue
             if phrases is None:
