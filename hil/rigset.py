@@ -536,12 +536,6 @@ class AllureMerge:
         return True
 
 
-def merge_allure_results(summary: RigSetSummary, into: Path) -> int:
-    """Every worker's Allure results into ``into`` at once (``AllureMerge``); returns
-    how many test results it holds."""
-    return AllureMerge(summary, into).sweep(final=True)
-
-
 def _labelled(path: Path, label: str, as_parameter: bool) -> bytes:
     data = json.loads(path.read_text(encoding="utf-8"))
     labels = [item for item in data.get("labels", []) if item.get("name") not in ("rig", "thread")]

@@ -17,7 +17,6 @@ from hil.rigset import (
     RigSlot,
     decode_slots,
     encode_slots,
-    merge_allure_results,
     rig_slots,
     slot_folder,
     slot_of_worker,
@@ -236,7 +235,7 @@ def test_allure_results_are_merged_with_the_rig_as_label(tmp_path: Path) -> None
         (results / "environment.properties").write_text("rig=sim\n", encoding="utf-8")
         (results / f"{slot.label}-attachment.txt").write_text("x", encoding="utf-8")
     into = tmp_path / "allure-results"
-    assert merge_allure_results(summary, into) == 2
+    assert AllureMerge(summary, into).sweep(final=True) == 2
     assert sorted(p.name for p in into.iterdir()) == [
         "r1-attachment.txt",
         "r1-result.json",
