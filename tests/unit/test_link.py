@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import queue
@@ -587,11 +588,22 @@ def test_answer_is_retransmitted_by_the_reader_and_given_up_after_four(
     assert not sender.is_alive()
 
 
-def test_read_some_takes_a_whole_chunk_from_a_pty() -> None:
+@contextlib.contextmanager
+def _serial_on_pty(timeout: float) -> Iterator[tuple[int, SerialLike]]:
+    """pyserial's port on a raw pty's slave, and the pty's master; all closed after."""
     master, slave = os.openpty()
     tty.setraw(slave)
-    port = open_serial(os.ttyname(slave), timeout=0.5)
+    port = open_serial(os.ttyname(slave), timeout=timeout)
     try:
+        yield master, port
+    finally:
+        port.close()
+        os.close(master)
+        os.close(slave)
+
+
+def test_read_some_takes_a_whole_chunk_from_a_pty() -> None:
+    with _serial_on_pty(timeout=0.5) as (master, port):
         read_some = read_some_of(port)
         assert read_some is not None
         os.write(master, b"abcdef")
@@ -601,26 +613,19 @@ def test_read_some_takes_a_whole_chunk_from_a_pty() -> None:
         assert got == b"abcdef"
         port.timeout = 0.01
         assert read_some(4096) == b""  # the timeout, as pyserial's read
-    finally:
-        port.close()
-        os.close(master)
-        os.close(slave)
 
 
 def test_direct_write_sends_everything_even_past_a_full_buffer() -> None:
     # write_of tries one os.write; what a full pty buffer leaves goes through pyserial.
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    port = open_serial(os.ttyname(slave), timeout=0.5)
     big = bytes(range(256)) * 2048  # 512 KiB: more than a pty buffers
     got = bytearray()
+    with _serial_on_pty(timeout=0.5) as (master, port):
 
-    def drain() -> None:
-        while len(got) < len(big):
-            got.extend(os.read(master, 65536))
+        def drain() -> None:
+            while len(got) < len(big):
+                got.extend(os.read(master, 65536))
 
-    reader = threading.Thread(target=drain, daemon=True)
-    try:
+        reader = threading.Thread(target=drain, daemon=True)
         write = write_of(port)
         reader.start()
         write(b"")  # nothing to send is fine too
@@ -630,10 +635,6 @@ def test_direct_write_sends_everything_even_past_a_full_buffer() -> None:
         port.close()
         with pytest.raises(serial.SerialException):
             write(b"x")  # a closed port: pyserial's own error
-    finally:
-        port.close()
-        os.close(master)
-        os.close(slave)
 
 
 def test_one_shot_wakes_a_waiter_and_stays_set() -> None:
@@ -649,11 +650,8 @@ def test_one_shot_wakes_a_waiter_and_stays_set() -> None:
 def test_read_some_returns_on_cancel_and_follows_a_reopened_port() -> None:
     # The poll object watches pyserial's descriptor and abort pipe; cancel_read writes
     # the pipe, and a port closed and opened again has new descriptors to watch.
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    port = open_serial(os.ttyname(slave), timeout=5.0)
-    serial_port = cast(serial.Serial, port)
-    try:
+    with _serial_on_pty(timeout=5.0) as (master, port):
+        serial_port = cast(serial.Serial, port)
         read_some = read_some_of(port)
         assert read_some is not None
         threading.Timer(0.05, serial_port.cancel_read).start()
@@ -667,10 +665,6 @@ def test_read_some_returns_on_cancel_and_follows_a_reopened_port() -> None:
         while len(got) < 12:
             got += read_some(4096)
         assert got == b"after reopen"
-    finally:
-        port.close()
-        os.close(master)
-        os.close(slave)
 
 
 def test_fdport_read_of_a_descriptor_closed_underneath_is_ebadf() -> None:
