@@ -146,6 +146,30 @@ def started_by_hil(pid: int) -> bool:
     return any(CONFIG_MARKER in part for part in _cmdline(pid))
 
 
+EPHEMERAL_PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_port_range(path: Path = EPHEMERAL_PORT_RANGE) -> range | None:
+    """The ports this host hands out as source ports of outgoing connections, if known."""
+    try:
+        low, high = (int(part) for part in path.read_text(encoding="ascii").split())
+    except (OSError, ValueError):
+        return None
+    return range(low, high + 1)
+
+
+def _taken_port_hint(port: int) -> str:
+    # A vpcd port inside the ephemeral range can be held by any outgoing connection
+    # (the rig's own card connections included) for as long as that connection lives.
+    ephemeral = ephemeral_port_range()
+    if ephemeral is None or port not in ephemeral:
+        return "choose another [cards] port"
+    return (
+        f"it is inside this host's ephemeral port range {ephemeral.start}-{ephemeral.stop - 1}, "
+        f"where any outgoing connection may hold it: choose a [cards] port below {ephemeral.start}"
+    )
+
+
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         # As vpcd binds: connections of an earlier pcscd in TIME_WAIT do not count.
@@ -467,7 +491,7 @@ def _start(pool: VpcdPool, timeout: float) -> None:
             if not _port_free(reader.slot_port(slot)):
                 raise RigError(
                     f"vpcd port {reader.slot_port(slot)} for '{reader.slot_name(slot)}' is "
-                    "taken by another program; choose another [cards] port",
+                    f"taken by another program; {_taken_port_hint(reader.slot_port(slot))}",
                     instrument="cards",
                 )
     config_dir = _config_dir(pool)

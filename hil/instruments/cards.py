@@ -354,7 +354,7 @@ class CardsOptions(DriverConfig):
 
 class VpcdCardsConfig(CardsOptions):
     reader: str = Field(default="HIL Virtual Card", min_length=1, description="vpcd reader name")
-    port: int = Field(default=35990, ge=1024, le=65000, description="vpcd port of reader 1")
+    port: int = Field(default=29990, ge=1024, le=65000, description="vpcd port of reader 1")
     readers: int = Field(default=4, ge=1, le=16, description="vpcd readers in the pool")
     reader_wait_s: float = Field(
         default=60.0, ge=0, le=3600, description="how long to wait for a free reader of the pool"

@@ -231,7 +231,7 @@ def test_stale_hil_pcscd_is_replaced_and_the_last_release_stops_ours(tmp_path: P
 
 def test_foreign_pcscd_is_a_clear_rig_fault(tmp_path: Path) -> None:
     _idle_host()
-    foreign = _start_pcscd(tmp_path / "system-readers", 36410)
+    foreign = _start_pcscd(tmp_path / "system-readers", 29410)
     try:
         with pytest.raises(RigError, match=r"running without hil's vpcd readers .*Stale Reader"):
             claim_reader(POOL)

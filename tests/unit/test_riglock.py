@@ -92,5 +92,5 @@ def test_only_a_work_folders_name_is_taken_for_one() -> None:
     from hil.runtime import is_work_folder_name
 
     assert is_work_folder_name("rig-a1b2_c3d")
-    for name in ("rig-locks", "terminal-locks", "rig-a1b2_c3d4", "hil-pcscd-35990"):
+    for name in ("rig-locks", "terminal-locks", "rig-a1b2_c3d4", "hil-pcscd-29990"):
         assert not is_work_folder_name(name), name
