@@ -18,8 +18,10 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -131,3 +133,25 @@ def interruptions_held() -> Iterator[None]:
             signal.signal(signum, handler)
         for signum in caught:
             signal.raise_signal(signum)
+
+
+def end_process_at_exit(code: int = 0) -> None:
+    """This process, once it exits, ends without Python's interpreter shutdown, with
+    exit status ``code``.
+
+    The shutdown tears down every module and object of a pytest session with OpenCV,
+    pydantic and the step library loaded: 0.3-0.4 s of CPU for nothing, at the end of
+    every ``hil run`` (the CLI, and each ``--rigs`` worker, all at once). Python runs
+    atexit handlers after it has joined the process's non-daemon threads (thread pools
+    included), newest first, so this one runs after that and before any registered
+    earlier; by then nothing is left to do but what is flushed here: the log handlers
+    and the standard streams."""
+
+    def end_now() -> None:
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+    atexit.register(end_now)

@@ -24,14 +24,10 @@ Two ways to use the rigs:
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import glob
 import json
-import logging
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -119,27 +115,6 @@ def slot_of_worker(slots: list[RigSlot], worker_id: str) -> RigSlot:
     if not 0 <= index < len(slots):
         raise ConfigError(f"--hil-rigs: worker {worker_id} has no rig ({len(slots)} rigs given)")
     return slots[index]
-
-
-def end_worker_at_exit() -> None:
-    """A rig's worker, its session over, ends without Python's interpreter shutdown.
-
-    xdist's controller waits for every worker process to be gone before the run can end,
-    and a worker's shutdown (tearing down every module and object of a pytest session
-    with OpenCV, pydantic and the step library loaded) took 0.3-0.4 s of CPU each, all
-    at once: 0.8-1.0 s at the end of a 4-rig run on two cores. By the time this runs
-    (at exit, after the session, the rig's teardown, the reports and xdist's last
-    message), nothing is left to do but what is flushed here: the log handlers and the
-    standard streams."""
-
-    def end_now() -> None:
-        logging.shutdown()
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(0)
-
-    atexit.register(end_now)
 
 
 def slot_folder(run_folder: Path, slot: RigSlot) -> Path:

@@ -280,35 +280,3 @@ def test_allure_results_are_merged_as_the_run_goes(tmp_path: Path) -> None:
     merged = json.loads((into / "a-result.json").read_text(encoding="utf-8"))
     assert merged["status"] == "broken"
     assert {"name": "rig", "value": "r1"} in merged["labels"]
-
-
-def test_a_worker_ending_at_exit_loses_no_output_and_no_log(tmp_path: Path) -> None:
-    """The worker skips the interpreter's shutdown; what it had printed or logged, still
-    in buffers (a pipe's, a buffering log handler's), is written all the same, and it
-    exits 0."""
-    import os
-    import subprocess
-    import sys
-
-    log = tmp_path / "worker.log"
-    code = (
-        "import logging, logging.handlers, sys\n"
-        "from hil.rigset import end_worker_at_exit\n"
-        f"to_file = logging.FileHandler({str(log)!r})\n"
-        "held = logging.handlers.MemoryHandler(1000, logging.CRITICAL, to_file)\n"
-        "logging.getLogger().addHandler(held)\n"
-        "end_worker_at_exit()\n"
-        "sys.stdout.write('last words, no newline')\n"
-        "logging.getLogger('worker').warning('logged at the end')\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
-    assert (done.returncode, done.stdout) == (0, "last words, no newline"), done.stderr
-    assert "logged at the end" in log.read_text(encoding="utf-8")
