@@ -476,6 +476,8 @@ class AllureMerge:
             for entry in entries:
                 if entry.name in _RUN_WIDE_FILES or entry.name == marker:
                     continue
+                if entry.name.startswith("."):
+                    continue  # a file being written (write_atomically): its own name comes
                 taken = self._taken.get(entry.path)
                 if taken is not None and not final:
                     continue
@@ -505,9 +507,14 @@ class AllureMerge:
             return True
         target.unlink(missing_ok=True)
         try:
-            os.link(path, target)
-        except OSError:  # another file system, or links not allowed: a copy
-            shutil.copyfile(path, target)
+            try:
+                os.link(path, target)
+            except FileNotFoundError:
+                raise
+            except OSError:  # another file system, or links not allowed: a copy
+                shutil.copyfile(path, target)
+        except FileNotFoundError:
+            return False  # gone since it was listed (replaced by its worker): a later sweep
         return True
 
 

@@ -4,6 +4,7 @@ workers' own (their summary.json files, as a worker writes them)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,34 @@ def test_allure_results_are_merged_with_the_rig_as_label(tmp_path: Path) -> None
     assert {"name": "thread", "value": "r2"} in merged["labels"]
     assert merged["parameters"] == [{"name": "rig", "value": "r2"}]
     assert merged["historyId"] == "h1@r2"
+
+
+def test_a_sweep_skips_files_being_written_and_files_gone_since_it_listed_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker writes each file under a temporary dot-name and renames it; a sweep that
+    listed the temporary name, or a file replaced since, must not end the run (it did:
+    FileNotFoundError, exit 70, with a 4-rig run a third done)."""
+    summary = _summary(tmp_path)
+    r1 = slot_folder(tmp_path, summary.slots[0]) / "allure-results"
+    r1.mkdir(parents=True)
+    into = tmp_path / "allure-results"
+    merge = AllureMerge(summary, into)
+    (r1 / ".a-attachment.txt.123.partial").write_text("half", encoding="utf-8")
+    (r1 / "b-attachment.txt").write_text("transcript", encoding="utf-8")
+    real_link = os.link
+
+    def gone_before_the_link(source: Any, target: Any) -> None:
+        Path(source).unlink()  # its worker replaced it after the sweep listed it
+        raise FileNotFoundError(source)
+
+    monkeypatch.setattr(os, "link", gone_before_the_link)
+    assert merge.sweep() == 0
+    assert list(into.iterdir()) == []
+    monkeypatch.setattr(os, "link", real_link)
+    (r1 / "b-attachment.txt").write_text("transcript", encoding="utf-8")
+    merge.sweep()
+    assert sorted(p.name for p in into.iterdir()) == ["b-attachment.txt"]
 
 
 def test_allure_results_are_merged_as_the_run_goes(tmp_path: Path) -> None:
