@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 __version__ = "0.1.0"
@@ -26,3 +27,16 @@ def _rewrite_the_asserts_of_steps_only() -> None:
 
 
 _rewrite_the_asserts_of_steps_only()
+
+
+def _one_blas_thread_unless_told() -> None:
+    """numpy's OpenBLAS starts a thread per core at import, and they spin on the CPU for
+    a while: about 0.1 s of CPU per process that imports numpy (every sim terminal that
+    powers on, for its scanner's decoder; every rig process that renders a QR screen).
+    pos-hil does no linear algebra that such threads speed up, and on a rig host that
+    CPU belongs to the other rigs (measured: docs/decisions.md, "Parallel rigs on two
+    cores"). Set before numpy loads; a value the caller set is kept."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+_one_blas_thread_unless_told()
