@@ -251,8 +251,11 @@ def unknown_steps(items: Iterable[pytest.Item]) -> list[str]:
     # module's own steps): they are listed once per file of scenarios, and each step
     # text is matched once per file; pytest-bdd's own lookup walks every fixture name
     # for every step (most of the collection's time on the shipped suite).
-    visible: dict[Path, list[tuple[Any, Any]]] = {}
-    defined: dict[tuple[str, str, Path], bool] = {}
+    visible: dict[Path, tuple[int, list[tuple[Any, Any]]]] = {}
+    # Files that see the same definitions (most: a suite's step library is seen by all
+    # of its features) share one place, so a step used in every file is matched once.
+    places: dict[tuple[int, ...], int] = {}
+    defined: dict[tuple[str, str, int], bool] = {}
     for item in items:
         template = _scenario_of(item)
         if template is None:
@@ -261,12 +264,15 @@ def unknown_steps(items: Iterable[pytest.Item]) -> list[str]:
         example = callspec.params.get("_pytest_bdd_example", {}) if callspec is not None else {}
         rendered = template.render(example)
         if item.path not in visible:
-            visible[item.path] = _step_definitions_seen_by(item.session._fixturemanager, item)
+            seen = _step_definitions_seen_by(item.session._fixturemanager, item)
+            place = places.setdefault(tuple(id(fixturedef) for fixturedef, _ in seen), len(places))
+            visible[item.path] = (place, seen)
+        place, seen = visible[item.path]
         for step in rendered.steps:
             key = (rendered.feature.filename, step.line_number)
-            seen_as = (step.type, step.name, item.path)
+            seen_as = (step.type, step.name, place)
             if seen_as not in defined:
-                defined[seen_as] = any(_defines(context, step) for _, context in visible[item.path])
+                defined[seen_as] = any(_defines(context, step) for _, context in seen)
             if key in problems or defined[seen_as]:
                 continue
             if phrases is None:
