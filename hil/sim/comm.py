@@ -825,7 +825,11 @@ class CommModule:
 
     def _reversal_worker(self) -> None:
         while not self._halt.is_set():
-            woken = self._reversal_wakeup.wait(REVERSAL_RETRY_S * self.time_scale)
+            # With nothing to retry there is nothing to look for until a sale leaves a
+            # reversal (it wakes us) or the power goes (so does that): an idle terminal
+            # does not wake ten times a second at the sim's time scale.
+            retry_s = REVERSAL_RETRY_S * self.time_scale if self.reversal_file.exists() else None
+            woken = self._reversal_wakeup.wait(retry_s)
             self._reversal_wakeup.clear()
             if self._halt.is_set():
                 return
