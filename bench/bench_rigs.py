@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,9 +47,20 @@ def _run(rigs: int, reports: Path, tags: str | None) -> tuple[float, float, int]
     scenarios = summary["scenarios"]
     ran_once = len({entry["nodeid"] for entry in scenarios}) == len(scenarios)
     if done.returncode != 0 or not summary["complete"] or not ran_once:
+        # The reports stay for whoever looks into it; the bench's other runs' do not.
+        kept = Path(tempfile.mkdtemp(prefix=f"bench-rigs-failed-{rigs}-"))
+        shutil.copytree(reports, kept, dirs_exist_ok=True, symlinks=True)
+        not_passed = [
+            f"  {entry.get('rig', '')} {entry['nodeid']}: {entry['outcome']} "
+            f"({entry.get('blame')}): {entry.get('message', '')[:300]}"
+            for entry in scenarios
+            if entry["outcome"] != "passed"
+        ]
         sys.exit(
             f"bench_rigs: {rigs} rig(s): exit {done.returncode}, status {summary['status']}: "
-            f"not a clean run, no figure\n{done.stdout[-2000:]}{done.stderr}"
+            f"not a clean run, no figure; its reports are kept in {kept}\n"
+            + "\n".join(not_passed)
+            + f"\n{done.stdout[-2000:]}{done.stderr}"
         )
     return wall, cpu, summary["counts"]["passed"]
 
