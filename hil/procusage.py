@@ -1,18 +1,22 @@
 """What a local process uses, read by the rig from ``/proc/PID`` (Linux).
 
 The rig's own measurement of the terminal process it started: CPU time (user + system,
-``/proc/PID/stat`` fields 14 and 15, in clock ticks) and resident memory
-(``/proc/PID/statm`` field 2, in pages). Nothing here asks the terminal.
+``/proc/PID/stat`` fields 14 and 15, in clock ticks), CPU demand (each thread's ran +
+waited time, ``/proc/PID/task/*/schedstat``: what the terminal's performance item
+reports, hil.procstat) and resident memory (``/proc/PID/statm`` field 2, in pages).
+Nothing here asks the terminal.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hil.errors import RigError
+from hil.procstat import thread_demand_ns
 
 MIB = 1024 * 1024
 
@@ -25,6 +29,9 @@ class UsageSample:
     at: float
     cpu_s: float
     rss_bytes: int
+    #: thread id -> seconds it ran or waited to run (to the microsecond: no digit run in a
+    #: report reads as a card number); None where the kernel keeps no schedstat
+    thread_demand_s: Mapping[str, float] | None = field(default=None, compare=False)
 
     @property
     def rss_mib(self) -> float:
@@ -37,6 +44,18 @@ def cpu_pct(first: UsageSample, last: UsageSample) -> float:
     if wall <= 0:
         raise ValueError("the readings are not in time order")
     return (last.cpu_s - first.cpu_s) / wall * 100.0
+
+
+def demand_between(first: UsageSample, last: UsageSample) -> float | None:
+    """Seconds the process's threads ran or waited to run between two readings; None
+    without schedstat. A thread that ended in between is missing from ``last`` and counts
+    nothing: a lower bound of the demand, never more than it."""
+    if first.thread_demand_s is None or last.thread_demand_s is None:
+        return None
+    before = first.thread_demand_s
+    return sum(
+        max(0.0, now - before.get(thread, 0.0)) for thread, now in last.thread_demand_s.items()
+    )
 
 
 def parse_stat_cpu_ticks(stat: str) -> int:
@@ -73,4 +92,11 @@ def sample(pid: int, *, proc: Path = Path("/proc")) -> UsageSample:
         at=time.monotonic(),
         cpu_s=ticks / os.sysconf("SC_CLK_TCK"),
         rss_bytes=pages * os.sysconf("SC_PAGE_SIZE"),
+        thread_demand_s=_in_seconds(thread_demand_ns(pid, proc=proc)),
     )
+
+
+def _in_seconds(demand_ns: Mapping[str, int] | None) -> dict[str, float] | None:
+    if demand_ns is None:
+        return None
+    return {thread: round(ns / 1e9, 6) for thread, ns in demand_ns.items()}

@@ -35,7 +35,7 @@ from hil.contract.performance import (
 from hil.errors import DutError, RigError
 from hil.instruments.dut import ProcessTerminal
 from hil.instruments.host import AcquirerHost
-from hil.procusage import MIB, UsageSample, cpu_pct, sample
+from hil.procusage import MIB, UsageSample, cpu_pct, demand_between, sample
 from hil.rig import Rig
 from hil.steps.common import RigCursor, rig_cursor
 from hil.steps.phrases import StepValueError, phrase
@@ -208,14 +208,21 @@ def rss_agrees(usage_check: UsageCheck) -> None:
 @then(phrase("the performance item's CPU time is no more than the rig measured"))
 def cpu_time_agrees(usage_check: UsageCheck) -> None:
     """The CPU seconds the performance item says it measured in its window are no more
-    than the process used over the whole run, as the rig read it (one clock tick of
-    reading granularity either end)."""
+    than the process asked for over the whole run, as the rig read it (one clock tick of
+    reading granularity either end).
+
+    The item reports demand (ran + waited on a run queue: docs/test-port-protocol.md),
+    which on a loaded machine is well above the CPU time the process got: the rig's
+    reading is the larger of the two it takes, its threads' demand and the process's CPU
+    time, each a lower bound of the demand over the run. Against CPU time alone, a
+    truthful terminal failed whenever other rigs kept it waiting for a core."""
+    before, after = usage_check.before, usage_check.after
+    asked = max(after.cpu_s - before.cpu_s, demand_between(before, after) or 0.0)
     claimed = _number(usage_check.item("performance"), "cpu_seconds")
-    used = usage_check.after.cpu_s - usage_check.before.cpu_s
     agreed = reporting.measure(
-        "performance_item_cpu_seconds", claimed, "s", high=used + CPU_TICK_MARGIN_S
+        "performance_item_cpu_seconds", claimed, "s", high=asked + CPU_TICK_MARGIN_S
     )
-    assert agreed.passed, agreed.describe() + " (more CPU than the process used)"
+    assert agreed.passed, agreed.describe() + " (more CPU than the process asked for)"
 
 
 # --- the soak ----------------------------------------------------------------------------
