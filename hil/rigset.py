@@ -135,6 +135,10 @@ class RigSetSummary(RunSummary):
     rig too with ``--each``), so the reports, the aggregation of repeats and the exit
     code are the single-rig run's own code."""
 
+    # refresh() puts new entries in place of changed ones (_runs_of_worker) and never
+    # changes one in place.
+    ENTRIES_REPLACED = True
+
     def __init__(
         self,
         run_id: str,
@@ -169,6 +173,14 @@ class RigSetSummary(RunSummary):
         # list is made once per refresh (summary.json, junit and the progress share it).
         self._read: dict[str, tuple[tuple[int, int, int], dict[str, Any], dict[str, Any]]] = {}
         self._pending: dict[str, dict[str, Any]] = {}
+        self._worker_runs: dict[
+            str,
+            tuple[
+                dict[str, Any],
+                dict[str, Any],
+                list[tuple[str, dict[str, Any], RunFacts, str | None]],
+            ],
+        ] = {}
         self._generation = 0
         self._scenarios_made: tuple[tuple[int, str], list[tuple[str, dict[str, Any]]]] | None = None
 
@@ -247,34 +259,14 @@ class RigSetSummary(RunSummary):
                 f"rig {slot.label}: {error}" for error in data.get("errors", []) if error not in own
             )
             deselected = max(deselected, int(data.get("deselected", 0)))
-            for scenario in data.get("scenarios", []):
-                for run in scenario.get("repeats", []):
-                    key = self.key(run["nodeid"], slot.label)
-                    if run["outcome"] == "not run" and key in results:
-                        continue  # in shards, the rig that did run it says how it went
-                    blame = run["blame"]
-                    results[key] = {
-                        "nodeid": run["nodeid"],
-                        "feature": scenario["feature"],
-                        "scenario": scenario["scenario"],
-                        "outcome": run["outcome"],
-                        "blame": blame,
-                        "rig_fault": blame == "rig",
-                        "config_error": blame == "config",
-                        "framework_error": blame == "framework",
-                        "message": run["message"],
-                        "duration_s": run["duration_s"],
-                        "measurements": run["measurements"],
-                    }
-                    facts[key] = RunFacts(
-                        scenario=self.key(scenario["nodeid"], slot.label),
-                        repeat=int(run["repeat"]),
-                        requirements=tuple(scenario.get("requirements", ())),
-                        tags=tuple(scenario.get("tags", ())),
-                    )
-                    rig_of[key] = slot.label
-                    if run["nodeid"] in worker_details:
-                        details[key] = str(worker_details[run["nodeid"]])
+            for key, entry, run_facts, detail in self._runs_of_worker(slot, data, worker_details):
+                if entry["outcome"] == "not run" and key in results:
+                    continue  # in shards, the rig that did run it says how it went
+                results[key] = entry
+                facts[key] = run_facts
+                rig_of[key] = slot.label
+                if detail is not None:
+                    details[key] = detail
         # What no worker has reported yet is pending, in the order the workers collected.
         ordered: dict[str, dict[str, Any]] = {}
         for nodeid in self.collected or []:
@@ -296,6 +288,44 @@ class RigSetSummary(RunSummary):
         self._worker_deselected = deselected
 
         self._generation += 1
+
+    def _runs_of_worker(
+        self, slot: RigSlot, data: dict[str, Any], worker_details: dict[str, Any]
+    ) -> list[tuple[str, dict[str, Any], RunFacts, str | None]]:
+        """Each run a worker's summary lists, as this summary's entry, facts and failure
+        details; made again only when the worker's files were read again (they changed),
+        so an unchanged run keeps its entry object and what was made of it is kept too."""
+        made = self._worker_runs.get(slot.label)
+        if made is not None and made[0] is data and made[1] is worker_details:
+            return made[2]
+        runs = []
+        for scenario in data.get("scenarios", []):
+            for run in scenario.get("repeats", []):
+                blame = run["blame"]
+                entry = {
+                    "nodeid": run["nodeid"],
+                    "feature": scenario["feature"],
+                    "scenario": scenario["scenario"],
+                    "outcome": run["outcome"],
+                    "blame": blame,
+                    "rig_fault": blame == "rig",
+                    "config_error": blame == "config",
+                    "framework_error": blame == "framework",
+                    "message": run["message"],
+                    "duration_s": run["duration_s"],
+                    "measurements": run["measurements"],
+                }
+                run_facts = RunFacts(
+                    scenario=self.key(scenario["nodeid"], slot.label),
+                    repeat=int(run["repeat"]),
+                    requirements=tuple(scenario.get("requirements", ())),
+                    tags=tuple(scenario.get("tags", ())),
+                )
+                nodeid = run["nodeid"]
+                detail = str(worker_details[nodeid]) if nodeid in worker_details else None
+                runs.append((self.key(nodeid, slot.label), entry, run_facts, detail))
+        self._worker_runs[slot.label] = (data, worker_details, runs)
+        return runs
 
     def _read_worker(self, slot: RigSlot) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """A worker's summary and failure details, read again only when its summary

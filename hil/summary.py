@@ -439,6 +439,10 @@ class RunSummary:
     replaces ``results`` as a whole) is written the plain way, remade from the entries.
     """
 
+    #: Whether entries are only ever replaced (a new dict), never changed in place: what
+    #: was made of an entry can then be kept while the entry is the same object.
+    ENTRIES_REPLACED = False
+
     def __init__(self, run_id: str, environment: Callable[[], Mapping[str, str]] = dict) -> None:
         self.run_id = run_id
         # Runs changed since each consumer last looked: the scenario list, junit's
@@ -461,6 +465,11 @@ class RunSummary:
         self._junit_made: dict[str, tuple[tuple[int, str, str], ET.Element]] = {}
         self._junit_cases: dict[str, ET.Element] = {}
         self._untracked_cases: dict[str, tuple[ET.Element, str]] = {}
+        # The untracked way: per scenario the run entries and facts its entry was made of
+        # (the entries held, so an identity check cannot meet a recycled object).
+        self._untracked_made: dict[
+            str, tuple[tuple[Mapping[str, Any], ...], tuple[RunFacts, ...], dict[str, Any]]
+        ] = {}
         # The tracked way (``_sync_scenarios``, ``_sync_cases``): per scenario its entry,
         # masked JSON text and what it counts as; per run its <testcase> text.
         self._list_made = _Made(changed=self._changed_for[0])
@@ -757,9 +766,33 @@ class RunSummary:
             facts = self.facts.get(nodeid) or RunFacts(scenario=nodeid, repeat=1)
             runs.setdefault(facts.scenario, []).append((facts, entry))
         return [
-            (scenario, scenario_entry(scenario, sorted(its_runs, key=lambda r: r[0].repeat)))
+            (scenario, self._untracked_entry(scenario, sorted(its_runs, key=lambda r: r[0].repeat)))
             for scenario, its_runs in runs.items()
         ]
+
+    def _untracked_entry(
+        self, scenario: str, runs: list[tuple[RunFacts, dict[str, Any]]]
+    ) -> dict[str, Any]:
+        """``scenario_entry`` of ``runs``; where the entries are only ever replaced, never
+        changed in place (``ENTRIES_REPLACED``: hil.rigset makes new ones from a worker's
+        summary when it changed), made again only when a run's entry is another object
+        or its facts changed: the --rigs controller made all 132 again after every
+        scenario."""
+        if not self.ENTRIES_REPLACED:
+            return scenario_entry(scenario, runs)
+        entries = tuple(entry for _, entry in runs)
+        facts = tuple(fact for fact, _ in runs)
+        made = self._untracked_made.get(scenario)
+        if (
+            made is not None
+            and made[1] == facts
+            and len(made[0]) == len(entries)
+            and all(old is new for old, new in zip(made[0], entries, strict=True))
+        ):
+            return made[2]
+        entry = scenario_entry(scenario, runs)
+        self._untracked_made[scenario] = (entries, facts, entry)
+        return entry
 
     # --- the tracked way: remade where runs changed -------------------------------------
 

@@ -309,3 +309,54 @@ def test_allure_results_are_merged_as_the_run_goes(tmp_path: Path) -> None:
     merged = json.loads((into / "a-result.json").read_text(encoding="utf-8"))
     assert merged["status"] == "broken"
     assert {"name": "rig", "value": "r1"} in merged["labels"]
+
+
+@pytest.mark.parametrize("each", [False, True])
+def test_a_summary_kept_up_as_the_workers_report_says_what_one_made_afresh_says(
+    tmp_path: Path, each: bool
+) -> None:
+    """The controller keeps what it made of a worker's runs while that worker's files are
+    unchanged, and each scenario's entry while its runs are the same objects: after each
+    step of a run, its reports are byte for byte those of a summary that reads the same
+    files for the first time."""
+    import os
+    import time as clock
+
+    kept = _summary(tmp_path, each=each)
+    r1, r2 = (slot_folder(tmp_path, slot) for slot in kept.slots)
+    steps = [
+        (r1, "running", [_scenario(A, _run(A, "pending"))]),
+        (r1, "running", [_scenario(A, _run(A, "passed"))]),
+        (r2, "running", [_scenario(B, _run(B, "failed", "terminal", "E_X"))]),
+        (r1, "running", [_scenario(A, _run(A, "passed")), _scenario(C, _run(C, "pending"))]),
+        (r1, "finished", [_scenario(A, _run(A, "passed")), _scenario(C, _run(C, "broken", "rig"))]),
+        (r2, "finished", [_scenario(B, _run(B, "failed", "terminal", "E_X"))]),
+    ]
+    for number, (folder, status, scenarios) in enumerate(steps):
+        _worker_summary(folder, status, scenarios)
+        # a new mtime even on a coarse clock, as a worker's next write has
+        stamp = clock.time_ns() + number * 1_000_000_000
+        os.utime(folder / "summary.json", ns=(stamp, stamp))
+        kept.refresh()
+        afresh = RigSetSummary("RUN1", kept.slots, tmp_path, each=each)
+        afresh.pytest_xdist_node_collection_finished(node=None, ids=[A, B, C])
+        afresh.start()
+        afresh.started = kept.started
+        afresh.refresh()
+        for summary, name in ((kept, "kept"), (afresh, "afresh")):
+            summary.write(tmp_path / f"{name}.json")
+            summary.write_junit(tmp_path / f"{name}.xml")
+        for suffix in ("json", "xml"):
+            said = [
+                (tmp_path / f"{name}.{suffix}").read_text(encoding="utf-8")
+                for name in ("kept", "afresh")
+            ]
+            # the moment each was written differs; nothing else may
+            said = [_without_times(text) for text in said]
+            assert said[0] == said[1], (number, suffix)
+
+
+def _without_times(text: str) -> str:
+    import re
+
+    return re.sub(r'("updated": |"duration_s": |time=|timestamp=)"?[^",\n]*', r"\1", text)
