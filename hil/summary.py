@@ -986,11 +986,11 @@ class RunSummary:
         """``entry`` masked, and its JSON as it stands in summary.json's scenario list;
         both made again only when the entry changed (the untracked way).
 
-        Whether it changed is asked of a deep copy kept from last time (``==``, in C:
-        0.3 us an entry; its JSON text as the fingerprint cost 14 us, twice per run per
-        write, about 0.5 s of the controller's CPU in a 4-rig run of the shipped suite).
-        A copy of its data, because an entry may be changed in place after it was masked
-        (a tracked entry is)."""
+        Whether it changed is asked of a plain copy of its data kept from last time
+        (``==``, in C: 0.3 us an entry; its JSON text as the fingerprint cost 14 us, twice
+        per run per write, about 0.5 s of the controller's CPU in a 4-rig run of the
+        shipped suite). A copy, because an entry may be changed in place after it was
+        masked (a tracked entry is)."""
         cached = self._masked.get(key)
         if cached is None or cached.entry != entry:
             masked = mask_data(entry)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -319,9 +321,6 @@ def test_a_summary_kept_up_as_the_workers_report_says_what_one_made_afresh_says(
     unchanged, and each scenario's entry while its runs are the same objects: after each
     step of a run, its reports are byte for byte those of a summary that reads the same
     files for the first time."""
-    import os
-    import time as clock
-
     kept = _summary(tmp_path, each=each)
     r1, r2 = (slot_folder(tmp_path, slot) for slot in kept.slots)
     steps = [
@@ -335,7 +334,7 @@ def test_a_summary_kept_up_as_the_workers_report_says_what_one_made_afresh_says(
     for number, (folder, status, scenarios) in enumerate(steps):
         _worker_summary(folder, status, scenarios)
         # a new mtime even on a coarse clock, as a worker's next write has
-        stamp = clock.time_ns() + number * 1_000_000_000
+        stamp = time.time_ns() + number * 1_000_000_000
         os.utime(folder / "summary.json", ns=(stamp, stamp))
         kept.refresh()
         afresh = RigSetSummary("RUN1", kept.slots, tmp_path, each=each)
@@ -357,6 +356,4 @@ def test_a_summary_kept_up_as_the_workers_report_says_what_one_made_afresh_says(
 
 
 def _without_times(text: str) -> str:
-    import re
-
     return re.sub(r'("updated": |"duration_s": |time=|timestamp=)"?[^",\n]*', r"\1", text)
