@@ -215,6 +215,9 @@ def _process_terminal(
     }
     if isinstance(config, SimDutConfig):
         env["HIL_FLASH_SYNC"] = "1" if config.flash_sync else "0"
+        # What the sim's camera decoded, kept for its next power-on in this rig session:
+        # the calibration target is the same frame at every boot (hil.sim.scanner).
+        env["HIL_DECODE_MEMO"] = str(context.work_dir / "decode-memo")
     process = TerminalProcess(
         command,
         state_dir=config.state_dir or context.work_dir / "flash",

@@ -28,9 +28,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-import numpy as np
+from typing import TYPE_CHECKING, NamedTuple
 
 from hil.tcpservice import ClientConnection, TcpService
 
@@ -43,6 +41,15 @@ REQUEST_FRAME = b"F"
 MAGIC = b"HQF1"
 HEADER = struct.Struct(">4sIHHI")
 MAX_PIXELS = 8192 * 8192
+
+
+class RawFrame(NamedTuple):
+    """One frame as it crossed the link: 8-bit grey pixels, row-major."""
+
+    seq: int
+    width: int
+    height: int
+    pixels: bytes
 
 
 class FrameLinkError(OSError):
@@ -77,6 +84,8 @@ class FrameServer(TcpService):
     async def serve_client(
         self, client: ClientConnection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        import numpy as np  # the rig's side has it loaded already (the screen renders)
+
         try:
             while True:
                 request = await reader.read(1)
@@ -132,7 +141,7 @@ class FrameClient:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def _pull(self, sock: socket.socket) -> tuple[int, Image]:
+    def _pull(self, sock: socket.socket) -> RawFrame:
         sock.sendall(REQUEST_FRAME)
         magic, seq, width, height, length = HEADER.unpack(_recv_exactly(sock, HEADER.size))
         if magic != MAGIC:
@@ -141,8 +150,7 @@ class FrameClient:
             raise FrameLinkError(
                 f"camera {self.endpoint}: frame {width}x{height} with {length} bytes"
             )
-        pixels = _recv_exactly(sock, length)
-        return seq, np.frombuffer(pixels, dtype=np.uint8).reshape(height, width)
+        return RawFrame(seq, width, height, _recv_exactly(sock, length))
 
     def grab(self) -> tuple[int, Image]:
         """(seq, grey frame) of what the screen shows now; FrameLinkError if it cannot.
@@ -150,6 +158,15 @@ class FrameClient:
         A broken connection is retried once on a fresh one (the screen may have been
         restarted); a second failure is the answer.
         """
+        import numpy as np
+
+        frame = self.grab_raw()
+        image = np.frombuffer(frame.pixels, dtype=np.uint8).reshape(frame.height, frame.width)
+        return frame.seq, image
+
+    def grab_raw(self) -> RawFrame:
+        """``grab``'s frame as the bytes that came, without numpy: a terminal that
+        needs only a hash or a mean of the pixels does not load it (about 0.1 s)."""
         with self._lock:
             last: Exception | None = None
             for _ in range(2):

@@ -31,6 +31,9 @@ class SimEnvironment:
     channels: Channels
     #: HIL_FLASH_SYNC: fsync each flash write (default on; the sim rig turns it off)
     flash_sync: bool = True
+    #: HIL_DECODE_MEMO: a folder where the camera keeps what it decoded, by the frame's
+    #: pixels (hil.sim.scanner.DecodeMemo); None: every frame is decoded
+    decode_memo: Path | None = None
 
 
 def _required(environ: Mapping[str, str], name: str) -> str:
@@ -91,6 +94,7 @@ def from_environ(environ: Mapping[str, str]) -> SimEnvironment:
         raise ConfigError(f"HIL_FLASH_SYNC must be 0 or 1, got {sync_text!r}")
 
     firmware = environ.get("HIL_FIRMWARE", "")
+    memo = environ.get("HIL_DECODE_MEMO", "")
     return SimEnvironment(
         console_fd=console_fd,
         rig_alive_fd=rig_alive_fd,
@@ -103,4 +107,5 @@ def from_environ(environ: Mapping[str, str]) -> SimEnvironment:
         time_scale=time_scale,
         channels=parse_channels(environ.get("HIL_CHANNELS", "")),
         flash_sync=sync_text == "1",
+        decode_memo=Path(memo) if memo else None,
     )

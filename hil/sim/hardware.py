@@ -159,8 +159,10 @@ def _process_start_monotonic() -> float:
 
 
 class Hardware:
-    def __init__(self) -> None:
+    def __init__(self, *, decode_memo: Path | None = None) -> None:
         self._started = _process_start_monotonic()
+        #: HIL_DECODE_MEMO: where the camera keeps what it decoded (hil.sim.scanner.DecodeMemo)
+        self.decode_memo = decode_memo
         #: the rig's fault lines (hil.sim.faultlines), when the rig wires them
         self.fault_lines: FaultLineInputs | None = None
         self.conditions = ProvokedConditions()
@@ -287,9 +289,10 @@ class Hardware:
 
     def read_calibration_target(self, camera: str) -> CalibrationReading:
         """Pull frames from the camera channel and try to read the calibration target."""
-        from hil.sim.scanner import read_calibration_target
+        from hil.sim.scanner import DecodeMemo, read_calibration_target
 
-        return read_calibration_target(camera)
+        memo = DecodeMemo(self.decode_memo) if self.decode_memo is not None else None
+        return read_calibration_target(camera, memo)
 
     def pcsc_readers(self) -> list[str]:
         """Reader names from PC/SC; raises RuntimeError when PC/SC is unusable."""

@@ -11,19 +11,24 @@ docs/test-port-protocol.md (``scanner.scan``) and docs/qr.md.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hil.contract.qr import CALIBRATION_PAYLOAD
 from hil.protocol.endpoint import CommandFailed
 from hil.qr.payloads import PayloadError, classify_wallet, kind_of, parse_mpm
 from hil.sim import defects as seeded
+from hil.sim.state import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from hil.qr.framelink import FrameClient
+    from hil.qr.framelink import FrameClient, RawFrame
     from hil.qr.render import Image
 
 # OpenCV and numpy load on the first use of the camera (about 0.3 s): a terminal
@@ -77,17 +82,59 @@ class CalibrationReading:
     error: str | None = None  # the camera did not answer
 
 
-def read_calibration_target(endpoint: str) -> CalibrationReading:
-    """Pull a few frames and try to read them: the qr_scanner self-check's measurement."""
-    import numpy as np
+class DecodeMemo:
+    """What the camera's decoder read from frames it decoded before, kept by their pixels.
 
+    The decoder is a pure function of the pixels, and the calibration target is the
+    same frame at every power-on: decoding it again (and loading numpy and OpenCV for
+    that, about 0.2 s of CPU) at each boot tells nothing new. The memo is a folder the
+    rig gives the sim (``HIL_DECODE_MEMO``, in the rig's work folder, so it lasts one
+    rig session): one file per frame decoded, named by the SHA-256 of its size and
+    pixels, holding the text read ("" for none) and the time the decode took then.
+    A frame that differs in one pixel (a dark or dirty scan window, another code) is
+    decoded afresh. A missing or unreadable entry is a miss, never an error.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @staticmethod
+    def key(frame: RawFrame) -> str:
+        digest = hashlib.sha256(f"{frame.width}x{frame.height}:".encode("ascii"))
+        digest.update(frame.pixels)
+        return digest.hexdigest()
+
+    def get(self, key: str) -> Decode | None:
+        try:
+            entry = json.loads((self.folder / f"{key}.json").read_bytes())
+            return Decode(str(entry["text"]), float(entry["decode_ms"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, key: str, result: Decode) -> None:
+        entry = {"text": result.text, "decode_ms": result.decode_ms}
+        with contextlib.suppress(OSError):  # a memo that cannot be written is a miss later
+            atomic_write_bytes(self.folder / f"{key}.json", json.dumps(entry).encode("utf-8"))
+
+
+def _mean_luminance_pct(frame: RawFrame) -> float:
+    """Mean grey level in % of full scale; the exact integer sum, as numpy's mean of
+    these bytes gives (every partial sum is an integer well below 2**53)."""
+    return sum(frame.pixels) / len(frame.pixels) / 255.0 * 100.0
+
+
+def read_calibration_target(endpoint: str, memo: DecodeMemo | None = None) -> CalibrationReading:
+    """Pull a few frames and try to read them: the qr_scanner self-check's measurement.
+
+    With ``memo``, a frame decoded before (the same pixels) is read from it, and numpy
+    and OpenCV are loaded only for a frame that is not in it."""
     from hil.qr.framelink import FrameClient, FrameLinkError
 
     try:
         client = FrameClient(endpoint, timeout=1.0)
     except FrameLinkError as e:
         return CalibrationReading(endpoint, None, 0.0, 0, 0.0, str(e))
-    detector = new_detector()
+    detector: Any = None
     deadline = time.monotonic() + CALIBRATION_TIMEOUT_S
     frames = 0
     luminance = 0.0
@@ -95,12 +142,19 @@ def read_calibration_target(endpoint: str) -> CalibrationReading:
     try:
         while True:
             try:
-                _seq, image = client.grab()
+                frame = client.grab_raw()
             except FrameLinkError as e:
                 return CalibrationReading(endpoint, None, 0.0, frames, 0.0, str(e))
             frames += 1
-            luminance = float(np.mean(image)) / 255.0 * 100.0
-            result = decode_frame(detector, image)
+            luminance = _mean_luminance_pct(frame)
+            key = DecodeMemo.key(frame) if memo is not None else ""
+            result = memo.get(key) if memo is not None else None
+            if result is None:
+                if detector is None:
+                    detector = new_detector()
+                result = decode_frame(detector, _image(frame))
+                if memo is not None:
+                    memo.put(key, result)
             total_ms += result.decode_ms
             if result.text:
                 return CalibrationReading(
@@ -110,6 +164,12 @@ def read_calibration_target(endpoint: str) -> CalibrationReading:
                 return CalibrationReading(endpoint, None, total_ms / frames, frames, luminance)
     finally:
         client.close()
+
+
+def _image(frame: RawFrame) -> Image:
+    import numpy as np
+
+    return np.frombuffer(frame.pixels, dtype=np.uint8).reshape(frame.height, frame.width)
 
 
 def _int_arg(

@@ -163,7 +163,7 @@ class SimTerminal:
         self.env = env
         self.layout = FlashLayout(env.state_dir)
         self.layout.ensure()
-        self.hardware = hardware or Hardware()
+        self.hardware = hardware or Hardware(decode_memo=env.decode_memo)
         self._rom_key = rom_key if rom_key is not None else load_rom_key()
         self._lock = threading.RLock()
         self._halt = threading.Event()

@@ -61,7 +61,9 @@ def test_terminal_reads_what_the_screen_shows(qr_rig: Rig) -> None:
     assert event.data["payload"] == payload
 
 
-def test_self_check_passes_then_warns_then_fails_with_the_camera(qr_rig: Rig) -> None:
+def test_self_check_passes_then_warns_then_fails_with_the_camera(
+    qr_rig: Rig, tmp_path: Path
+) -> None:
     terminal = qr_rig.terminal
     assert terminal is not None
     item = terminal.run_item("qr_scanner")
@@ -77,6 +79,9 @@ def test_self_check_passes_then_warns_then_fails_with_the_camera(qr_rig: Rig) ->
     qr_rig.put_back()  # screen blank again: the target reads
     item = terminal.run_item("qr_scanner")
     assert (item.status, item.code) == ("pass", "OK")
+    # The sim remembers what it decoded by the pixels: the clean target (boot, and now)
+    # and the dirty one are two frames, each decoded once (hil.sim.scanner.DecodeMemo).
+    assert len(list((tmp_path / "work" / "decode-memo").iterdir())) == 2
 
     screen.close()  # the camera cable pulled
     item = terminal.run_item("qr_scanner")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from hil.contract.qr import CALIBRATION_PAYLOAD
@@ -14,12 +19,13 @@ from hil.instruments.qrscreen import SimQrScreen
 from hil.protocol.endpoint import CommandFailed
 from hil.qr.degrade import Degradation
 from hil.qr.fixtures import merchant_payload
+from hil.qr.framelink import FrameClient
 from hil.qr.payloads import wallet_auth_code, with_crc
 from hil.qr.render import RenderOptions
-from hil.sim import selfcheck
+from hil.sim import scanner, selfcheck
 from hil.sim.channels import parse_channels
 from hil.sim.hardware import Hardware
-from hil.sim.scanner import CalibrationReading, Scanner, read_calibration_target
+from hil.sim.scanner import CalibrationReading, DecodeMemo, Scanner, read_calibration_target
 
 
 class Recorder:
@@ -154,6 +160,67 @@ def test_calibration_reading_through_the_real_camera(screen: SimQrScreen) -> Non
     screen.show(CALIBRATION_PAYLOAD, Degradation(occlusion_pct=30))
     reading = read_calibration_target(screen.endpoint)
     assert reading.decoded is None and reading.frames >= 1
+
+
+def test_calibration_memo_reads_the_same_pixels_without_decoding(
+    screen: SimQrScreen, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memo = DecodeMemo(tmp_path / "memo")
+    first = read_calibration_target(screen.endpoint, memo)
+    assert first.decoded == CALIBRATION_PAYLOAD and len(list(memo.folder.iterdir())) == 1
+    # The same frame again: read from the memo, with the decode time measured the first
+    # time; a decoder call would now fail the test.
+    monkeypatch.setattr(scanner, "decode_frame", _no_decoding)
+    again = read_calibration_target(screen.endpoint, memo)
+    assert (again.decoded, again.decode_ms) == (first.decoded, first.decode_ms)
+    assert again.luminance_pct == first.luminance_pct
+    # One pixel changed (a dirty window, a dark screen, another code) is another frame.
+    screen.show(CALIBRATION_PAYLOAD, Degradation(occlusion_pct=30))
+    with pytest.raises(AssertionError, match="decoded"):
+        read_calibration_target(screen.endpoint, memo)
+
+
+def test_calibration_memo_entry_unreadable_is_a_miss(screen: SimQrScreen, tmp_path: Path) -> None:
+    memo = DecodeMemo(tmp_path)
+    read_calibration_target(screen.endpoint, memo)
+    (entry,) = tmp_path.iterdir()
+    entry.write_text('{"text": ')  # torn or tampered with: decoded again, and rewritten
+    assert read_calibration_target(screen.endpoint, memo).decoded == CALIBRATION_PAYLOAD
+    assert json.loads(entry.read_text())["text"] == CALIBRATION_PAYLOAD
+
+
+def test_luminance_without_numpy_is_numpys_mean(screen: SimQrScreen) -> None:
+    client = FrameClient(screen.endpoint)
+    try:
+        for degradation in (Degradation(), Degradation(luminance=0.2)):
+            screen.show(CALIBRATION_PAYLOAD, degradation)
+            frame = client.grab_raw()
+            image = np.frombuffer(frame.pixels, dtype=np.uint8)
+            assert scanner._mean_luminance_pct(frame) == float(np.mean(image)) / 255.0 * 100.0
+    finally:
+        client.close()
+
+
+def test_a_remembered_calibration_loads_neither_numpy_nor_opencv(
+    screen: SimQrScreen, tmp_path: Path
+) -> None:
+    read_calibration_target(screen.endpoint, DecodeMemo(tmp_path))
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from hil.sim.scanner import DecodeMemo, read_calibration_target\n"
+        f"reading = read_calibration_target({screen.endpoint!r}, DecodeMemo(Path(sys.argv[1])))\n"
+        "print('numpy' in sys.modules, 'cv2' in sys.modules, reading.decoded)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"False False {CALIBRATION_PAYLOAD}"
+
+
+def _no_decoding(detector: Any, image: Any) -> Any:
+    raise AssertionError("decoded: the frame was not taken from the memo")
 
 
 class CameraHardware(Hardware):

@@ -779,6 +779,8 @@ def test_environment_defaults_and_values() -> None:
     assert env.provision_tid == "T0000001"
     assert env.flash_sync is True  # a terminal run alone syncs its flash
     assert from_environ(_env(HIL_FLASH_SYNC="0")).flash_sync is False
+    assert env.decode_memo is None  # every frame decoded
+    assert from_environ(_env(HIL_DECODE_MEMO="/m")).decode_memo == Path("/m")
 
 
 @pytest.mark.parametrize(
