@@ -51,6 +51,12 @@ class RawFrame(NamedTuple):
     height: int
     pixels: bytes
 
+    def image(self) -> Image:
+        """The pixels as a grey image (numpy loads here, not with this module)."""
+        import numpy as np
+
+        return np.frombuffer(self.pixels, dtype=np.uint8).reshape(self.height, self.width)
+
 
 class FrameLinkError(OSError):
     """The camera channel failed: not listening, closed, or answered garbage."""
@@ -158,11 +164,8 @@ class FrameClient:
         A broken connection is retried once on a fresh one (the screen may have been
         restarted); a second failure is the answer.
         """
-        import numpy as np
-
         frame = self.grab_raw()
-        image = np.frombuffer(frame.pixels, dtype=np.uint8).reshape(frame.height, frame.width)
-        return frame.seq, image
+        return frame.seq, frame.image()
 
     def grab_raw(self) -> RawFrame:
         """``grab``'s frame as the bytes that came, without numpy: a terminal that

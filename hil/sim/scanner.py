@@ -98,23 +98,21 @@ class DecodeMemo:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    @staticmethod
-    def key(frame: RawFrame) -> str:
+    def read(self, frame: RawFrame, decode: Callable[[RawFrame], Decode]) -> Decode:
+        """What ``decode`` made of these pixels before, or ``decode(frame)`` now, kept."""
         digest = hashlib.sha256(f"{frame.width}x{frame.height}:".encode("ascii"))
         digest.update(frame.pixels)
-        return digest.hexdigest()
-
-    def get(self, key: str) -> Decode | None:
+        path = self.folder / f"{digest.hexdigest()}.json"
         try:
-            entry = json.loads((self.folder / f"{key}.json").read_bytes())
+            entry = json.loads(path.read_bytes())
             return Decode(str(entry["text"]), float(entry["decode_ms"]))
         except (OSError, ValueError, KeyError, TypeError):
-            return None
-
-    def put(self, key: str, result: Decode) -> None:
+            pass  # not decoded before, or the entry is unreadable: decoded now
+        result = decode(frame)
         entry = {"text": result.text, "decode_ms": result.decode_ms}
         with contextlib.suppress(OSError):  # a memo that cannot be written is a miss later
-            atomic_write_bytes(self.folder / f"{key}.json", json.dumps(entry).encode("utf-8"))
+            atomic_write_bytes(path, json.dumps(entry).encode("utf-8"))
+        return result
 
 
 def _mean_luminance_pct(frame: RawFrame) -> float:
@@ -135,6 +133,13 @@ def read_calibration_target(endpoint: str, memo: DecodeMemo | None = None) -> Ca
     except FrameLinkError as e:
         return CalibrationReading(endpoint, None, 0.0, 0, 0.0, str(e))
     detector: Any = None
+
+    def decode(frame: RawFrame) -> Decode:
+        nonlocal detector
+        if detector is None:  # OpenCV loads for the first frame that is not remembered
+            detector = new_detector()
+        return decode_frame(detector, frame.image())
+
     deadline = time.monotonic() + CALIBRATION_TIMEOUT_S
     frames = 0
     luminance = 0.0
@@ -147,14 +152,7 @@ def read_calibration_target(endpoint: str, memo: DecodeMemo | None = None) -> Ca
                 return CalibrationReading(endpoint, None, 0.0, frames, 0.0, str(e))
             frames += 1
             luminance = _mean_luminance_pct(frame)
-            key = DecodeMemo.key(frame) if memo is not None else ""
-            result = memo.get(key) if memo is not None else None
-            if result is None:
-                if detector is None:
-                    detector = new_detector()
-                result = decode_frame(detector, _image(frame))
-                if memo is not None:
-                    memo.put(key, result)
+            result = memo.read(frame, decode) if memo is not None else decode(frame)
             total_ms += result.decode_ms
             if result.text:
                 return CalibrationReading(
@@ -164,12 +162,6 @@ def read_calibration_target(endpoint: str, memo: DecodeMemo | None = None) -> Ca
                 return CalibrationReading(endpoint, None, total_ms / frames, frames, luminance)
     finally:
         client.close()
-
-
-def _image(frame: RawFrame) -> Image:
-    import numpy as np
-
-    return np.frombuffer(frame.pixels, dtype=np.uint8).reshape(frame.height, frame.width)
 
 
 def _int_arg(
