@@ -536,15 +536,16 @@ class AllureMerge:
             write_atomically(target, labelled)
             return True
         target.unlink(missing_ok=True)
+        # A file gone since it was listed (replaced by its worker) is for a later sweep.
         try:
-            try:
-                os.link(path, target)
-            except FileNotFoundError:
-                raise
-            except OSError:  # another file system, or links not allowed: a copy
-                shutil.copyfile(path, target)
+            os.link(path, target)
         except FileNotFoundError:
-            return False  # gone since it was listed (replaced by its worker): a later sweep
+            return False
+        except OSError:  # another file system, or links not allowed: a copy
+            try:
+                shutil.copyfile(path, target)
+            except FileNotFoundError:
+                return False
         return True
 
 
